@@ -1,0 +1,791 @@
+//! Typed configuration of the fleet: environments, their clusters, and
+//! dashboards. Read once at cold start from YAML or JSON (a file or an
+//! environment variable) and refused with a message naming the bad key, so a
+//! typo fails the deploy instead of silently hiding a cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::domain::{
+    AwsRegion, ClusterName, DashboardName, EnvironmentName, ExternalId, HttpsUrl, Namespace,
+    RoleArn, TeamName,
+};
+use crate::labels::LabelSelector;
+
+/// Inline configuration (YAML or JSON).
+pub const FLEET_CONFIG_VAR: &str = "FLEET_CONFIG";
+/// Path of a configuration file (YAML or JSON).
+pub const FLEET_CONFIG_FILE_VAR: &str = "FLEET_CONFIG_FILE";
+
+const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(120);
+const DEFAULT_SNAPSHOT_TTL: Duration = Duration::from_secs(3600);
+/// EventBridge schedules cannot fire more often than once a minute.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no fleet configuration: set {FLEET_CONFIG_VAR} (YAML or JSON) or {FLEET_CONFIG_FILE_VAR} (a path)"
+    )]
+    Missing,
+    #[error("cannot read the fleet configuration file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{origin}: {key}: {message}")]
+    Parse {
+        origin: String,
+        key: String,
+        message: String,
+    },
+    #[error("{origin}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+    #[error("environment variable {name} is not set")]
+    MissingVar { name: &'static str },
+    #[error("environment variable {name}: {message}")]
+    BadVar { name: &'static str, message: String },
+}
+
+/// One thing wrong with the configuration, at one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetConfig {
+    pub environments: Vec<Environment>,
+    pub dashboards: Vec<Dashboard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub name: EnvironmentName,
+    pub clusters: Vec<Cluster>,
+    #[serde(with = "seconds")]
+    pub refresh_interval: Duration,
+    #[serde(with = "seconds")]
+    pub snapshot_ttl: Duration,
+    pub label_selector: LabelSelector,
+    pub namespaces: NamespaceFilter,
+    /// Teams that may see this environment; empty means everyone.
+    pub teams: Vec<TeamName>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NamespaceFilter {
+    /// Only these namespaces; empty means all.
+    #[serde(default)]
+    pub include: Vec<Namespace>,
+    #[serde(default)]
+    pub exclude: Vec<Namespace>,
+}
+
+impl NamespaceFilter {
+    pub fn allows(&self, namespace: &str) -> bool {
+        let included =
+            self.include.is_empty() || self.include.iter().any(|n| n.as_str() == namespace);
+        included && !self.exclude.iter().any(|n| n.as_str() == namespace)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: ClusterName,
+    pub access: ClusterAccess,
+}
+
+/// How the snapshot function reaches a cluster's API server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum ClusterAccess {
+    /// EKS: DescribeCluster gives endpoint and CA, an IAM token authenticates.
+    Eks {
+        region: AwsRegion,
+        assume_role: Option<AssumeRole>,
+    },
+    /// Any other cluster: endpoint, CA and a bearer token given here.
+    Direct {
+        endpoint: HttpsUrl,
+        /// Base64 of the PEM CA bundle, as in a kubeconfig's `certificate-authority-data`.
+        ca_data: String,
+        token_from: TokenSource,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRole {
+    pub role_arn: RoleArn,
+    pub external_id: Option<ExternalId>,
+}
+
+/// Where the bearer token of a non-EKS cluster comes from. The token itself
+/// never appears in configuration. Written `{env: NAME}` or `{file: PATH}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", try_from = "RawTokenSource")]
+pub enum TokenSource {
+    /// The name of an environment variable holding the token.
+    Env(String),
+    /// A file holding the token (e.g. a projected service account token).
+    File(PathBuf),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTokenSource {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+impl TryFrom<RawTokenSource> for TokenSource {
+    type Error = &'static str;
+    fn try_from(raw: RawTokenSource) -> Result<Self, Self::Error> {
+        match (raw.env, raw.file) {
+            (Some(env), None) if !env.is_empty() => Ok(Self::Env(env)),
+            (None, Some(file)) if !file.as_os_str().is_empty() => Ok(Self::File(file)),
+            _ => Err("give exactly one of env (a variable name) or file (a path)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    pub name: DashboardName,
+    pub title: String,
+    /// Environment columns, in promotion order (e.g. loe → stg → prod).
+    pub columns: Vec<EnvironmentName>,
+    /// Which workloads are rows of this dashboard.
+    pub selector: LabelSelector,
+}
+
+impl FleetConfig {
+    /// Reads the configuration named by the environment: inline
+    /// [`FLEET_CONFIG_VAR`] first, else the file at [`FLEET_CONFIG_FILE_VAR`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Ok(text) = std::env::var(FLEET_CONFIG_VAR) {
+            return Self::parse(&text, FLEET_CONFIG_VAR);
+        }
+        match std::env::var(FLEET_CONFIG_FILE_VAR) {
+            Ok(path) => Self::from_path(Path::new(&path)),
+            Err(_) => Err(ConfigError::Missing),
+        }
+    }
+
+    pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses YAML or JSON (told apart by the first character) and validates.
+    /// `origin` names the source in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawFleet = if text.trim_start().starts_with('{') {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(|e| parse_error(origin, e))?
+        } else {
+            let de = serde_norway::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| parse_error(origin, e))?
+        };
+        raw.validate().map_err(|problems| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            problems,
+        })
+    }
+
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name.as_str() == name)
+    }
+
+    pub fn dashboard(&self, name: &str) -> Option<&Dashboard> {
+        self.dashboards.iter().find(|d| d.name.as_str() == name)
+    }
+
+    /// The cluster of that name and the environment it belongs to.
+    pub fn cluster(&self, name: &str) -> Option<(&Environment, &Cluster)> {
+        self.environments
+            .iter()
+            .flat_map(|e| e.clusters.iter().map(move |c| (e, c)))
+            .find(|(_, c)| c.name.as_str() == name)
+    }
+}
+
+fn parse_error<E: fmt::Display>(origin: &str, err: serde_path_to_error::Error<E>) -> ConfigError {
+    let key = err.path().to_string();
+    let key = if key == "." {
+        "(top level)".to_owned()
+    } else {
+        key
+    };
+    // NB: the YAML parser prefixes its message with (part of) the path,
+    // which we already report in full.
+    let message = err.inner().to_string();
+    let message = match message.split_once(": ") {
+        Some((head, rest)) if key.starts_with(head) => rest.to_owned(),
+        _ => message,
+    };
+    ConfigError::Parse {
+        origin: origin.to_owned(),
+        key,
+        message,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The file format. Kept apart from the validated types so that cross-field
+// rules run once, in `validate`, with every problem reported at once.
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default)]
+    defaults: RawDefaults,
+    environments: Vec<RawEnvironment>,
+    #[serde(default)]
+    dashboards: Vec<RawDashboard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDefaults {
+    region: Option<AwsRegion>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    refresh_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    snapshot_ttl: Option<Duration>,
+    label_selector: Option<LabelSelector>,
+    role_arn: Option<RoleArn>,
+    external_id: Option<ExternalId>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawEnvironment {
+    name: EnvironmentName,
+    clusters: Vec<RawCluster>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    refresh_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration_opt")]
+    snapshot_ttl: Option<Duration>,
+    label_selector: Option<LabelSelector>,
+    #[serde(default)]
+    namespaces: NamespaceFilter,
+    #[serde(default)]
+    teams: Vec<TeamName>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawCluster {
+    name: ClusterName,
+    region: Option<AwsRegion>,
+    role_arn: Option<RoleArn>,
+    external_id: Option<ExternalId>,
+    endpoint: Option<HttpsUrl>,
+    ca_data: Option<String>,
+    token_from: Option<TokenSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDashboard {
+    name: DashboardName,
+    title: Option<String>,
+    columns: Vec<EnvironmentName>,
+    #[serde(default = "LabelSelector::everything")]
+    selector: LabelSelector,
+}
+
+impl RawFleet {
+    fn validate(self) -> Result<FleetConfig, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: &str| {
+            problems.push(Problem {
+                key,
+                message: message.to_owned(),
+            });
+        };
+        let defaults = &self.defaults;
+        if self.environments.is_empty() {
+            problem(
+                "environments".into(),
+                "at least one environment is required",
+            );
+        }
+
+        let mut environment_names = BTreeSet::new();
+        let mut cluster_names: BTreeMap<String, String> = BTreeMap::new();
+        let mut environments = Vec::with_capacity(self.environments.len());
+        for (i, env) in self.environments.into_iter().enumerate() {
+            let at = format!("environments[{i}]");
+            if !environment_names.insert(env.name.clone()) {
+                problem(format!("{at}.name"), "duplicate environment name");
+            }
+            let refresh_interval = env
+                .refresh_interval
+                .or(defaults.refresh_interval)
+                .unwrap_or(DEFAULT_REFRESH_INTERVAL);
+            if !(MIN_REFRESH_INTERVAL..=MAX_REFRESH_INTERVAL).contains(&refresh_interval) {
+                problem(
+                    format!("{at}.refreshInterval"),
+                    "must be between 60s and 24h",
+                );
+            }
+            let snapshot_ttl = env
+                .snapshot_ttl
+                .or(defaults.snapshot_ttl)
+                .unwrap_or(DEFAULT_SNAPSHOT_TTL);
+            // NB: a TTL shorter than two refreshes would let data expire
+            // between two good snapshots and show an empty environment.
+            if snapshot_ttl < refresh_interval * 2 {
+                problem(
+                    format!("{at}.snapshotTtl"),
+                    "must be at least twice the refresh interval",
+                );
+            }
+            if env.clusters.is_empty() {
+                problem(format!("{at}.clusters"), "at least one cluster is required");
+            }
+            for namespace in &env.namespaces.include {
+                if env.namespaces.exclude.contains(namespace) {
+                    problem(
+                        format!("{at}.namespaces"),
+                        "a namespace is both included and excluded",
+                    );
+                }
+            }
+            let mut clusters = Vec::with_capacity(env.clusters.len());
+            for (j, raw) in env.clusters.into_iter().enumerate() {
+                let at = format!("{at}.clusters[{j}]");
+                if let Some(other) = cluster_names.insert(raw.name.to_string(), at.clone()) {
+                    problem(
+                        format!("{at}.name"),
+                        &format!("cluster name already used at {other}"),
+                    );
+                }
+                match raw.into_access(defaults) {
+                    Ok(cluster) => clusters.push(cluster),
+                    Err((key, message)) => problem(format!("{at}.{key}"), message),
+                }
+            }
+            environments.push(Environment {
+                name: env.name,
+                clusters,
+                refresh_interval,
+                snapshot_ttl,
+                label_selector: env
+                    .label_selector
+                    .or_else(|| defaults.label_selector.clone())
+                    .unwrap_or_else(LabelSelector::everything),
+                namespaces: env.namespaces,
+                teams: env.teams,
+            });
+        }
+
+        let mut dashboard_names = BTreeSet::new();
+        let mut dashboards = Vec::with_capacity(self.dashboards.len());
+        for (i, raw) in self.dashboards.into_iter().enumerate() {
+            let at = format!("dashboards[{i}]");
+            if !dashboard_names.insert(raw.name.clone()) {
+                problem(format!("{at}.name"), "duplicate dashboard name");
+            }
+            if raw.columns.is_empty() {
+                problem(
+                    format!("{at}.columns"),
+                    "at least one environment column is required",
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for (j, column) in raw.columns.iter().enumerate() {
+                if !environment_names.contains(column) {
+                    problem(format!("{at}.columns[{j}]"), "no environment of that name");
+                }
+                if !seen.insert(column) {
+                    problem(format!("{at}.columns[{j}]"), "environment listed twice");
+                }
+            }
+            if let Some(title) = &raw.title
+                && (title.trim().is_empty() || title.chars().count() > 200)
+            {
+                problem(format!("{at}.title"), "must be 1 to 200 characters");
+            }
+            dashboards.push(Dashboard {
+                title: raw.title.unwrap_or_else(|| raw.name.to_string()),
+                name: raw.name,
+                columns: raw.columns,
+                selector: raw.selector,
+            });
+        }
+
+        if problems.is_empty() {
+            Ok(FleetConfig {
+                environments,
+                dashboards,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+impl RawCluster {
+    /// Either EKS (region, optional role) or direct (endpoint + CA + token
+    /// source); the error names the key at fault.
+    fn into_access(self, defaults: &RawDefaults) -> Result<Cluster, (&'static str, &'static str)> {
+        let access = match self.endpoint {
+            Some(endpoint) => {
+                if self.region.is_some() || self.role_arn.is_some() || self.external_id.is_some() {
+                    return Err((
+                        "endpoint",
+                        "give either endpoint + caData + tokenFrom (any cluster) or region/roleArn (EKS), not both",
+                    ));
+                }
+                let ca_data = self.ca_data.ok_or(("caData", "required with endpoint"))?;
+                if !is_base64_pem(&ca_data) {
+                    return Err(("caData", "must be base64 of a PEM certificate bundle"));
+                }
+                let token_from = self
+                    .token_from
+                    .ok_or(("tokenFrom", "required with endpoint"))?;
+                ClusterAccess::Direct {
+                    endpoint,
+                    ca_data,
+                    token_from,
+                }
+            }
+            None => {
+                if self.ca_data.is_some() || self.token_from.is_some() {
+                    return Err(("endpoint", "caData and tokenFrom need an endpoint"));
+                }
+                let region = self.region.or_else(|| defaults.region.clone()).ok_or((
+                    "region",
+                    "required for an EKS cluster (or set defaults.region)",
+                ))?;
+                let role_arn = self.role_arn.or_else(|| defaults.role_arn.clone());
+                let external_id = self.external_id.or_else(|| defaults.external_id.clone());
+                let assume_role = match (role_arn, external_id) {
+                    (Some(role_arn), external_id) => Some(AssumeRole {
+                        role_arn,
+                        external_id,
+                    }),
+                    (None, Some(_)) => return Err(("externalId", "needs a roleArn")),
+                    (None, None) => None,
+                };
+                ClusterAccess::Eks {
+                    region,
+                    assume_role,
+                }
+            }
+        };
+        Ok(Cluster {
+            name: self.name,
+            access,
+        })
+    }
+}
+
+fn is_base64_pem(data: &str) -> bool {
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .is_some_and(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
+}
+
+/// Parses `90`, `90s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected a number with s, m, h or d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: the unit must be s, m, h or d"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
+}
+
+fn duration_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Text(String),
+    }
+    match Option::<Text>::deserialize(de)? {
+        None => Ok(None),
+        Some(Text::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
+        Some(Text::Text(t)) => parse_duration(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// Durations are shown as whole seconds in API output.
+mod seconds {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEM_B64: &str =
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+
+    fn example() -> String {
+        format!(
+            r#"
+defaults:
+  region: eu-west-1
+  labelSelector: app.kubernetes.io/component=dab
+environments:
+  - name: dab-platform-stg
+    refreshInterval: 2m
+    teams: [platform]
+    namespaces: {{ exclude: [kube-system] }}
+    clusters:
+      - name: eks-microservices-dab-stg
+        roleArn: arn:aws:iam::111122223333:role/release-dashboard-reader
+        externalId: release-dashboard
+      - name: eks-corda-dab-stg
+        region: eu-central-1
+  - name: dab-platform-prod
+    snapshotTtl: 2h
+    clusters:
+      - name: eks-microservices-dab-prod
+      - name: onprem-prod
+        endpoint: https://10.0.0.1:6443
+        caData: {PEM_B64}
+        tokenFrom: {{ env: ONPREM_PROD_TOKEN }}
+dashboards:
+  - name: platform
+    title: Platform
+    columns: [dab-platform-stg, dab-platform-prod]
+"#
+        )
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match FleetConfig::parse(text, "test") {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_example_parses_with_defaults_applied() {
+        let fleet = FleetConfig::parse(&example(), "test").unwrap();
+        let stg = fleet.environment("dab-platform-stg").unwrap();
+        assert_eq!(stg.refresh_interval, Duration::from_secs(120));
+        assert_eq!(stg.snapshot_ttl, DEFAULT_SNAPSHOT_TTL);
+        assert_eq!(
+            stg.label_selector.as_str(),
+            "app.kubernetes.io/component=dab"
+        );
+        assert!(!stg.namespaces.allows("kube-system"));
+        assert!(stg.namespaces.allows("dab"));
+        match &stg.clusters[0].access {
+            ClusterAccess::Eks {
+                region,
+                assume_role: Some(role),
+            } => {
+                assert_eq!(region.as_str(), "eu-west-1");
+                assert_eq!(role.role_arn.account_id(), "111122223333");
+                assert_eq!(
+                    role.external_id.as_ref().unwrap().as_str(),
+                    "release-dashboard"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match &stg.clusters[1].access {
+            ClusterAccess::Eks {
+                region,
+                assume_role: None,
+            } => assert_eq!(region.as_str(), "eu-central-1"),
+            other => panic!("{other:?}"),
+        }
+        let (env, onprem) = fleet.cluster("onprem-prod").unwrap();
+        assert_eq!(env.name.as_str(), "dab-platform-prod");
+        assert_eq!(env.snapshot_ttl, Duration::from_secs(7200));
+        assert!(
+            matches!(&onprem.access, ClusterAccess::Direct { token_from: TokenSource::Env(v), .. } if v == "ONPREM_PROD_TOKEN")
+        );
+        assert_eq!(fleet.dashboard("platform").unwrap().columns.len(), 2);
+    }
+
+    #[test]
+    fn json_is_accepted_too() {
+        let json =
+            r#"{"environments":[{"name":"dev","clusters":[{"name":"c1","region":"eu-west-1"}]}]}"#;
+        let fleet = FleetConfig::parse(json, "json").unwrap();
+        assert_eq!(fleet.environments[0].clusters[0].name.as_str(), "c1");
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_at_its_key() {
+        let text = example().replace("region: eu-central-1", "region: moon-1");
+        let err = FleetConfig::parse(&text, "fleet.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fleet.yaml: environments[0].clusters[1].region:"),
+            "{err}"
+        );
+        assert!(err.contains("AWS region"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_by_name() {
+        let text = example().replace(
+            "teams: [platform]",
+            "teams: [platform]\n    refreshIntervall: 5m",
+        );
+        let err = FleetConfig::parse(&text, "fleet.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("environments[0]"), "{err}");
+        assert!(err.contains("refreshIntervall"), "{err}");
+    }
+
+    #[test]
+    fn bad_durations_and_selectors_name_their_key() {
+        let text = example().replace("refreshInterval: 2m", "refreshInterval: 2 weeks");
+        let err = FleetConfig::parse(&text, "f").unwrap_err().to_string();
+        assert!(err.contains("environments[0].refreshInterval"), "{err}");
+        let text = example().replace("component=dab", "component in dab");
+        let err = FleetConfig::parse(&text, "f").unwrap_err().to_string();
+        assert!(err.contains("defaults.labelSelector"), "{err}");
+    }
+
+    #[test]
+    fn cross_field_rules_are_all_reported() {
+        let text = example()
+            .replace("refreshInterval: 2m", "refreshInterval: 10s")
+            .replace(
+                "columns: [dab-platform-stg, dab-platform-prod]",
+                "columns: [dab-platform-stg, nowhere, dab-platform-stg]",
+            )
+            .replace(
+                "name: eks-corda-dab-stg",
+                "name: eks-microservices-dab-prod",
+            );
+        let found = problems(&text);
+        let expect = [
+            "environments[0].refreshInterval: must be between 60s and 24h",
+            "environments[1].clusters[0].name: cluster name already used at environments[0].clusters[1]",
+            "dashboards[0].columns[1]: no environment of that name",
+            "dashboards[0].columns[2]: environment listed twice",
+        ];
+        for e in expect {
+            assert!(found.iter().any(|p| p == e), "missing {e:?} in {found:#?}");
+        }
+    }
+
+    #[test]
+    fn cluster_access_must_be_one_kind() {
+        let text = example().replace(
+            "endpoint: https://10.0.0.1:6443",
+            "endpoint: https://10.0.0.1:6443\n        region: eu-west-1",
+        );
+        assert!(problems(&text)[0].starts_with("environments[1].clusters[1].endpoint:"));
+        let text = example().replace("tokenFrom: { env: ONPREM_PROD_TOKEN }", "");
+        assert_eq!(
+            problems(&text),
+            ["environments[1].clusters[1].tokenFrom: required with endpoint"]
+        );
+        let text = example().replace(PEM_B64, "bm90IGEgY2VydA==");
+        assert_eq!(
+            problems(&text),
+            ["environments[1].clusters[1].caData: must be base64 of a PEM certificate bundle"]
+        );
+        let text = example().replace("region: eu-west-1\n", "");
+        assert!(
+            problems(&text)
+                .iter()
+                .any(|p| p.starts_with("environments[0].clusters[0].region: required"))
+        );
+    }
+
+    #[test]
+    fn snapshot_ttl_must_outlive_two_refreshes() {
+        let text = example().replace("snapshotTtl: 2h", "snapshotTtl: 3m");
+        assert_eq!(
+            problems(&text),
+            ["environments[1].snapshotTtl: must be at least twice the refresh interval"]
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn malformed_documents_fail_cleanly() {
+        assert!(matches!(
+            FleetConfig::parse("environments: [", "f"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            FleetConfig::parse("{\"environments\": 3}", "f"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            FleetConfig::parse("environments: []", "f"),
+            Err(ConfigError::Invalid { .. })
+        ));
+    }
+}

@@ -1,0 +1,299 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every error a client can see has a stable `code` and a human message:
+//! `{"error": {"code": "not_found", "message": "..."}}`. Client errors say
+//! what was wrong with the request; server errors say only that something
+//! failed — their full cause chain goes to the log, never to the client.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::{BoxError, StoreError};
+
+/// The request bodies our API accepts are small JSON documents.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("not allowed")]
+    Forbidden,
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{message}")]
+    Conflict { message: String },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("the request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after: Duration },
+    /// A dependency is down or throttling; the client may retry.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    pub fn internal(err: impl Into<BoxError>) -> Self {
+        Self::Internal(err.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound { .. } => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // NB: the whole cause chain is logged here and only here; the
+            // client gets the generic message of the variant.
+            tracing::error!(code = self.code(), error = %error_chain(&self), "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
+            Self::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ConditionFailed => Self::Conflict {
+                message: "the resource was changed by another request; retry".into(),
+            },
+            StoreError::InvalidCursor => {
+                Self::bad_request("invalid_cursor", "the cursor is not valid for this list")
+            }
+            StoreError::Throttled(_) | StoreError::Unavailable(_) => {
+                Self::Unavailable(Box::new(err))
+            }
+            StoreError::ItemTooLarge { .. }
+            | StoreError::InvalidKey(_)
+            | StoreError::Corrupt { .. } => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+/// `err` and all its sources, on one line, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(out, ": {cause}");
+        source = cause.source();
+    }
+    out
+}
+
+/// A JSON body extractor whose rejections are [`ApiError`]s: wrong content
+/// type → 415, too large → 413, malformed or unknown fields → 400 saying where.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(JsonRejection::BytesRejection(rejection)) => {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Err(ApiError::PayloadTooLarge)
+                } else {
+                    Err(ApiError::bad_request(
+                        "invalid_body",
+                        "the request body could not be read",
+                    ))
+                }
+            }
+            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::bad_request(
+                "invalid_json",
+                "the request body is not valid JSON",
+            )),
+            // The data error's text names the field and the rule; it holds no
+            // input values beyond the field name.
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(ApiError::bad_request("invalid_body", e.body_text()))
+            }
+            Err(other) => Err(ApiError::bad_request("invalid_body", other.body_text())),
+        }
+    }
+}
+
+/// A query-string extractor whose rejections are [`ApiError`]s.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// The JSON 404 for routes nobody serves.
+pub async fn route_not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+
+    use super::*;
+
+    async fn body_of(err: ApiError) -> (StatusCode, serde_json::Value, Option<HeaderValue>) {
+        let response = err.into_response();
+        let status = response.status();
+        let retry = response.headers().get(header::RETRY_AFTER).cloned();
+        let bytes = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), retry)
+    }
+
+    #[tokio::test]
+    async fn internal_errors_never_show_their_cause() {
+        let err = ApiError::internal(std::io::Error::other("db password is hunter2"));
+        let (status, body, _) = body_of(err).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"code": "internal", "message": "internal error"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn store_errors_map_to_client_and_server_statuses() {
+        let (status, body, _) = body_of(StoreError::ConditionFailed.into()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict"))
+        );
+        let (status, _, _) = body_of(StoreError::InvalidCursor.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, body, retry) = body_of(StoreError::Throttled("slow".into()).into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"]["message"], "service temporarily unavailable");
+        assert_eq!(retry.unwrap(), "1");
+        let corrupt = StoreError::Corrupt {
+            pk: "p".into(),
+            sk: "s".into(),
+            reason: "r".into(),
+        };
+        let (status, body, _) = body_of(corrupt.into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("p/s"));
+    }
+
+    #[tokio::test]
+    async fn rate_limits_say_when_to_come_back() {
+        let (status, _, retry) = body_of(ApiError::TooManyRequests {
+            retry_after: Duration::from_secs(30),
+        })
+        .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(retry.unwrap(), "30");
+    }
+
+    #[test]
+    fn error_chains_include_every_source() {
+        let err = ApiError::Unavailable(Box::new(StoreError::Unavailable(
+            "connection refused".into(),
+        )));
+        assert_eq!(
+            error_chain(&err),
+            "service temporarily unavailable: the store is unavailable: connection refused"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! The release dashboard's shared library: domain types, fleet
+//! configuration, the storage port and its adapters, and the HTTP error
+//! mapping. Function crates are thin wiring around this.
+
+pub mod aws;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod labels;
+pub mod settings;
+pub mod store;
+pub mod telemetry;

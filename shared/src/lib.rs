@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod labels;
+pub mod pem;
 pub mod settings;
 pub mod store;
 pub mod telemetry;

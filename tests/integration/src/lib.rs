@@ -1,1 +1,144 @@
+//! Helpers for tests that need the local AWS test bed (moto) or fake
+//! Kubernetes clusters. Test code: it panics with a message saying what to
+//! do when the bed is missing, so such a test can never pass silently.
+#![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use fake_kube::FakeCluster;
+use serde_json::Value;
+use shared::clock::Clock;
+use shared::store::dynamodb::{DynamoStore, create_table};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const HOW_TO_RUN: &str = "this test needs the local AWS test bed (moto on 127.0.0.1). \
+     Run every check with `scripts/test.sh`, or one test with \
+     `scripts/testbed.sh cargo test -p integration-tests -- <name>`";
+
+/// The moto endpoint the test script started; panics with instructions if none.
+pub fn moto_endpoint() -> String {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if url.starts_with("http://127.0.0.1:") => url,
+        Ok(url) => panic!("AWS_ENDPOINT_URL={url} is not a local test bed; {HOW_TO_RUN}"),
+        Err(_) => panic!("AWS_ENDPOINT_URL is not set: {HOW_TO_RUN}"),
+    }
+}
+
+/// The SDK configuration every function uses, pointed at moto.
+pub async fn aws() -> SdkConfig {
+    moto_endpoint();
+    shared::aws::sdk_config().await
+}
+
+/// A name no other test (or earlier run against the same moto) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// A new, empty table of the production layout, on moto.
+pub async fn fresh_table(clock: Arc<dyn Clock>) -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&aws().await);
+    let table = unique("test");
+    create_table(&client, &table)
+        .await
+        .unwrap_or_else(|e| panic!("creating table {table}: {}", shared::http::error_chain(&e)));
+    DynamoStore::new(client, table).with_clock(clock)
+}
+
+/// Makes moto's EKS answer DescribeCluster for `name` (in `account`,
+/// `region`) with the fake server's endpoint and CA.
+pub async fn register_eks_cluster(account: &str, region: &str, fake: &FakeCluster) {
+    let body = serde_json::json!({
+        "account": account, "region": region, "name": fake.name(),
+        "endpoint": fake.endpoint(), "caData": fake.ca_data(), "version": "1.33",
+    });
+    let (status, reply) = http_json("POST", "/_testbed/eks-clusters", Some(&body)).await;
+    assert_eq!(
+        status,
+        200,
+        "registering {} with moto: {reply}",
+        fake.name()
+    );
+}
+
+/// A plain HTTP/1.1 request to the moto server (control routes and
+/// `/moto-api/*`), returning status and JSON body.
+pub async fn http_json(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let endpoint = moto_endpoint();
+    let authority = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    );
+    let exchange = async {
+        let mut stream = TcpStream::connect(&authority).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        Ok::<_, std::io::Error>(raw)
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(30), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: moto did not answer in 30 s"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}; {HOW_TO_RUN}"));
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A `kube` client for a fake cluster, configured as the snapshot function
+/// configures one for EKS: the cluster's CA as the only root, a bearer
+/// token, and explicit timeouts.
+pub fn kube_client(endpoint: &str, ca_der: Vec<u8>, token: &str) -> kube::Client {
+    let mut config = kube::Config::new(endpoint.parse().expect("endpoint is a URI"));
+    config.root_cert = Some(vec![ca_der]);
+    config.auth_info.token = Some(secrecy::SecretString::from(token.to_owned()));
+    config.connect_timeout = Some(Duration::from_secs(5));
+    config.read_timeout = Some(Duration::from_secs(10));
+    kube::Client::try_from(config).expect("kube client")
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every check, as CI runs it: formatting, lints, template lint, and all tests
+# (unit, contract, integration) against the local AWS test bed.
+# Installs what it needs (.venv/ with moto and cfn-lint) on first use.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "test bed (.venv/)"
+scripts/testbed.sh --venv-only
+
+step "cfn-lint"
+.venv/bin/cfn-lint template.yaml infra/*.yaml
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (with moto)"
+scripts/testbed.sh cargo test --workspace --locked

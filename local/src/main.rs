@@ -1,1 +1,93 @@
-fn main() {}
+//! `release-dashboard-local`: the whole dashboard on one machine — every API
+//! function's router on 127.0.0.1, the in-memory store (or a
+//! DynamoDB-compatible endpoint), and the demo fleet of fake clusters.
+
+mod args;
+mod demo;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use shared::store::Store;
+use shared::store::memory::MemoryStore;
+
+use crate::args::Args;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::telemetry::init();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    if args.help {
+        println!("{}", args::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", shared::http::error_chain(err.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let demo = demo::Demo::start(args.services).await?;
+    let (store, store_label): (Arc<dyn Store>, String) = match &args.dynamodb_endpoint {
+        None => (Arc::new(MemoryStore::default()), "in-memory".to_owned()),
+        Some(url) => {
+            let store = demo::dynamodb_store(url).await?;
+            let label = format!("DynamoDB at {url}, table {}", store.table());
+            (Arc::new(store), label)
+        }
+    };
+    let fleet = Arc::new(demo.fleet_config()?);
+
+    let app = axum::Router::new()
+        .merge(auth::router(auth::Deps {
+            store: store.clone(),
+        }))
+        .merge(inventory::router(inventory::Deps {
+            fleet: fleet.clone(),
+            store: store.clone(),
+        }))
+        .merge(dashboards::router(dashboards::Deps {
+            store: store.clone(),
+        }));
+    let app = shared::http::with_api_defaults(app);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(|e| {
+        format!("cannot listen on 127.0.0.1:{}: {e} (pick another with --port, or --port 0 for any free one)", args.port)
+    })?;
+    let address = listener.local_addr()?;
+    println!("release dashboard (local): listening on http://{address}");
+    println!(
+        "  demo fleet: {} environments, {} clusters, {} services on fake Kubernetes API servers",
+        fleet.environments.len(),
+        fleet
+            .environments
+            .iter()
+            .map(|e| e.clusters.len())
+            .sum::<usize>(),
+        args.services,
+    );
+    println!("  store: {store_label}");
+    println!(
+        "  health: http://{address}/health   (sign-in, inventory and dashboards arrive with their functions)"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    drop(demo);
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+    println!("release dashboard (local): stopping");
+}

@@ -228,6 +228,14 @@ pub async fn route_not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
+/// What every API router gets once, after the function's (or the local
+/// server's merged) routes: the JSON 404 and the body size limit.
+pub fn with_api_defaults(router: axum::Router) -> axum::Router {
+    router
+        .fallback(route_not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::to_bytes;

@@ -1,1 +1,34 @@
+//! The auth API: signup, email verification, login, sessions, password reset.
+//! Handlers are plain functions over the ports in `shared`; the Lambda
+//! `main` and the local server both serve [`router`].
 
+use std::sync::Arc;
+
+use axum::Router;
+use shared::config::ConfigError;
+use shared::settings::StoreSettings;
+use shared::store::Store;
+
+/// What this function reads from its environment, once, at cold start.
+#[derive(Debug)]
+pub struct Settings {
+    pub store: StoreSettings,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            store: StoreSettings::from_env()?,
+        })
+    }
+}
+
+/// The ports the handlers use.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+}
+
+/// No routes yet: the auth issue fills this router.
+pub fn router(deps: Deps) -> Router {
+    Router::new().with_state(Arc::new(deps))
+}

@@ -1,1 +1,19 @@
-fn main() {}
+//! The dashboards Lambda: wiring only.
+
+use std::sync::Arc;
+
+use shared::store::dynamodb::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let settings = dashboards::Settings::from_env()?;
+    let aws = shared::aws::sdk_config().await;
+    let deps = dashboards::Deps {
+        store: Arc::new(DynamoStore::from_sdk_config(
+            &aws,
+            settings.store.table_name,
+        )),
+    };
+    lambda_http::run(shared::http::with_api_defaults(dashboards::router(deps))).await
+}

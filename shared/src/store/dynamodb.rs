@@ -59,6 +59,11 @@ impl DynamoStore {
         }
     }
 
+    /// The adapter a function uses: a client from the shared SDK configuration.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(config), table)
+    }
+
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

@@ -42,6 +42,14 @@ impl FakeFleet {
         })
     }
 
+    /// Starts the fleet with a fresh random bearer token.
+    pub async fn start_with_random_token(fleet: Fleet) -> Result<Self, StartError> {
+        let mut bytes = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StartError::Random)?;
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        Self::start(fleet, &token).await
+    }
+
     pub fn cluster(&self, name: &str) -> Option<&FakeCluster> {
         self.clusters.iter().find(|c| c.name() == name)
     }
@@ -65,4 +73,6 @@ pub enum StartError {
     Tls(#[from] tls::TlsError),
     #[error("could not start a fake API server")]
     Io(#[from] std::io::Error),
+    #[error("the system random generator failed")]
+    Random,
 }

@@ -1,5 +1,7 @@
 //! The README's first command: the local server starts, says where it
 //! listens, and answers there.
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -1,4 +1,6 @@
 //! All integration tests in one binary (one link, shared helpers).
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod eks;
 mod kube_fake;

@@ -55,9 +55,17 @@ class TestbedApp:
 
     def __init__(self):
         self.moto = DomainDispatcherApplication(create_backend_app)
+        # moto evaluates DynamoDB condition expressions without a lock, so two
+        # racing conditional writes to one item can both succeed on its
+        # threaded server. DynamoDB itself never allows that; serialising
+        # DynamoDB requests here keeps the guarantee our contract tests check.
+        self.dynamodb_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            with self.dynamodb_lock:
+                return list(self.moto(environ, start_response))
         if not path.startswith(CONTROL_PREFIX):
             return self.moto(environ, start_response)
         try:

@@ -17,19 +17,13 @@ pub struct Args {
 
 impl Args {
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut parsed = Self {
-            port: 8080,
-            dynamodb_endpoint: None,
-            services: 60,
-            help: false,
-        };
+        let mut parsed = Self { port: 8080, dynamodb_endpoint: None, services: 60, help: false };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
                 "--port" => {
-                    parsed.port = value()?
-                        .parse()
-                        .map_err(|_| "--port takes a number from 0 to 65535")?
+                    parsed.port =
+                        value()?.parse().map_err(|_| "--port takes a number from 0 to 65535")?
                 }
                 "--dynamodb-endpoint" => {
                     let url = value()?;
@@ -74,10 +68,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((args.port, args.services), (0, 12));
-        assert_eq!(
-            args.dynamodb_endpoint.as_deref(),
-            Some("http://127.0.0.1:8000")
-        );
+        assert_eq!(args.dynamodb_endpoint.as_deref(), Some("http://127.0.0.1:8000"));
     }
 
     #[test]

@@ -21,10 +21,8 @@ impl Demo {
             FakeFleet::start_with_random_token(FleetBuilder::brief(services).build()).await?;
         // The clusters' bearer token reaches the snapshot the way a real
         // non-EKS cluster's would: from a file named in the configuration.
-        let token_file = std::env::temp_dir().join(format!(
-            "release-dashboard-demo-{}.token",
-            std::process::id()
-        ));
+        let token_file = std::env::temp_dir()
+            .join(format!("release-dashboard-demo-{}.token", std::process::id()));
         std::fs::write(&token_file, fleet.token())?;
         Ok(Self { fleet, token_file })
     }
@@ -36,10 +34,7 @@ impl Demo {
         );
         for env in &self.fleet.fleet.environments {
             let team = if env.custsol { "custsol" } else { "platform" };
-            yaml.push_str(&format!(
-                "  - name: {}\n    teams: [{team}]\n    clusters:\n",
-                env.name
-            ));
+            yaml.push_str(&format!("  - name: {}\n    teams: [{team}]\n    clusters:\n", env.name));
             for name in &env.clusters {
                 let Some(cluster) = self.fleet.cluster(name) else {
                     continue;
@@ -83,12 +78,7 @@ pub async fn dynamodb_store(
         .load()
         .await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let exists = client
-        .describe_table()
-        .table_name(LOCAL_TABLE)
-        .send()
-        .await
-        .is_ok();
+    let exists = client.describe_table().table_name(LOCAL_TABLE).send().await.is_ok();
     if !exists {
         create_table(&client, LOCAL_TABLE).await?;
     }
@@ -106,9 +96,6 @@ mod tests {
         assert_eq!(fleet.environments.len(), 6);
         assert!(fleet.cluster("eks-corda-dab-prod").is_some());
         assert_eq!(fleet.dashboard("platform").unwrap().columns.len(), 3);
-        assert_eq!(
-            std::fs::read_to_string(&demo.token_file).unwrap(),
-            demo.fleet.token()
-        );
+        assert_eq!(std::fs::read_to_string(&demo.token_file).unwrap(), demo.fleet.token());
     }
 }

@@ -49,16 +49,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let fleet = Arc::new(demo.fleet_config()?);
 
     let app = axum::Router::new()
-        .merge(auth::router(auth::Deps {
-            store: store.clone(),
-        }))
-        .merge(inventory::router(inventory::Deps {
-            fleet: fleet.clone(),
-            store: store.clone(),
-        }))
-        .merge(dashboards::router(dashboards::Deps {
-            store: store.clone(),
-        }));
+        .merge(auth::router(auth::Deps { store: store.clone() }))
+        .merge(inventory::router(inventory::Deps { fleet: fleet.clone(), store: store.clone() }))
+        .merge(dashboards::router(dashboards::Deps { fleet: fleet.clone(), store: store.clone() }));
     let app = shared::http::with_api_defaults(app);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(|e| {
@@ -69,20 +62,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     println!(
         "  demo fleet: {} environments, {} clusters, {} services on fake Kubernetes API servers",
         fleet.environments.len(),
-        fleet
-            .environments
-            .iter()
-            .map(|e| e.clusters.len())
-            .sum::<usize>(),
+        fleet.environments.iter().map(|e| e.clusters.len()).sum::<usize>(),
         args.services,
     );
     println!("  store: {store_label}");
     println!(
         "  health: http://{address}/health   (sign-in, inventory and dashboards arrive with their functions)"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     drop(demo);
     Ok(())
 }

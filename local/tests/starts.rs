@@ -26,17 +26,12 @@ async fn the_local_server_starts_and_answers_on_the_url_it_prints() {
     });
     let started = Instant::now();
     let url = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server printed its URL");
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("the server printed its URL");
         if let Some(url) = line.split("listening on ").nth(1) {
             break url.trim().to_owned();
         }
     };
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "started within 10 s"
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "started within 10 s");
     let authority = url.trim_start_matches("http://").to_owned();
     assert!(authority.starts_with("127.0.0.1:"), "{authority}");
 

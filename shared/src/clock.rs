@@ -28,10 +28,7 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: std::time::Duration) {
-        let mut now = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let by = jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX);
         *now = now.saturating_add(by).unwrap_or(Timestamp::MAX);
     }
@@ -40,9 +37,6 @@ impl ManualClock {
 #[cfg(any(test, feature = "test-support"))]
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

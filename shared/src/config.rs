@@ -41,16 +41,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{origin}: {key}: {message}")]
-    Parse {
-        origin: String,
-        key: String,
-        message: String,
-    },
+    Parse { origin: String, key: String, message: String },
     #[error("{origin}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Invalid {
-        origin: String,
-        problems: Vec<Problem>,
-    },
+    Invalid { origin: String, problems: Vec<Problem> },
     #[error("environment variable {name} is not set")]
     MissingVar { name: &'static str },
     #[error("environment variable {name}: {message}")]
@@ -122,10 +115,7 @@ pub struct Cluster {
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum ClusterAccess {
     /// EKS: DescribeCluster gives endpoint and CA, an IAM token authenticates.
-    Eks {
-        region: AwsRegion,
-        assume_role: Option<AssumeRole>,
-    },
+    Eks { region: AwsRegion, assume_role: Option<AssumeRole> },
     /// Any other cluster: endpoint, CA and a bearer token given here.
     Direct {
         endpoint: HttpsUrl,
@@ -186,20 +176,22 @@ impl FleetConfig {
     /// Reads the configuration named by the environment: inline
     /// [`FLEET_CONFIG_VAR`] first, else the file at [`FLEET_CONFIG_FILE_VAR`].
     pub fn from_env() -> Result<Self, ConfigError> {
-        if let Ok(text) = std::env::var(FLEET_CONFIG_VAR) {
+        Self::from_vars(&crate::settings::process_env)
+    }
+
+    pub fn from_vars(vars: crate::settings::Lookup<'_>) -> Result<Self, ConfigError> {
+        if let Some(text) = vars(FLEET_CONFIG_VAR) {
             return Self::parse(&text, FLEET_CONFIG_VAR);
         }
-        match std::env::var(FLEET_CONFIG_FILE_VAR) {
-            Ok(path) => Self::from_path(Path::new(&path)),
-            Err(_) => Err(ConfigError::Missing),
+        match vars(FLEET_CONFIG_FILE_VAR) {
+            Some(path) => Self::from_path(Path::new(&path)),
+            None => Err(ConfigError::Missing),
         }
     }
 
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -213,10 +205,8 @@ impl FleetConfig {
             let de = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| parse_error(origin, e))?
         };
-        raw.validate().map_err(|problems| ConfigError::Invalid {
-            origin: origin.to_owned(),
-            problems,
-        })
+        raw.validate()
+            .map_err(|problems| ConfigError::Invalid { origin: origin.to_owned(), problems })
     }
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {
@@ -238,11 +228,7 @@ impl FleetConfig {
 
 fn parse_error<E: fmt::Display>(origin: &str, err: serde_path_to_error::Error<E>) -> ConfigError {
     let key = err.path().to_string();
-    let key = if key == "." {
-        "(top level)".to_owned()
-    } else {
-        key
-    };
+    let key = if key == "." { "(top level)".to_owned() } else { key };
     // NB: the YAML parser prefixes its message with (part of) the path,
     // which we already report in full.
     let message = err.inner().to_string();
@@ -250,11 +236,7 @@ fn parse_error<E: fmt::Display>(origin: &str, err: serde_path_to_error::Error<E>
         Some((head, rest)) if key.starts_with(head) => rest.to_owned(),
         _ => message,
     };
-    ConfigError::Parse {
-        origin: origin.to_owned(),
-        key,
-        message,
-    }
+    ConfigError::Parse { origin: origin.to_owned(), key, message }
 }
 
 // ---------------------------------------------------------------------------
@@ -326,17 +308,11 @@ impl RawFleet {
     fn validate(self) -> Result<FleetConfig, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut problem = |key: String, message: &str| {
-            problems.push(Problem {
-                key,
-                message: message.to_owned(),
-            });
+            problems.push(Problem { key, message: message.to_owned() });
         };
         let defaults = &self.defaults;
         if self.environments.is_empty() {
-            problem(
-                "environments".into(),
-                "at least one environment is required",
-            );
+            problem("environments".into(), "at least one environment is required");
         }
 
         let mut environment_names = BTreeSet::new();
@@ -352,22 +328,14 @@ impl RawFleet {
                 .or(defaults.refresh_interval)
                 .unwrap_or(DEFAULT_REFRESH_INTERVAL);
             if !(MIN_REFRESH_INTERVAL..=MAX_REFRESH_INTERVAL).contains(&refresh_interval) {
-                problem(
-                    format!("{at}.refreshInterval"),
-                    "must be between 60s and 24h",
-                );
+                problem(format!("{at}.refreshInterval"), "must be between 60s and 24h");
             }
-            let snapshot_ttl = env
-                .snapshot_ttl
-                .or(defaults.snapshot_ttl)
-                .unwrap_or(DEFAULT_SNAPSHOT_TTL);
+            let snapshot_ttl =
+                env.snapshot_ttl.or(defaults.snapshot_ttl).unwrap_or(DEFAULT_SNAPSHOT_TTL);
             // NB: a TTL shorter than two refreshes would let data expire
             // between two good snapshots and show an empty environment.
             if snapshot_ttl < refresh_interval * 2 {
-                problem(
-                    format!("{at}.snapshotTtl"),
-                    "must be at least twice the refresh interval",
-                );
+                problem(format!("{at}.snapshotTtl"), "must be at least twice the refresh interval");
             }
             if env.clusters.is_empty() {
                 problem(format!("{at}.clusters"), "at least one cluster is required");
@@ -384,10 +352,7 @@ impl RawFleet {
             for (j, raw) in env.clusters.into_iter().enumerate() {
                 let at = format!("{at}.clusters[{j}]");
                 if let Some(other) = cluster_names.insert(raw.name.to_string(), at.clone()) {
-                    problem(
-                        format!("{at}.name"),
-                        &format!("cluster name already used at {other}"),
-                    );
+                    problem(format!("{at}.name"), &format!("cluster name already used at {other}"));
                 }
                 match raw.into_access(defaults) {
                     Ok(cluster) => clusters.push(cluster),
@@ -416,10 +381,7 @@ impl RawFleet {
                 problem(format!("{at}.name"), "duplicate dashboard name");
             }
             if raw.columns.is_empty() {
-                problem(
-                    format!("{at}.columns"),
-                    "at least one environment column is required",
-                );
+                problem(format!("{at}.columns"), "at least one environment column is required");
             }
             let mut seen = BTreeSet::new();
             for (j, column) in raw.columns.iter().enumerate() {
@@ -444,10 +406,7 @@ impl RawFleet {
         }
 
         if problems.is_empty() {
-            Ok(FleetConfig {
-                environments,
-                dashboards,
-            })
+            Ok(FleetConfig { environments, dashboards })
         } else {
             Err(problems)
         }
@@ -470,43 +429,28 @@ impl RawCluster {
                 if !is_base64_pem(&ca_data) {
                     return Err(("caData", "must be base64 of a PEM certificate bundle"));
                 }
-                let token_from = self
-                    .token_from
-                    .ok_or(("tokenFrom", "required with endpoint"))?;
-                ClusterAccess::Direct {
-                    endpoint,
-                    ca_data,
-                    token_from,
-                }
+                let token_from = self.token_from.ok_or(("tokenFrom", "required with endpoint"))?;
+                ClusterAccess::Direct { endpoint, ca_data, token_from }
             }
             None => {
                 if self.ca_data.is_some() || self.token_from.is_some() {
                     return Err(("endpoint", "caData and tokenFrom need an endpoint"));
                 }
-                let region = self.region.or_else(|| defaults.region.clone()).ok_or((
-                    "region",
-                    "required for an EKS cluster (or set defaults.region)",
-                ))?;
+                let region = self
+                    .region
+                    .or_else(|| defaults.region.clone())
+                    .ok_or(("region", "required for an EKS cluster (or set defaults.region)"))?;
                 let role_arn = self.role_arn.or_else(|| defaults.role_arn.clone());
                 let external_id = self.external_id.or_else(|| defaults.external_id.clone());
                 let assume_role = match (role_arn, external_id) {
-                    (Some(role_arn), external_id) => Some(AssumeRole {
-                        role_arn,
-                        external_id,
-                    }),
+                    (Some(role_arn), external_id) => Some(AssumeRole { role_arn, external_id }),
                     (None, Some(_)) => return Err(("externalId", "needs a roleArn")),
                     (None, None) => None,
                 };
-                ClusterAccess::Eks {
-                    region,
-                    assume_role,
-                }
+                ClusterAccess::Eks { region, assume_role }
             }
         };
-        Ok(Cluster {
-            name: self.name,
-            access,
-        })
+        Ok(Cluster { name: self.name, access })
     }
 }
 
@@ -521,9 +465,7 @@ fn is_base64_pem(data: &str) -> bool {
 /// Parses `90`, `90s`, `15m`, `2h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -534,9 +476,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" => 86_400,
         _ => {
-            return Err(format!(
-                "invalid duration {text:?}: the unit must be s, m, h or d"
-            ));
+            return Err(format!("invalid duration {text:?}: the unit must be s, m, h or d"));
         }
     };
     number
@@ -555,9 +495,7 @@ fn duration_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D:
     match Option::<Text>::deserialize(de)? {
         None => Ok(None),
         Some(Text::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
-        Some(Text::Text(t)) => parse_duration(&t)
-            .map(Some)
-            .map_err(serde::de::Error::custom),
+        Some(Text::Text(t)) => parse_duration(&t).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -625,31 +563,21 @@ dashboards:
         let stg = fleet.environment("dab-platform-stg").unwrap();
         assert_eq!(stg.refresh_interval, Duration::from_secs(120));
         assert_eq!(stg.snapshot_ttl, DEFAULT_SNAPSHOT_TTL);
-        assert_eq!(
-            stg.label_selector.as_str(),
-            "app.kubernetes.io/component=dab"
-        );
+        assert_eq!(stg.label_selector.as_str(), "app.kubernetes.io/component=dab");
         assert!(!stg.namespaces.allows("kube-system"));
         assert!(stg.namespaces.allows("dab"));
         match &stg.clusters[0].access {
-            ClusterAccess::Eks {
-                region,
-                assume_role: Some(role),
-            } => {
+            ClusterAccess::Eks { region, assume_role: Some(role) } => {
                 assert_eq!(region.as_str(), "eu-west-1");
                 assert_eq!(role.role_arn.account_id(), "111122223333");
-                assert_eq!(
-                    role.external_id.as_ref().unwrap().as_str(),
-                    "release-dashboard"
-                );
+                assert_eq!(role.external_id.as_ref().unwrap().as_str(), "release-dashboard");
             }
             other => panic!("{other:?}"),
         }
         match &stg.clusters[1].access {
-            ClusterAccess::Eks {
-                region,
-                assume_role: None,
-            } => assert_eq!(region.as_str(), "eu-central-1"),
+            ClusterAccess::Eks { region, assume_role: None } => {
+                assert_eq!(region.as_str(), "eu-central-1")
+            }
             other => panic!("{other:?}"),
         }
         let (env, onprem) = fleet.cluster("onprem-prod").unwrap();
@@ -672,25 +600,16 @@ dashboards:
     #[test]
     fn a_bad_value_is_reported_at_its_key() {
         let text = example().replace("region: eu-central-1", "region: moon-1");
-        let err = FleetConfig::parse(&text, "fleet.yaml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("fleet.yaml: environments[0].clusters[1].region:"),
-            "{err}"
-        );
+        let err = FleetConfig::parse(&text, "fleet.yaml").unwrap_err().to_string();
+        assert!(err.starts_with("fleet.yaml: environments[0].clusters[1].region:"), "{err}");
         assert!(err.contains("AWS region"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_is_refused_by_name() {
-        let text = example().replace(
-            "teams: [platform]",
-            "teams: [platform]\n    refreshIntervall: 5m",
-        );
-        let err = FleetConfig::parse(&text, "fleet.yaml")
-            .unwrap_err()
-            .to_string();
+        let text =
+            example().replace("teams: [platform]", "teams: [platform]\n    refreshIntervall: 5m");
+        let err = FleetConfig::parse(&text, "fleet.yaml").unwrap_err().to_string();
         assert!(err.contains("environments[0]"), "{err}");
         assert!(err.contains("refreshIntervall"), "{err}");
     }
@@ -713,10 +632,7 @@ dashboards:
                 "columns: [dab-platform-stg, dab-platform-prod]",
                 "columns: [dab-platform-stg, nowhere, dab-platform-stg]",
             )
-            .replace(
-                "name: eks-corda-dab-stg",
-                "name: eks-microservices-dab-prod",
-            );
+            .replace("name: eks-corda-dab-stg", "name: eks-microservices-dab-prod");
         let found = problems(&text);
         let expect = [
             "environments[0].refreshInterval: must be between 60s and 24h",
@@ -771,6 +687,27 @@ dashboards:
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn the_environment_names_inline_text_or_a_file() {
+        let json =
+            r#"{"environments":[{"name":"dev","clusters":[{"name":"c1","region":"eu-west-1"}]}]}"#;
+        let inline =
+            FleetConfig::from_vars(&|name| (name == FLEET_CONFIG_VAR).then(|| json.to_owned()))
+                .unwrap();
+        assert_eq!(inline.environments[0].name.as_str(), "dev");
+
+        let path =
+            std::env::temp_dir().join(format!("fleet-config-test-{}.yaml", std::process::id()));
+        std::fs::write(&path, example()).unwrap();
+        let file_var =
+            |name: &str| (name == FLEET_CONFIG_FILE_VAR).then(|| path.display().to_string());
+        let from_file = FleetConfig::from_vars(&file_var).unwrap();
+        assert_eq!(from_file.environments.len(), 2);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(FleetConfig::from_vars(&file_var), Err(ConfigError::Read { .. })));
+        assert!(matches!(FleetConfig::from_vars(&|_| None), Err(ConfigError::Missing)));
     }
 
     #[test]

@@ -126,41 +126,25 @@ fn check_region(value: &str) -> Result<(), &'static str> {
         return Err(RULE);
     }
     let (last, rest) = parts.split_last().ok_or(RULE)?;
-    let words_ok = rest
-        .iter()
-        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
+    let words_ok = rest.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()));
     let number_ok = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
-    if words_ok && number_ok {
-        Ok(())
-    } else {
-        Err(RULE)
-    }
+    if words_ok && number_ok { Ok(()) } else { Err(RULE) }
 }
 
 fn check_role_arn(value: &str) -> Result<(), &'static str> {
     const RULE: &str =
         "must be an IAM role ARN, arn:<partition>:iam::<12-digit account>:role/<name>";
     let mut parts = value.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(RULE);
     };
     let partition_ok = partition.starts_with("aws");
     let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-    let resource_ok = resource
-        .strip_prefix("role/")
-        .is_some_and(|name| !name.is_empty() && name.len() <= 512);
-    if partition_ok && account_ok && resource_ok {
-        Ok(())
-    } else {
-        Err(RULE)
-    }
+    let resource_ok =
+        resource.strip_prefix("role/").is_some_and(|name| !name.is_empty() && name.len() <= 512);
+    if partition_ok && account_ok && resource_ok { Ok(()) } else { Err(RULE) }
 }
 
 /// AWS's rule for `sts:ExternalId`: 2–1224 characters of `[\w+=,.@:/-]`.

@@ -49,10 +49,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -113,12 +110,8 @@ impl IntoResponse for ApiError {
             // client gets the generic message of the variant.
             tracing::error!(code = self.code(), error = %error_chain(&self), "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code(),
-                message: self.to_string(),
-            },
-        };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::TooManyRequests { retry_after } => Some(retry_after.as_secs().max(1)),
@@ -126,9 +119,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         if let Some(seconds) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -184,16 +175,12 @@ where
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     Err(ApiError::PayloadTooLarge)
                 } else {
-                    Err(ApiError::bad_request(
-                        "invalid_body",
-                        "the request body could not be read",
-                    ))
+                    Err(ApiError::bad_request("invalid_body", "the request body could not be read"))
                 }
             }
-            Err(JsonRejection::JsonSyntaxError(_)) => Err(ApiError::bad_request(
-                "invalid_json",
-                "the request body is not valid JSON",
-            )),
+            Err(JsonRejection::JsonSyntaxError(_)) => {
+                Err(ApiError::bad_request("invalid_json", "the request body is not valid JSON"))
+            }
             // The data error's text names the field and the rule; it holds no
             // input values beyond the field name.
             Err(JsonRejection::JsonDataError(e)) => {
@@ -231,9 +218,7 @@ pub async fn route_not_found() -> ApiError {
 /// What every API router gets once, after the function's (or the local
 /// server's merged) routes: the JSON 404 and the body size limit.
 pub fn with_api_defaults(router: axum::Router) -> axum::Router {
-    router
-        .fallback(route_not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+    router.fallback(route_not_found).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 #[cfg(test)]
@@ -274,11 +259,7 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body["error"]["message"], "service temporarily unavailable");
         assert_eq!(retry.unwrap(), "1");
-        let corrupt = StoreError::Corrupt {
-            pk: "p".into(),
-            sk: "s".into(),
-            reason: "r".into(),
-        };
+        let corrupt = StoreError::Corrupt { pk: "p".into(), sk: "s".into(), reason: "r".into() };
         let (status, body, _) = body_of(corrupt.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("p/s"));
@@ -286,19 +267,16 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limits_say_when_to_come_back() {
-        let (status, _, retry) = body_of(ApiError::TooManyRequests {
-            retry_after: Duration::from_secs(30),
-        })
-        .await;
+        let (status, _, retry) =
+            body_of(ApiError::TooManyRequests { retry_after: Duration::from_secs(30) }).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(retry.unwrap(), "30");
     }
 
     #[test]
     fn error_chains_include_every_source() {
-        let err = ApiError::Unavailable(Box::new(StoreError::Unavailable(
-            "connection refused".into(),
-        )));
+        let err =
+            ApiError::Unavailable(Box::new(StoreError::Unavailable("connection refused".into())));
         assert_eq!(
             error_chain(&err),
             "service temporarily unavailable: the store is unavailable: connection refused"

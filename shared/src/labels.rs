@@ -46,10 +46,7 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// The selector that matches everything.
     pub fn everything() -> Self {
-        Self {
-            source: String::new(),
-            requirements: Vec::new(),
-        }
+        Self { source: String::new(), requirements: Vec::new() }
     }
 
     pub fn parse(source: &str) -> Result<Self, InvalidValue> {
@@ -59,10 +56,7 @@ impl LabelSelector {
             rule,
         };
         let requirements = Parser { rest: source }.requirements().map_err(fail)?;
-        Ok(Self {
-            source: source.trim().to_owned(),
-            requirements,
-        })
+        Ok(Self { source: source.trim().to_owned(), requirements })
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
@@ -257,9 +251,7 @@ fn is_label_value(value: &str) -> bool {
     value.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[cfg(test)]
@@ -267,20 +259,14 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn equality_requirements() {
         let s = LabelSelector::parse("app.kubernetes.io/component=dab, tier!=db").unwrap();
         assert!(s.matches(&labels(&[("app.kubernetes.io/component", "dab")])));
-        assert!(!s.matches(&labels(&[
-            ("app.kubernetes.io/component", "dab"),
-            ("tier", "db")
-        ])));
+        assert!(!s.matches(&labels(&[("app.kubernetes.io/component", "dab"), ("tier", "db")])));
         assert!(!s.matches(&labels(&[("app.kubernetes.io/component", "web")])));
         let s = LabelSelector::parse("a==b").unwrap();
         assert!(s.matches(&labels(&[("a", "b")])));
@@ -307,24 +293,12 @@ mod tests {
     #[test]
     fn keys_starting_with_in_are_not_keywords() {
         let s = LabelSelector::parse("index=1").unwrap();
-        assert_eq!(
-            s.requirements(),
-            &[Requirement::Equals("index".into(), "1".into())]
-        );
+        assert_eq!(s.requirements(), &[Requirement::Equals("index".into(), "1".into())]);
     }
 
     #[test]
     fn malformed_selectors_are_refused_with_a_reason() {
-        for bad in [
-            "=x",
-            "a=b,",
-            "a in b",
-            "a in (b",
-            "a=-b",
-            "Bad_Prefix/x=1",
-            "a b",
-            "a=(b)",
-        ] {
+        for bad in ["=x", "a=b,", "a in b", "a in (b", "a=-b", "Bad_Prefix/x=1", "a b", "a=(b)"] {
             let err = LabelSelector::parse(bad).unwrap_err();
             assert_eq!(err.kind, "label selector", "{bad}");
         }

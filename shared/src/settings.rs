@@ -2,19 +2,25 @@
 //! function reads only the variables it needs, through these helpers, so a
 //! missing or malformed variable fails the cold start with its name.
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, FleetConfig};
 
 /// The DynamoDB table every function shares.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";
 
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        Ok(_) => Err(ConfigError::BadVar {
-            name,
-            message: "must not be empty".into(),
-        }),
-        Err(_) => Err(ConfigError::MissingVar { name }),
+/// Where settings come from: the process environment in production, a map
+/// in tests (changing the real environment is `unsafe` and racy).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as a [`Lookup`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+pub fn required(vars: Lookup<'_>, name: &'static str) -> Result<String, ConfigError> {
+    match vars(name) {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        Some(_) => Err(ConfigError::BadVar { name, message: "must not be empty".into() }),
+        None => Err(ConfigError::MissingVar { name }),
     }
 }
 
@@ -26,12 +32,14 @@ pub struct StoreSettings {
 
 impl StoreSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let table_name = required(TABLE_NAME_VAR)?;
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        let table_name = required(vars, TABLE_NAME_VAR)?;
         // DynamoDB's rule: 3-255 of [A-Za-z0-9_.-].
         let valid = (3..=255).contains(&table_name.len())
-            && table_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            && table_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
         if !valid {
             return Err(ConfigError::BadVar {
                 name: TABLE_NAME_VAR,
@@ -39,5 +47,48 @@ impl StoreSettings {
             });
         }
         Ok(Self { table_name })
+    }
+}
+
+/// The settings of a function that reads the fleet and the table
+/// (snapshot, inventory, dashboards).
+#[derive(Debug)]
+pub struct FleetSettings {
+    pub store: StoreSettings,
+    pub fleet: FleetConfig,
+}
+
+impl FleetSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self { store: StoreSettings::from_vars(vars)?, fleet: FleetConfig::from_vars(vars)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn the_table_name_is_required_and_checked() {
+        let ok =
+            StoreSettings::from_vars(&vars(&[("TABLE_NAME", "release-dashboard-dev")])).unwrap();
+        assert_eq!(ok.table_name, "release-dashboard-dev");
+        let missing = StoreSettings::from_vars(&vars(&[])).unwrap_err();
+        assert_eq!(missing.to_string(), "environment variable TABLE_NAME is not set");
+        let empty = StoreSettings::from_vars(&vars(&[("TABLE_NAME", " ")])).unwrap_err();
+        assert!(empty.to_string().contains("must not be empty"));
+        let bad =
+            StoreSettings::from_vars(&vars(&[("TABLE_NAME", "no spaces allowed")])).unwrap_err();
+        assert!(bad.to_string().starts_with("environment variable TABLE_NAME:"), "{bad}");
     }
 }

@@ -11,17 +11,11 @@ pub fn init() {
         .unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // try_init: a second call (tests) keeps the first subscriber.
     let _ = if on_lambda {
         // Lambda adds its own timestamps and request ids.
-        builder
-            .json()
-            .without_time()
-            .with_current_span(false)
-            .try_init()
+        builder.json().without_time().with_current_span(false).try_init()
     } else {
         builder.try_init()
     };

@@ -5,23 +5,10 @@
 use std::sync::Arc;
 
 use axum::Router;
-use shared::config::ConfigError;
-use shared::settings::StoreSettings;
 use shared::store::Store;
 
 /// What this function reads from its environment, once, at cold start.
-#[derive(Debug)]
-pub struct Settings {
-    pub store: StoreSettings,
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: StoreSettings::from_env()?,
-        })
-    }
-}
+pub type Settings = shared::settings::StoreSettings;
 
 /// The ports the handlers use.
 pub struct Deps {

@@ -5,26 +5,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use shared::config::ConfigError;
-use shared::settings::StoreSettings;
+use shared::config::FleetConfig;
 use shared::store::Store;
 
-/// What this function reads from its environment, once, at cold start.
-#[derive(Debug)]
-pub struct Settings {
-    pub store: StoreSettings,
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: StoreSettings::from_env()?,
-        })
-    }
-}
+/// What this function reads from its environment, once, at cold start:
+/// dashboards are part of the fleet configuration.
+pub type Settings = shared::settings::FleetSettings;
 
 /// The ports the handlers use.
 pub struct Deps {
+    pub fleet: Arc<FleetConfig>,
     pub store: Arc<dyn Store>,
 }
 

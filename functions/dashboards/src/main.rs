@@ -10,10 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = dashboards::Settings::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let deps = dashboards::Deps {
-        store: Arc::new(DynamoStore::from_sdk_config(
-            &aws,
-            settings.store.table_name,
-        )),
+        fleet: Arc::new(settings.fleet),
+        store: Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name)),
     };
     lambda_http::run(shared::http::with_api_defaults(dashboards::router(deps))).await
 }

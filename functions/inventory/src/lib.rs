@@ -7,25 +7,11 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use shared::config::{ConfigError, FleetConfig};
-use shared::settings::StoreSettings;
+use shared::config::FleetConfig;
 use shared::store::Store;
 
 /// What this function reads from its environment, once, at cold start.
-#[derive(Debug)]
-pub struct Settings {
-    pub store: StoreSettings,
-    pub fleet: FleetConfig,
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: StoreSettings::from_env()?,
-            fleet: FleetConfig::from_env()?,
-        })
-    }
-}
+pub type Settings = shared::settings::FleetSettings;
 
 /// The ports the handlers use.
 pub struct Deps {
@@ -34,9 +20,7 @@ pub struct Deps {
 }
 
 pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .with_state(Arc::new(deps))
+    Router::new().route("/health", get(health)).with_state(Arc::new(deps))
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -47,10 +31,7 @@ struct Health {
 
 /// Liveness: answers without touching any dependency.
 async fn health() -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
 
 #[cfg(test)]
@@ -75,10 +56,7 @@ mod tests {
     }
 
     async fn call(uri: &str) -> (StatusCode, serde_json::Value) {
-        let response = app()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = app().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap())

@@ -11,10 +11,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = shared::aws::sdk_config().await;
     let deps = inventory::Deps {
         fleet: Arc::new(settings.fleet),
-        store: Arc::new(DynamoStore::from_sdk_config(
-            &aws,
-            settings.store.table_name,
-        )),
+        store: Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name)),
     };
     lambda_http::run(shared::http::with_api_defaults(inventory::router(deps))).await
 }

@@ -3,25 +3,11 @@
 //! schedule per environment and by the API's refresh.
 
 use serde::Deserialize;
-use shared::config::{Cluster, ConfigError, Environment, FleetConfig};
+use shared::config::{Cluster, Environment, FleetConfig};
 use shared::domain::{ClusterName, EnvironmentName};
-use shared::settings::StoreSettings;
 
 /// What this function reads from its environment, once, at cold start.
-#[derive(Debug)]
-pub struct Settings {
-    pub store: StoreSettings,
-    pub fleet: FleetConfig,
-}
-
-impl Settings {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self {
-            store: StoreSettings::from_env()?,
-            fleet: FleetConfig::from_env()?,
-        })
-    }
-}
+pub type Settings = shared::settings::FleetSettings;
 
 /// The invocation payload: the schedule's input (`{"environment": "…"}`) or
 /// a refresh of one cluster (`{"cluster": "…"}`).
@@ -58,10 +44,7 @@ impl SnapshotError {
 /// What the Lambda runtime reports (and EventBridge's dead-letter queue keeps).
 impl From<SnapshotError> for lambda_runtime::Diagnostic {
     fn from(err: SnapshotError) -> Self {
-        Self {
-            error_type: err.kind().to_owned(),
-            error_message: shared::http::error_chain(&err),
-        }
+        Self { error_type: err.kind().to_owned(), error_message: shared::http::error_chain(&err) }
     }
 }
 
@@ -75,11 +58,7 @@ pub fn resolve<'a>(
             let environment = fleet
                 .environment(name.as_str())
                 .ok_or_else(|| SnapshotError::UnknownEnvironment(name.clone()))?;
-            Ok(environment
-                .clusters
-                .iter()
-                .map(|c| (environment, c))
-                .collect())
+            Ok(environment.clusters.iter().map(|c| (environment, c)).collect())
         }
         (None, Some(name)) => {
             let found = fleet
@@ -133,11 +112,8 @@ environments:
     #[test]
     fn a_cluster_names_itself_and_its_environment() {
         let fleet = fleet();
-        let targets = resolve(
-            &fleet,
-            &request(r#"{"cluster": "eks-microservices-dab-prod"}"#),
-        )
-        .unwrap();
+        let targets =
+            resolve(&fleet, &request(r#"{"cluster": "eks-microservices-dab-prod"}"#)).unwrap();
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].0.name.as_str(), "dab-platform-prod");
     }
@@ -153,15 +129,9 @@ environments:
             resolve(&fleet, &request(r#"{"cluster": "nope"}"#)),
             Err(SnapshotError::UnknownCluster(_))
         ));
-        assert!(matches!(
-            resolve(&fleet, &request("{}")),
-            Err(SnapshotError::AmbiguousTarget)
-        ));
+        assert!(matches!(resolve(&fleet, &request("{}")), Err(SnapshotError::AmbiguousTarget)));
         let both = r#"{"environment": "dab-platform-stg", "cluster": "eks-corda-dab-stg"}"#;
-        assert!(matches!(
-            resolve(&fleet, &request(both)),
-            Err(SnapshotError::AmbiguousTarget)
-        ));
+        assert!(matches!(resolve(&fleet, &request(both)), Err(SnapshotError::AmbiguousTarget)));
     }
 
     #[test]

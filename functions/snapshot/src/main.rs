@@ -8,10 +8,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let settings = Settings::from_env()?;
     let fleet = &settings.fleet;
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<SnapshotRequest>| async move {
-            snapshot::handle(fleet, event.payload).await
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SnapshotRequest>| async move {
+        snapshot::handle(fleet, event.payload).await
+    }))
     .await
 }

@@ -32,10 +32,7 @@ impl RetryPolicy {
     /// Exponential backoff with "full jitter" (AWS Architecture Blog), so that
     /// many writers throttled together do not retry together.
     fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << retry.min(16))
-            .min(self.max_delay);
+        let ceiling = self.base_delay.saturating_mul(1u32 << retry.min(16)).min(self.max_delay);
         let entropy = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -106,23 +103,15 @@ mod tests {
     async fn unprocessed_items_are_sent_again_until_done() {
         let written = Mutex::new(Vec::new());
         let calls = Mutex::new(Vec::new());
-        let patient = RetryPolicy {
-            attempts: 8,
-            ..fast()
-        };
-        write_all(
-            (0..60).collect::<Vec<u32>>(),
-            25,
-            patient,
-            |batch: Vec<u32>| {
-                calls.lock().unwrap().push(batch.len());
-                // The backend processes only the first half of each request.
-                let keep = batch.len().div_ceil(2);
-                written.lock().unwrap().extend_from_slice(&batch[..keep]);
-                let rest = batch[keep..].to_vec();
-                async move { Ok(rest) }
-            },
-        )
+        let patient = RetryPolicy { attempts: 8, ..fast() };
+        write_all((0..60).collect::<Vec<u32>>(), 25, patient, |batch: Vec<u32>| {
+            calls.lock().unwrap().push(batch.len());
+            // The backend processes only the first half of each request.
+            let keep = batch.len().div_ceil(2);
+            written.lock().unwrap().extend_from_slice(&batch[..keep]);
+            let rest = batch[keep..].to_vec();
+            async move { Ok(rest) }
+        })
         .await
         .unwrap();
         let mut written = written.into_inner().unwrap();
@@ -141,10 +130,7 @@ mod tests {
             async move { Ok(batch) }
         })
         .await;
-        assert!(
-            matches!(result, Err(StoreError::Unavailable(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
         assert_eq!(*calls.lock().unwrap(), 4);
     }
 
@@ -156,11 +142,7 @@ mod tests {
             *n += 1;
             let first = *n == 1;
             async move {
-                if first {
-                    Err(StoreError::Throttled("slow down".into()))
-                } else {
-                    Ok(vec![])
-                }
+                if first { Err(StoreError::Throttled("slow down".into())) } else { Ok(vec![]) }
             }
         })
         .await

@@ -43,9 +43,7 @@ pub struct DynamoStore {
 
 impl std::fmt::Debug for DynamoStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoStore")
-            .field("table", &self.table)
-            .finish_non_exhaustive()
+        f.debug_struct("DynamoStore").field("table", &self.table).finish_non_exhaustive()
     }
 }
 
@@ -285,11 +283,8 @@ impl ItemQuery for DynamoStore {
                 None => break false,
             }
         };
-        let next = if more {
-            items.last().map(|s: &Stored| Cursor::after(&s.item.key))
-        } else {
-            None
-        };
+        let next =
+            if more { items.last().map(|s: &Stored| Cursor::after(&s.item.key)) } else { None };
         Ok(Page { items, next })
     }
 }
@@ -366,11 +361,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .map_err(build_error)
     };
     let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .map_err(build_error)
+        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(build_error)
     };
     client
         .create_table()
@@ -384,12 +375,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await
         .map_err(classify)?;
     for _ in 0..100 {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(classify)?;
+        let described = client.describe_table().table_name(table).send().await.map_err(classify)?;
         let active = described
             .table
             .and_then(|t| t.table_status)
@@ -422,11 +408,7 @@ fn decode(attributes: &HashMap<String, AttributeValue>) -> StoreResult<Stored> {
     let text = |name: &str| attributes.get(name).and_then(|v| v.as_s().ok()).cloned();
     let pk = text(PK).unwrap_or_default();
     let sk = text(SK).unwrap_or_default();
-    let corrupt = |reason: String| StoreError::Corrupt {
-        pk: pk.clone(),
-        sk: sk.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { pk: pk.clone(), sk: sk.clone(), reason };
     if pk.is_empty() || sk.is_empty() {
         return Err(corrupt("no string key".into()));
     }
@@ -446,14 +428,7 @@ fn decode(attributes: &HashMap<String, AttributeValue>) -> StoreResult<Stored> {
             Some(Timestamp::from_second(seconds).map_err(|e| corrupt(e.to_string()))?)
         }
     };
-    Ok(Stored {
-        item: Item {
-            key: ItemKey { pk, sk },
-            body,
-            expires_at,
-        },
-        version,
-    })
+    Ok(Stored { item: Item { key: ItemKey { pk, sk }, body, expires_at }, version })
 }
 
 /// JSON → DynamoDB's native types, so items stay readable in the console.
@@ -464,11 +439,9 @@ pub fn json_to_attribute(value: &Value) -> AttributeValue {
         Value::Number(n) => AttributeValue::N(n.to_string()),
         Value::String(s) => AttributeValue::S(s.clone()),
         Value::Array(values) => AttributeValue::L(values.iter().map(json_to_attribute).collect()),
-        Value::Object(map) => AttributeValue::M(
-            map.iter()
-                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), json_to_attribute(v))).collect())
+        }
     }
 }
 
@@ -478,12 +451,9 @@ pub fn attribute_to_json(value: &AttributeValue) -> Result<Value, String> {
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::N(n) => parse_number(n)?,
         AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::L(values) => Value::Array(
-            values
-                .iter()
-                .map(attribute_to_json)
-                .collect::<Result<_, _>>()?,
-        ),
+        AttributeValue::L(values) => {
+            Value::Array(values.iter().map(attribute_to_json).collect::<Result<_, _>>()?)
+        }
         AttributeValue::M(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| Ok((k.clone(), attribute_to_json(v)?)))
@@ -492,12 +462,9 @@ pub fn attribute_to_json(value: &AttributeValue) -> Result<Value, String> {
         AttributeValue::Ss(values) => {
             Value::Array(values.iter().cloned().map(Value::String).collect())
         }
-        AttributeValue::Ns(values) => Value::Array(
-            values
-                .iter()
-                .map(|n| parse_number(n))
-                .collect::<Result<_, _>>()?,
-        ),
+        AttributeValue::Ns(values) => {
+            Value::Array(values.iter().map(|n| parse_number(n)).collect::<Result<_, _>>()?)
+        }
         other => return Err(format!("unsupported attribute type {other:?}")),
     })
 }
@@ -526,26 +493,17 @@ mod tests {
             "name": "payments", "replicas": 3, "ratio": 0.5, "big": u64::MAX, "neg": -7,
             "ready": true, "none": null, "images": ["a:1", "b:2"], "nested": {"empty": {}, "list": []}
         });
-        assert_eq!(
-            attribute_to_json(&json_to_attribute(&value)).unwrap(),
-            value
-        );
+        assert_eq!(attribute_to_json(&json_to_attribute(&value)).unwrap(), value);
     }
 
     #[test]
     fn items_without_the_written_shape_are_reported_corrupt() {
         let mut attributes = DynamoStore::key_map(&ItemKey::new("p", "s"));
-        assert!(matches!(
-            decode(&attributes),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(decode(&attributes), Err(StoreError::Corrupt { .. })));
         attributes.insert(BODY.into(), AttributeValue::S("x".into()));
         attributes.insert(VERSION.into(), AttributeValue::N("2".into()));
         attributes.insert(EXPIRES_AT.into(), AttributeValue::S("soon".into()));
-        assert!(matches!(
-            decode(&attributes),
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(decode(&attributes), Err(StoreError::Corrupt { .. })));
         attributes.insert(EXPIRES_AT.into(), AttributeValue::N("1700000000".into()));
         let stored = decode(&attributes).unwrap();
         assert_eq!(stored.version, 2);

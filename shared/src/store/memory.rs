@@ -36,18 +36,13 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            partitions: Arc::default(),
-            clock,
-        }
+        Self { partitions: Arc::default(), clock }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Partition>> {
         // NB: a panic while holding the lock cannot leave a half-written map
         // (every mutation is one insert or remove), so poisoning is ignored.
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.partitions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The live item under `key`, if any.
@@ -57,10 +52,7 @@ impl MemoryStore {
         key: &ItemKey,
     ) -> Option<&'a Stored> {
         let now = self.clock.now();
-        partitions
-            .get(&key.pk)
-            .and_then(|p| p.get(&key.sk))
-            .filter(|s| s.item.is_live(now))
+        partitions.get(&key.pk).and_then(|p| p.get(&key.sk)).filter(|s| s.item.is_live(now))
     }
 
     fn check_condition(current: Option<&Stored>, condition: Condition) -> StoreResult<()> {
@@ -69,11 +61,7 @@ impl MemoryStore {
             Condition::IfAbsent => current.is_none(),
             Condition::IfVersion(v) => current.is_some_and(|s| s.version == v),
         };
-        if holds {
-            Ok(())
-        } else {
-            Err(StoreError::ConditionFailed)
-        }
+        if holds { Ok(()) } else { Err(StoreError::ConditionFailed) }
     }
 }
 
@@ -95,17 +83,12 @@ impl ItemPut for MemoryStore {
         Self::check_condition(current, condition)?;
         // An expired item still occupies its key (as in DynamoDB, until TTL
         // deletion) and its version keeps counting.
-        let previous = partitions
-            .get(&item.key.pk)
-            .and_then(|p| p.get(&item.key.sk))
-            .map_or(0, |s| s.version);
+        let previous =
+            partitions.get(&item.key.pk).and_then(|p| p.get(&item.key.sk)).map_or(0, |s| s.version);
         let version = previous + 1;
         let pk = item.key.pk.clone();
         let sk = item.key.sk.clone();
-        partitions
-            .entry(pk)
-            .or_default()
-            .insert(sk, Stored { item, version });
+        partitions.entry(pk).or_default().insert(sk, Stored { item, version });
         Ok(version)
     }
 }
@@ -134,10 +117,7 @@ impl ItemQuery for MemoryStore {
         let now = self.clock.now();
         let partitions = self.lock();
         let Some(partition) = partitions.get(&query.pk) else {
-            return Ok(Page {
-                items: Vec::new(),
-                next: None,
-            });
+            return Ok(Page { items: Vec::new(), next: None });
         };
         let bounds = match (&start, query.order) {
             (None, _) => (Bound::Unbounded, Bound::Unbounded),
@@ -149,25 +129,16 @@ impl ItemQuery for MemoryStore {
             query.range.contains(sk) && stored.item.is_live(now)
         };
         let mut found: Vec<Stored> = match query.order {
-            Order::Ascending => range
-                .filter(matching)
-                .take(limit + 1)
-                .map(|(_, s)| s.clone())
-                .collect(),
-            Order::Descending => range
-                .rev()
-                .filter(matching)
-                .take(limit + 1)
-                .map(|(_, s)| s.clone())
-                .collect(),
+            Order::Ascending => {
+                range.filter(matching).take(limit + 1).map(|(_, s)| s.clone()).collect()
+            }
+            Order::Descending => {
+                range.rev().filter(matching).take(limit + 1).map(|(_, s)| s.clone()).collect()
+            }
         };
         let more = found.len() > limit;
         found.truncate(limit);
-        let next = if more {
-            found.last().map(|s| Cursor::after(&s.item.key))
-        } else {
-            None
-        };
+        let next = if more { found.last().map(|s| Cursor::after(&s.item.key)) } else { None };
         Ok(Page { items: found, next })
     }
 }
@@ -191,10 +162,7 @@ impl ItemBatchWrite for MemoryStore {
                     let item = item.normalised();
                     let pk = item.key.pk.clone();
                     let sk = item.key.sk.clone();
-                    partitions
-                        .entry(pk)
-                        .or_default()
-                        .insert(sk, Stored { item, version: 1 });
+                    partitions.entry(pk).or_default().insert(sk, Stored { item, version: 1 });
                 }
                 WriteOp::Delete(key) => {
                     if let Some(partition) = partitions.get_mut(&key.pk) {

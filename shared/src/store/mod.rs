@@ -50,11 +50,7 @@ pub enum StoreError {
     Unavailable(#[source] BoxError),
     /// An item in the table does not have the shape this code writes.
     #[error("stored item {pk}/{sk} is corrupt: {reason}")]
-    Corrupt {
-        pk: String,
-        sk: String,
-        reason: String,
-    },
+    Corrupt { pk: String, sk: String, reason: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -67,23 +63,16 @@ pub struct ItemKey {
 
 impl ItemKey {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self {
-            pk: pk.into(),
-            sk: sk.into(),
-        }
+        Self { pk: pk.into(), sk: sk.into() }
     }
 
     fn check(&self) -> StoreResult<()> {
         // DynamoDB: key strings 1..=2048 (pk) / 1..=1024 (sk) bytes.
         if self.pk.is_empty() || self.pk.len() > 2048 {
-            return Err(StoreError::InvalidKey(
-                "the partition key must be 1 to 2048 bytes",
-            ));
+            return Err(StoreError::InvalidKey("the partition key must be 1 to 2048 bytes"));
         }
         if self.sk.is_empty() || self.sk.len() > 1024 {
-            return Err(StoreError::InvalidKey(
-                "the sort key must be 1 to 1024 bytes",
-            ));
+            return Err(StoreError::InvalidKey("the sort key must be 1 to 1024 bytes"));
         }
         Ok(())
     }
@@ -101,11 +90,7 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: ItemKey, body: serde_json::Value) -> Self {
-        Self {
-            key,
-            body,
-            expires_at: None,
-        }
+        Self { key, body, expires_at: None }
     }
 
     pub fn expiring_at(mut self, at: Timestamp) -> Self {
@@ -115,18 +100,15 @@ impl Item {
 
     /// Encoded size as both adapters count it: keys plus the JSON body.
     pub fn size(&self) -> usize {
-        let body = serde_json::to_vec(&self.body)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX);
+        let body = serde_json::to_vec(&self.body).map(|b| b.len()).unwrap_or(usize::MAX);
         self.key.pk.len() + self.key.sk.len() + body.saturating_add(32)
     }
 
     /// Expiry is kept to whole seconds, as DynamoDB's TTL attribute holds it,
     /// so that every adapter returns exactly what the other would.
     fn normalised(mut self) -> Self {
-        self.expires_at = self
-            .expires_at
-            .and_then(|at| Timestamp::from_second(at.as_second()).ok());
+        self.expires_at =
+            self.expires_at.and_then(|at| Timestamp::from_second(at.as_second()).ok());
         self
     }
 
@@ -228,9 +210,7 @@ impl Query {
 
     fn check(&self) -> StoreResult<Option<ItemKey>> {
         if self.pk.is_empty() {
-            return Err(StoreError::InvalidKey(
-                "the partition key must not be empty",
-            ));
+            return Err(StoreError::InvalidKey("the partition key must not be empty"));
         }
         let start = self.cursor.as_ref().map(Cursor::decode).transpose()?;
         if start.as_ref().is_some_and(|k| k.pk != self.pk) {
@@ -357,14 +337,8 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let key = ItemKey::new("CLUSTER#a", "WL#ns#name");
         assert_eq!(Cursor::after(&key).decode().unwrap(), key);
-        assert!(matches!(
-            Cursor::from_client("%%%").decode(),
-            Err(StoreError::InvalidCursor)
-        ));
-        assert!(matches!(
-            Cursor::from_client("e30").decode(),
-            Err(StoreError::InvalidCursor)
-        ));
+        assert!(matches!(Cursor::from_client("%%%").decode(), Err(StoreError::InvalidCursor)));
+        assert!(matches!(Cursor::from_client("e30").decode(), Err(StoreError::InvalidCursor)));
     }
 
     #[test]
@@ -384,10 +358,7 @@ mod tests {
         ];
         assert_eq!(
             last_op_per_key(ops),
-            vec![
-                WriteOp::Delete(a),
-                WriteOp::Put(Item::new(b, serde_json::json!(2)))
-            ]
+            vec![WriteOp::Delete(a), WriteOp::Put(Item::new(b, serde_json::json!(2)))]
         );
     }
 }

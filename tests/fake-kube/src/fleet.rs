@@ -95,40 +95,17 @@ const BRIEF: &[(&str, u32, bool, &[&str])] = &[
         "dab-platform-stg",
         1,
         false,
-        &[
-            "eks-microservices-dab-stg",
-            "eks-corda-dab-stg",
-            "eks-dmz-dab-stg",
-        ],
+        &["eks-microservices-dab-stg", "eks-corda-dab-stg", "eks-dmz-dab-stg"],
     ),
     (
         "dab-platform-prod",
         2,
         false,
-        &[
-            "eks-microservices-dab-prod",
-            "eks-corda-dab-prod",
-            "eks-dmz-dab-prod",
-        ],
+        &["eks-microservices-dab-prod", "eks-corda-dab-prod", "eks-dmz-dab-prod"],
     ),
-    (
-        "dab-custsol-loe",
-        0,
-        true,
-        &["eks-microservices-cs-dev", "eks-dmz-cs-dev"],
-    ),
-    (
-        "dab-custsol-staging",
-        1,
-        true,
-        &["eks-microservices-dab-csstg", "eks-dmz-dab-csstg"],
-    ),
-    (
-        "dab-custsol-prod",
-        2,
-        true,
-        &["eks-microservices-dab-csprod", "eks-dmz-dab-csprod"],
-    ),
+    ("dab-custsol-loe", 0, true, &["eks-microservices-cs-dev", "eks-dmz-cs-dev"]),
+    ("dab-custsol-staging", 1, true, &["eks-microservices-dab-csstg", "eks-dmz-dab-csstg"]),
+    ("dab-custsol-prod", 2, true, &["eks-microservices-dab-csprod", "eks-dmz-dab-csprod"]),
 ];
 
 const WORDS: &[&str] = &[
@@ -177,20 +154,12 @@ impl FleetBuilder {
                 custsol: *custsol,
             })
             .collect();
-        Self {
-            environments,
-            services,
-            seed: 7,
-        }
+        Self { environments, services, seed: 7 }
     }
 
     /// A custom fleet: `(environment, stage, clusters)`.
     pub fn custom(environments: Vec<FleetEnvironment>, services: usize) -> Self {
-        Self {
-            environments,
-            services,
-            seed: 7,
-        }
+        Self { environments, services, seed: 7 }
     }
 
     pub fn seed(mut self, seed: u64) -> Self {
@@ -221,11 +190,7 @@ impl FleetBuilder {
                 }
             })
             .collect();
-        Fleet {
-            environments: self.environments,
-            services,
-            seed: self.seed,
-        }
+        Fleet { environments: self.environments, services, seed: self.seed }
     }
 }
 
@@ -246,9 +211,7 @@ pub mod scenario {
 
 impl Fleet {
     pub fn cluster_names(&self) -> impl Iterator<Item = (&FleetEnvironment, &str)> {
-        self.environments
-            .iter()
-            .flat_map(|e| e.clusters.iter().map(move |c| (e, c.as_str())))
+        self.environments.iter().flat_map(|e| e.clusters.iter().map(move |c| (e, c.as_str())))
     }
 
     /// The release of `service` that runs at `stage` at `tick`: the first
@@ -259,12 +222,7 @@ impl Fleet {
         let mut rng = Rng::new(self.seed ^ (service as u64) << 8);
         let lag = (0..stage).map(|_| rng.below(3)).sum::<u64>();
         let index = (tick / s.cadence + 10).saturating_sub(lag);
-        format!(
-            "{}.{}.{}",
-            1 + index / 20,
-            s.base_minor + (index % 20) / 5,
-            index % 5
-        )
+        format!("{}.{}.{}", 1 + index / 20, s.base_minor + (index % 20) / 5, index % 5)
     }
 
     pub fn image(&self, service: usize, version: &str, retag: bool) -> Image {
@@ -275,10 +233,7 @@ impl Fleet {
     /// Everything `cluster` serves at `tick`.
     pub fn cluster_objects(&self, cluster: &str, tick: u64) -> ClusterObjects {
         let mut objects = ClusterObjects::new(33 + (cluster.len() % 2) as u32);
-        let Some(env) = self
-            .environments
-            .iter()
-            .find(|e| e.clusters.iter().any(|c| c == cluster))
+        let Some(env) = self.environments.iter().find(|e| e.clusters.iter().any(|c| c == cluster))
         else {
             return objects;
         };
@@ -286,11 +241,7 @@ impl Fleet {
         let mut rng = Rng::new(self.seed ^ hash(cluster));
         let nodes: Vec<String> = (0..3 + rng.below(3))
             .map(|i| {
-                format!(
-                    "ip-10-0-{}-{}.eu-west-1.compute.internal",
-                    10 + i,
-                    20 + rng.below(200)
-                )
+                format!("ip-10-0-{}-{}.eu-west-1.compute.internal", 10 + i, 20 + rng.below(200))
             })
             .collect();
         let epoch = Timestamp::from_second(1_760_000_000).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -326,11 +277,7 @@ impl Fleet {
             .label(COMPONENT_LABEL, COMPONENT)
             .label(
                 "app.kubernetes.io/part-of",
-                if service.custsol {
-                    "dab-custsol"
-                } else {
-                    "dab-platform"
-                },
+                if service.custsol { "dab-custsol" } else { "dab-platform" },
             )
             .label("app.kubernetes.io/managed-by", "Helm")
             .replicas(replicas)
@@ -381,17 +328,14 @@ impl Fleet {
 
     /// Every cluster's objects at `tick`, by cluster name.
     pub fn all_objects(&self, tick: u64) -> BTreeMap<String, ClusterObjects> {
-        self.cluster_names()
-            .map(|(_, c)| (c.to_owned(), self.cluster_objects(c, tick)))
-            .collect()
+        self.cluster_names().map(|(_, c)| (c.to_owned(), self.cluster_objects(c, tick))).collect()
     }
 }
 
 fn hash(text: &str) -> u64 {
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    text.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// SplitMix64: a tiny deterministic generator, enough for test data.
@@ -451,19 +395,11 @@ mod tests {
     #[test]
     fn versions_lag_along_the_promotion_path() {
         let fleet = FleetBuilder::brief(60).build();
-        let differing = (0..60)
-            .filter(|&i| fleet.release(i, 0, 0) != fleet.release(i, 2, 0))
-            .count();
-        assert!(
-            differing > 10,
-            "prod lags loe for many services: {differing}"
-        );
+        let differing =
+            (0..60).filter(|&i| fleet.release(i, 0, 0) != fleet.release(i, 2, 0)).count();
+        assert!(differing > 10, "prod lags loe for many services: {differing}");
         assert!(differing < 60, "but not for all");
-        assert_ne!(
-            fleet.release(0, 0, 0),
-            fleet.release(0, 0, 1000),
-            "releases move with time"
-        );
+        assert_ne!(fleet.release(0, 0, 0), fleet.release(0, 0, 1000), "releases move with time");
     }
 
     #[test]
@@ -478,12 +414,8 @@ mod tests {
 
     #[test]
     fn the_same_tick_builds_the_same_objects() {
-        let a = FleetBuilder::brief(60)
-            .build()
-            .cluster_objects("eks-dmz-dab-stg", 5);
-        let b = FleetBuilder::brief(60)
-            .build()
-            .cluster_objects("eks-dmz-dab-stg", 5);
+        let a = FleetBuilder::brief(60).build().cluster_objects("eks-dmz-dab-stg", 5);
+        let b = FleetBuilder::brief(60).build().cluster_objects("eks-dmz-dab-stg", 5);
         assert_eq!(
             serde_json::to_string(&a.pods).unwrap(),
             serde_json::to_string(&b.pods).unwrap()

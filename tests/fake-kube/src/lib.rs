@@ -34,12 +34,7 @@ impl FakeFleet {
             let objects = fleet.cluster_objects(name, 0);
             clusters.push(FakeCluster::start(name, &ca, &objects, token).await?);
         }
-        Ok(Self {
-            fleet,
-            ca,
-            clusters,
-            token: token.to_owned(),
-        })
+        Ok(Self { fleet, ca, clusters, token: token.to_owned() })
     }
 
     /// Starts the fleet with a fresh random bearer token.

@@ -41,10 +41,7 @@ impl Image {
     /// tag has the same digest everywhere, unless `retag_salt` is given
     /// (the tag was pushed again with different content).
     pub fn new(registry: &str, repository: &str, tag: &str, retag_salt: Option<&str>) -> Self {
-        let seed = format!(
-            "{registry}/{repository}:{tag}{}",
-            retag_salt.unwrap_or_default()
-        );
+        let seed = format!("{registry}/{repository}:{tag}{}", retag_salt.unwrap_or_default());
         Self {
             registry: registry.to_owned(),
             repository: repository.to_owned(),
@@ -157,18 +154,11 @@ impl WorkloadSpec {
 
 impl ClusterObjects {
     pub fn new(kubernetes_minor: u32) -> Self {
-        Self {
-            kubernetes_minor,
-            ..Self::default()
-        }
+        Self { kubernetes_minor, ..Self::default() }
     }
 
     pub fn add_namespace(&mut self, name: &str) {
-        if self
-            .namespaces
-            .iter()
-            .any(|n| n.metadata.name.as_deref() == Some(name))
-        {
+        if self.namespaces.iter().any(|n| n.metadata.name.as_deref() == Some(name)) {
             return;
         }
         self.namespaces.push(typed(json!({
@@ -264,11 +254,7 @@ impl ClusterObjects {
         let hash = pod_template_hash(images);
         let name = format!("{}-{hash}", spec.name);
         let uid_ = uid(&["rs", &spec.namespace, &name]);
-        let ready = if old {
-            replicas
-        } else {
-            self.ready_count(spec, replicas)
-        };
+        let ready = if old { replicas } else { self.ready_count(spec, replicas) };
         let mut rs_meta = meta(spec, "ReplicaSet", &uid_, Some(owner), created);
         rs_meta["name"] = json!(name);
         rs_meta["labels"]["pod-template-hash"] = json!(hash);
@@ -289,22 +275,11 @@ impl ClusterObjects {
             } else {
                 spec.pod_phases.get(i).copied().unwrap_or(PodPhase::Running)
             };
-            let pod_name = format!(
-                "{name}-{}",
-                &uid(&["pod", &spec.namespace, &name, &i.to_string()])[..5]
-            );
+            let pod_name =
+                format!("{name}-{}", &uid(&["pod", &spec.namespace, &name, &i.to_string()])[..5]);
             let node = &nodes[*pod_index % nodes.len().max(1)];
             *pod_index += 1;
-            self.add_pod(
-                spec,
-                &pod_name,
-                images,
-                phase,
-                node,
-                &rs_owner,
-                created,
-                Some(&hash),
-            );
+            self.add_pod(spec, &pod_name, images, phase, node, &rs_owner, created, Some(&hash));
         }
     }
 
@@ -364,16 +339,7 @@ impl ClusterObjects {
         for (i, node) in nodes.iter().enumerate() {
             let phase = spec.pod_phases.get(i).copied().unwrap_or(PodPhase::Running);
             let pod_name = format!("{}-{}", spec.name, &uid(&["ds-pod", &spec.name, node])[..5]);
-            self.add_pod(
-                spec,
-                &pod_name,
-                &spec.images,
-                phase,
-                node,
-                &owner,
-                spec.updated,
-                None,
-            );
+            self.add_pod(spec, &pod_name, &spec.images, phase, node, &owner, spec.updated, None);
         }
     }
 
@@ -436,11 +402,8 @@ impl ClusterObjects {
         });
         if phase != PodPhase::Pending {
             status["hostIP"] = json!("10.0.1.10");
-            status["podIP"] = json!(format!(
-                "10.0.{}.{}",
-                name.len() % 250,
-                (name.as_bytes()[0] as usize) % 250
-            ));
+            status["podIP"] =
+                json!(format!("10.0.{}.{}", name.len() % 250, (name.as_bytes()[0] as usize) % 250));
         }
         self.pods.push(typed(json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -463,22 +426,14 @@ impl ClusterObjects {
     }
 
     fn ready_count(&self, spec: &WorkloadSpec, pods: u32) -> u32 {
-        let not_running = spec
-            .pod_phases
-            .iter()
-            .take(pods as usize)
-            .filter(|p| **p != PodPhase::Running)
-            .count();
+        let not_running =
+            spec.pod_phases.iter().take(pods as usize).filter(|p| **p != PodPhase::Running).count();
         pods.saturating_sub(not_running as u32)
     }
 }
 
 fn container_name(spec: &WorkloadSpec, index: usize) -> String {
-    if index == 0 {
-        spec.name.clone()
-    } else {
-        format!("sidecar-{index}")
-    }
+    if index == 0 { spec.name.clone() } else { format!("sidecar-{index}") }
 }
 
 fn containers(spec: &WorkloadSpec, images: &[Image]) -> Vec<Value> {
@@ -538,24 +493,13 @@ fn pod_template_hash(images: &[Image]) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let joined: Vec<String> = images.iter().map(Image::reference).collect();
     let hash = digest(&SHA256, joined.join(",").as_bytes());
-    hash.as_ref()
-        .iter()
-        .take(10)
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    hash.as_ref().iter().take(10).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 /// A stable UUID-shaped id from its parts.
 fn uid(parts: &[&str]) -> String {
     let h = hex(digest(&SHA256, parts.join("/").as_bytes()).as_ref());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -577,12 +521,7 @@ mod tests {
     use super::*;
 
     fn image(tag: &str) -> Image {
-        Image::new(
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-            "dab/payments",
-            tag,
-            None,
-        )
+        Image::new("123456789012.dkr.ecr.eu-west-1.amazonaws.com", "dab/payments", tag, None)
     }
 
     #[test]
@@ -603,13 +542,7 @@ mod tests {
             pod.metadata.owner_references.as_ref().unwrap()[0].name,
             rs.metadata.name.clone().unwrap()
         );
-        let status = &pod
-            .status
-            .as_ref()
-            .unwrap()
-            .container_statuses
-            .as_ref()
-            .unwrap()[0];
+        let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
         assert_eq!(status.image, image("1.4.2").reference());
         assert!(status.image_id.ends_with(&image("1.4.2").digest));
     }
@@ -625,24 +558,12 @@ mod tests {
         let mut running: Vec<String> = objects
             .pods
             .iter()
-            .map(|p| {
-                p.spec.as_ref().unwrap().containers[0]
-                    .image
-                    .clone()
-                    .unwrap()
-            })
+            .map(|p| p.spec.as_ref().unwrap().containers[0].image.clone().unwrap())
             .collect();
         running.sort();
         running.dedup();
         assert_eq!(running.len(), 2);
-        assert_eq!(
-            objects.deployments[0]
-                .status
-                .as_ref()
-                .unwrap()
-                .updated_replicas,
-            Some(2)
-        );
+        assert_eq!(objects.deployments[0].status.as_ref().unwrap().updated_replicas, Some(2));
     }
 
     #[test]
@@ -661,9 +582,6 @@ mod tests {
             .kind(WorkloadKind::DaemonSet);
         objects.add_workload(&spec, &["a".into(), "b".into(), "c".into()]);
         assert_eq!(objects.pods.len(), 3);
-        assert_eq!(
-            objects.daemon_sets[0].status.as_ref().unwrap().number_ready,
-            3
-        );
+        assert_eq!(objects.daemon_sets[0].status.as_ref().unwrap().number_ready, 3);
     }
 }

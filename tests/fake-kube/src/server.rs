@@ -103,12 +103,7 @@ pub struct FaultRule {
 impl FaultRule {
     /// A fault on every request whose path contains `path_contains`.
     pub fn on(path_contains: impl Into<String>, fault: Fault) -> Self {
-        Self {
-            path_contains: path_contains.into(),
-            skip: 0,
-            times: usize::MAX,
-            fault,
-        }
+        Self { path_contains: path_contains.into(), skip: 0, times: usize::MAX, fault }
     }
 
     pub fn after(mut self, skip: usize) -> Self {
@@ -166,18 +161,12 @@ impl Resources {
         add(Kind::StatefulSet, to_values(&objects.stateful_sets));
         add(Kind::DaemonSet, to_values(&objects.daemon_sets));
         add(Kind::ReplicaSet, to_values(&objects.replica_sets));
-        Self {
-            by_kind,
-            minor_version: objects.kubernetes_minor.to_string(),
-        }
+        Self { by_kind, minor_version: objects.kubernetes_minor.to_string() }
     }
 }
 
 fn to_values<T: Serialize>(objects: &[T]) -> Vec<Value> {
-    objects
-        .iter()
-        .filter_map(|o| serde_json::to_value(o).ok())
-        .collect()
+    objects.iter().filter_map(|o| serde_json::to_value(o).ok()).collect()
 }
 
 fn entry(mut json: Value) -> Entry {
@@ -192,12 +181,7 @@ fn entry(mut json: Value) -> Entry {
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
         .unwrap_or_default();
-    Entry {
-        namespace: text(&meta["namespace"]),
-        name: text(&meta["name"]),
-        labels,
-        json,
-    }
+    Entry { namespace: text(&meta["namespace"]), name: text(&meta["name"]), labels, json }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -309,11 +293,7 @@ impl FakeCluster {
     /// Replaces every object (a new resource version), as a wave of deploys would.
     pub fn set_objects(&self, objects: &ClusterObjects) {
         let resources = Resources::from_objects(objects);
-        *self
-            .state
-            .resources
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = resources;
+        *self.state.resources.write().unwrap_or_else(PoisonError::into_inner) = resources;
         self.state.resource_version.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -414,9 +394,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
                     "TooManyRequests",
                     "too many requests, please try again later",
                 );
-                reply
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+                reply.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
                 return Ok(reply);
             }
             Fault::RevokeTokens => lock(&state.tokens).clear(),
@@ -556,15 +534,8 @@ fn list(
         },
     };
 
-    let resources = state
-        .resources
-        .read()
-        .unwrap_or_else(PoisonError::into_inner);
-    let entries = resources
-        .by_kind
-        .get(&kind)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let resources = state.resources.read().unwrap_or_else(PoisonError::into_inner);
+    let entries = resources.by_kind.get(&kind).map(Vec::as_slice).unwrap_or_default();
     let mut matching = entries.iter().filter(|e| {
         namespace.is_none_or(|ns| e.namespace == ns)
             && selector.matches(&e.labels)
@@ -604,17 +575,12 @@ fn encode_continue(token: &ContinueToken) -> String {
 }
 
 fn decode_continue(text: &str) -> Option<ContinueToken> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn version_info(minor: &str) -> Value {
@@ -649,9 +615,8 @@ fn json_reply(status: StatusCode, body: &Value) -> Reply {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut reply = Response::new(Full::new(Bytes::from(bytes)));
     *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    reply
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     reply
 }

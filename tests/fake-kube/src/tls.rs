@@ -45,21 +45,15 @@ impl TestCa {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "fake-kube test CA");
+        ca_params.distinguished_name.push(DnType::CommonName, "fake-kube test CA");
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = Issuer::new(ca_params, ca_key);
 
         let server_key = KeyPair::generate()?;
         let mut server_params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        server_params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        server_params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        server_params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
+        server_params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         let server_cert = server_params.signed_by(&server_key, &issuer)?;
 
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

@@ -38,10 +38,8 @@ pub async fn aws() -> SdkConfig {
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
@@ -63,22 +61,14 @@ pub async fn register_eks_cluster(account: &str, region: &str, fake: &FakeCluste
         "endpoint": fake.endpoint(), "caData": fake.ca_data(), "version": "1.33",
     });
     let (status, reply) = http_json("POST", "/_testbed/eks-clusters", Some(&body)).await;
-    assert_eq!(
-        status,
-        200,
-        "registering {} with moto: {reply}",
-        fake.name()
-    );
+    assert_eq!(status, 200, "registering {} with moto: {reply}", fake.name());
 }
 
 /// A plain HTTP/1.1 request to the moto server (control routes and
 /// `/moto-api/*`), returning status and JSON body.
 pub async fn http_json(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let endpoint = moto_endpoint();
-    let authority = endpoint
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned();
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
@@ -97,23 +87,13 @@ pub async fn http_json(method: &str, path: &str, body: Option<&Value>) -> (u16, 
         .unwrap_or_else(|e| panic!("{method} {path}: {e}; {HOW_TO_RUN}"));
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(body)
     } else {
         body.to_owned()
     };
-    (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
-    )
+    (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
 }
 
 fn dechunk(mut body: &str) -> String {

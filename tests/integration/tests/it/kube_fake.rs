@@ -41,9 +41,8 @@ fn objects() -> ClusterObjects {
 
 async fn cluster() -> (FakeCluster, kube::Client) {
     let ca = TestCa::generate().unwrap();
-    let fake = FakeCluster::start("eks-microservices-dab-stg", &ca, &objects(), TOKEN)
-        .await
-        .unwrap();
+    let fake =
+        FakeCluster::start("eks-microservices-dab-stg", &ca, &objects(), TOKEN).await.unwrap();
     let client = kube_client(&fake.endpoint(), fake.ca_der(), TOKEN);
     (fake, client)
 }
@@ -93,49 +92,29 @@ async fn list_all(
 #[tokio::test]
 async fn lists_follow_continue_tokens_over_at_least_three_pages() {
     let (fake, client) = cluster().await;
-    let (names, pages, restarts) = list_all(&Api::all(client), ListParams::default().limit(5))
-        .await
-        .unwrap();
+    let (names, pages, restarts) =
+        list_all(&Api::all(client), ListParams::default().limit(5)).await.unwrap();
     let expected: BTreeSet<String> = (0..23).map(|i| format!("svc-{i:02}")).collect();
     assert_eq!(names.len(), 23, "every deployment exactly once: {names:?}");
     assert_eq!(names.into_iter().collect::<BTreeSet<_>>(), expected);
     assert_eq!((pages, restarts), (5, 0));
     let requests = fake.requests();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.query.get("limit").map(String::as_str) == Some("5"))
-    );
-    assert_eq!(
-        requests
-            .iter()
-            .filter(|r| r.query.contains_key("continue"))
-            .count(),
-        4
-    );
+    assert!(requests.iter().all(|r| r.query.get("limit").map(String::as_str) == Some("5")));
+    assert_eq!(requests.iter().filter(|r| r.query.contains_key("continue")).count(), 4);
 }
 
 #[tokio::test]
 async fn an_expired_continue_token_gets_410_and_the_list_starts_over() {
     let (fake, client) = cluster().await;
     // The third request (second continue) finds its token compacted away.
-    fake.inject(
-        FaultRule::on("/deployments", Fault::ExpireContinueTokens)
-            .after(2)
-            .times(1),
-    );
-    let (names, pages, restarts) = list_all(&Api::all(client), ListParams::default().limit(5))
-        .await
-        .unwrap();
+    fake.inject(FaultRule::on("/deployments", Fault::ExpireContinueTokens).after(2).times(1));
+    let (names, pages, restarts) =
+        list_all(&Api::all(client), ListParams::default().limit(5)).await.unwrap();
     assert_eq!(restarts, 1);
     assert_eq!(names.len(), 23, "no duplicates or gaps after the restart");
     assert_eq!(pages, 5);
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 410).count(),
-        1,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 410).count(), 1, "{statuses:?}");
 }
 
 #[tokio::test]
@@ -146,10 +125,7 @@ async fn continue_tokens_expire_with_time() {
     let first = api.list(&ListParams::default().limit(5)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(120)).await;
     let token = first.metadata.continue_.as_deref().unwrap();
-    let err = must_fail(
-        api.list(&ListParams::default().limit(5).continue_token(token))
-            .await,
-    );
+    let err = must_fail(api.list(&ListParams::default().limit(5).continue_token(token)).await);
     assert_eq!(api_status(&err), Some((410, "Expired".into())));
 }
 
@@ -157,14 +133,10 @@ async fn continue_tokens_expire_with_time() {
 async fn label_selectors_filter_on_the_server() {
     let (_fake, client) = cluster().await;
     let api: Api<Deployment> = Api::all(client.clone());
-    let (dab, _, _) = list_all(
-        &api,
-        ListParams::default()
-            .labels("app.kubernetes.io/component=dab")
-            .limit(4),
-    )
-    .await
-    .unwrap();
+    let (dab, _, _) =
+        list_all(&api, ListParams::default().labels("app.kubernetes.io/component=dab").limit(4))
+            .await
+            .unwrap();
     assert_eq!(dab.len(), 18, "23 minus every fifth: {dab:?}");
     let (web, _, _) = list_all(
         &api,
@@ -174,51 +146,27 @@ async fn label_selectors_filter_on_the_server() {
     .unwrap();
     assert_eq!(web, ["svc-05", "svc-15"]);
     let namespaced: Api<Deployment> = Api::namespaced(client.clone(), "corda");
-    let list = namespaced
-        .list(&ListParams::default().labels("tier=web"))
-        .await
-        .unwrap();
+    let list = namespaced.list(&ListParams::default().labels("tier=web")).await.unwrap();
     assert_eq!(list.items.len(), 11);
     let err = must_fail(api.list(&ListParams::default().labels("tier in web")).await);
     assert_eq!(api_status(&err).map(|s| s.0), Some(400));
     let daemon_sets: Api<DaemonSet> = Api::all(client);
-    assert_eq!(
-        daemon_sets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .len(),
-        1
-    );
+    assert_eq!(daemon_sets.list(&ListParams::default()).await.unwrap().items.len(), 1);
 }
 
 #[tokio::test]
 async fn pods_carry_owners_images_and_digests() {
     let (_fake, client) = cluster().await;
     let pods: Api<Pod> = Api::namespaced(client, "dab");
-    let list = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/name=svc-04"))
-        .await
-        .unwrap();
+    let list =
+        pods.list(&ListParams::default().labels("app.kubernetes.io/name=svc-04")).await.unwrap();
     assert_eq!(list.items.len(), 1);
     let pod = &list.items[0];
-    assert_eq!(
-        pod.metadata.owner_references.as_ref().unwrap()[0].kind,
-        "ReplicaSet"
-    );
-    let status = &pod
-        .status
-        .as_ref()
-        .unwrap()
-        .container_statuses
-        .as_ref()
-        .unwrap()[0];
+    assert_eq!(pod.metadata.owner_references.as_ref().unwrap()[0].kind, "ReplicaSet");
+    let status = &pod.status.as_ref().unwrap().container_statuses.as_ref().unwrap()[0];
     assert_eq!(status.image, "registry.example/dab/svc-04:1.0.0");
     assert!(
-        status
-            .image_id
-            .starts_with("registry.example/dab/svc-04@sha256:"),
+        status.image_id.starts_with("registry.example/dab/svc-04@sha256:"),
         "{}",
         status.image_id
     );
@@ -228,30 +176,17 @@ async fn pods_carry_owners_images_and_digests() {
 async fn a_wrong_token_gets_401_with_a_status_body() {
     let (fake, _) = cluster().await;
     let stranger = kube_client(&fake.endpoint(), fake.ca_der(), "not-the-token");
-    let err = must_fail(
-        Api::<Deployment>::all(stranger)
-            .list(&ListParams::default())
-            .await,
-    );
+    let err = must_fail(Api::<Deployment>::all(stranger).list(&ListParams::default()).await);
     assert_eq!(api_status(&err), Some((401, "Unauthorized".into())));
 }
 
 #[tokio::test]
 async fn a_token_revoked_mid_list_fails_the_next_page() {
     let (fake, client) = cluster().await;
-    fake.inject(
-        FaultRule::on("/deployments", Fault::RevokeTokens)
-            .after(1)
-            .times(1),
-    );
-    let err = list_all(&Api::all(client), ListParams::default().limit(5))
-        .await
-        .unwrap_err();
+    fake.inject(FaultRule::on("/deployments", Fault::RevokeTokens).after(1).times(1));
+    let err = list_all(&Api::all(client), ListParams::default().limit(5)).await.unwrap_err();
     assert_eq!(api_status(&err), Some((401, "Unauthorized".into())));
-    assert_eq!(
-        fake.requests().iter().map(|r| r.status).collect::<Vec<_>>(),
-        [200, 401]
-    );
+    assert_eq!(fake.requests().iter().map(|r| r.status).collect::<Vec<_>>(), [200, 401]);
 }
 
 #[tokio::test]
@@ -259,15 +194,8 @@ async fn the_client_trusts_only_the_ca_it_was_given() {
     let (fake, _) = cluster().await;
     let other_ca = TestCa::generate().unwrap();
     let wrong_root = kube_client(&fake.endpoint(), other_ca.ca_der(), TOKEN);
-    let err = must_fail(
-        Api::<Deployment>::all(wrong_root)
-            .list(&ListParams::default())
-            .await,
-    );
-    assert!(
-        api_status(&err).is_none(),
-        "a TLS failure, not an API answer: {err}"
-    );
+    let err = must_fail(Api::<Deployment>::all(wrong_root).list(&ListParams::default()).await);
+    assert!(api_status(&err).is_none(), "a TLS failure, not an API answer: {err}");
     assert!(fake.requests().is_empty(), "no request got through");
 }
 
@@ -277,10 +205,7 @@ where
     T: Clone,
 {
     match result {
-        Ok(list) => panic!(
-            "expected an error, got a list of {} items",
-            list.items.len()
-        ),
+        Ok(list) => panic!("expected an error, got a list of {} items", list.items.len()),
         Err(err) => err,
     }
 }
@@ -301,13 +226,7 @@ async fn injected_faults_reach_a_client_without_retries() {
         Some(500)
     );
     fake.inject(
-        FaultRule::on(
-            "/deployments",
-            Fault::TooManyRequests {
-                retry_after_secs: 7,
-            },
-        )
-        .times(1),
+        FaultRule::on("/deployments", Fault::TooManyRequests { retry_after_secs: 7 }).times(1),
     );
     assert_eq!(
         api_status(&must_fail(api.list(&ListParams::default()).await)).map(|s| s.0),
@@ -315,15 +234,9 @@ async fn injected_faults_reach_a_client_without_retries() {
     );
     fake.inject(FaultRule::on("/deployments", Fault::ResetConnection).times(1));
     let err = must_fail(api.list(&ListParams::default()).await);
-    assert!(
-        api_status(&err).is_none(),
-        "a dropped connection is no API answer: {err}"
-    );
+    assert!(api_status(&err).is_none(), "a dropped connection is no API answer: {err}");
     // After the faults, the same client works again.
-    assert_eq!(
-        api.list(&ListParams::default()).await.unwrap().items.len(),
-        23
-    );
+    assert_eq!(api.list(&ListParams::default()).await.unwrap().items.len(), 23);
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 429, 0, 200]);
 }
@@ -332,24 +245,12 @@ async fn injected_faults_reach_a_client_without_retries() {
 async fn by_default_kube_retries_429_after_the_servers_retry_after() {
     let (fake, client) = cluster().await;
     fake.inject(
-        FaultRule::on(
-            "/deployments",
-            Fault::TooManyRequests {
-                retry_after_secs: 1,
-            },
-        )
-        .times(1),
+        FaultRule::on("/deployments", Fault::TooManyRequests { retry_after_secs: 1 }).times(1),
     );
     let started = std::time::Instant::now();
-    let list = Api::<Deployment>::all(client)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let list = Api::<Deployment>::all(client).list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 23);
-    assert!(
-        started.elapsed() >= Duration::from_millis(900),
-        "Retry-After was honoured"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(900), "Retry-After was honoured");
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [429, 200]);
 }
@@ -364,16 +265,9 @@ async fn latency_beyond_the_read_timeout_is_an_error() {
     let client = kube::Client::try_from(config).unwrap();
     fake.inject(FaultRule::on("/deployments", Fault::Latency(Duration::from_millis(800))).times(1));
     let started = std::time::Instant::now();
-    let err = must_fail(
-        Api::<Deployment>::all(client)
-            .list(&ListParams::default())
-            .await,
-    );
+    let err = must_fail(Api::<Deployment>::all(client).list(&ListParams::default()).await);
     assert!(api_status(&err).is_none(), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_millis(750),
-        "the timeout fired, not the server"
-    );
+    assert!(started.elapsed() < Duration::from_millis(750), "the timeout fired, not the server");
 }
 
 #[tokio::test]

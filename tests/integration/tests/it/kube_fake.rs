@@ -263,11 +263,11 @@ async fn latency_beyond_the_read_timeout_is_an_error() {
     config.auth_info.token = Some(TOKEN.to_owned().into());
     config.read_timeout = Some(Duration::from_millis(200));
     let client = kube::Client::try_from(config).unwrap();
-    fake.inject(FaultRule::on("/deployments", Fault::Latency(Duration::from_millis(800))).times(1));
+    fake.inject(FaultRule::on("/deployments", Fault::Latency(Duration::from_secs(5))).times(1));
     let started = std::time::Instant::now();
     let err = must_fail(Api::<Deployment>::all(client).list(&ListParams::default()).await);
     assert!(api_status(&err).is_none(), "{err}");
-    assert!(started.elapsed() < Duration::from_millis(750), "the timeout fired, not the server");
+    assert!(started.elapsed() < Duration::from_secs(3), "the timeout fired, not the server");
 }
 
 #[tokio::test]

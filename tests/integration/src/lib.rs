@@ -111,14 +111,18 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A `kube` client for a fake cluster, configured as the snapshot function
-/// configures one for EKS: the cluster's CA as the only root, a bearer
-/// token, and explicit timeouts.
-pub fn kube_client(endpoint: &str, ca_der: Vec<u8>, token: &str) -> kube::Client {
+/// A `kube` configuration as the snapshot function makes one for EKS: the
+/// cluster's CA as the only root, a bearer token, and explicit timeouts.
+pub fn kube_config(endpoint: &str, roots: Vec<Vec<u8>>, token: &str) -> kube::Config {
     let mut config = kube::Config::new(endpoint.parse().expect("endpoint is a URI"));
-    config.root_cert = Some(vec![ca_der]);
+    config.root_cert = Some(roots);
     config.auth_info.token = Some(secrecy::SecretString::from(token.to_owned()));
     config.connect_timeout = Some(Duration::from_secs(5));
     config.read_timeout = Some(Duration::from_secs(10));
-    kube::Client::try_from(config).expect("kube client")
+    config
+}
+
+/// A `kube` client from [`kube_config`].
+pub fn kube_client(endpoint: &str, ca_der: Vec<u8>, token: &str) -> kube::Client {
+    kube::Client::try_from(kube_config(endpoint, vec![ca_der], token)).expect("kube client")
 }

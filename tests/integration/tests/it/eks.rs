@@ -2,7 +2,7 @@
 //! path DescribeCluster → CA → kube list runs in tests, across accounts too.
 
 use fake_kube::{FakeCluster, FleetBuilder, TestCa};
-use integration_tests::{aws, kube_client, register_eks_cluster, unique};
+use integration_tests::{aws, kube_client, kube_config, register_eks_cluster, unique};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use shared::pem::certificates_from_ca_data;
@@ -20,9 +20,7 @@ async fn list_pods_through_describe_cluster(eks: &aws_sdk_eks::Client, name: &st
     let endpoint = cluster.endpoint.unwrap();
     let ca_data = cluster.certificate_authority.unwrap().data.unwrap();
     let roots = certificates_from_ca_data(&ca_data).unwrap();
-    let mut config = kube::Config::new(endpoint.parse().unwrap());
-    config.root_cert = Some(roots);
-    config.auth_info.token = Some(TOKEN.to_owned().into());
+    let config = kube_config(&endpoint, roots, TOKEN);
     let pods: Api<Pod> = Api::all(kube::Client::try_from(config).unwrap());
     pods.list(&ListParams::default().labels("app.kubernetes.io/component=dab"))
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fake_kube::{
     ClusterObjects, FakeCluster, Fault, FaultRule, Image, TestCa, WorkloadKind, WorkloadSpec,
 };
-use integration_tests::kube_client;
+use integration_tests::{kube_client, kube_config};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -215,9 +215,7 @@ async fn injected_faults_reach_a_client_without_retries() {
     let (fake, _) = cluster().await;
     // NB: kube retries 429/503/504 by itself unless told not to (see below);
     // the snapshot function turns that off and bounds retries itself.
-    let mut config = kube::Config::new(fake.endpoint().parse().unwrap());
-    config.root_cert = Some(vec![fake.ca_der()]);
-    config.auth_info.token = Some(TOKEN.to_owned().into());
+    let mut config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
     config.default_retry = false;
     let api: Api<Deployment> = Api::all(kube::Client::try_from(config).unwrap());
     fake.inject(FaultRule::on("/deployments", Fault::Status(500)).times(1));
@@ -258,9 +256,7 @@ async fn by_default_kube_retries_429_after_the_servers_retry_after() {
 #[tokio::test]
 async fn latency_beyond_the_read_timeout_is_an_error() {
     let (fake, _) = cluster().await;
-    let mut config = kube::Config::new(fake.endpoint().parse().unwrap());
-    config.root_cert = Some(vec![fake.ca_der()]);
-    config.auth_info.token = Some(TOKEN.to_owned().into());
+    let mut config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
     config.read_timeout = Some(Duration::from_millis(200));
     let client = kube::Client::try_from(config).unwrap();
     fake.inject(FaultRule::on("/deployments", Fault::Latency(Duration::from_secs(5))).times(1));

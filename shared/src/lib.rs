@@ -8,7 +8,10 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod labels;
+pub mod model;
 pub mod pem;
 pub mod settings;
+#[cfg(feature = "snapshot")]
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;

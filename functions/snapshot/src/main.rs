@@ -1,15 +1,25 @@
 //! The snapshot Lambda: wiring only.
 
+use std::sync::Arc;
+
 use lambda_runtime::{LambdaEvent, service_fn};
-use snapshot::{Settings, SnapshotRequest};
+use shared::clock::SystemClock;
+use shared::snapshot::access::{AwsConnector, KubeTimeouts};
+use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
+use shared::store::dynamodb::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    let settings = Settings::from_env()?;
-    let fleet = &settings.fleet;
+    let settings = snapshot::Settings::from_env()?;
+    let aws = shared::aws::sdk_config().await;
+    let store = Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
+    let connector = Arc::new(AwsConnector::new(aws, KubeTimeouts::default()));
+    let snapshotter =
+        Snapshotter::new(store, connector, Arc::new(SystemClock), SnapshotOptions::default());
+    let (snapshotter, fleet) = (&snapshotter, &settings.fleet);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnapshotRequest>| async move {
-        snapshot::handle(fleet, event.payload).await
+        snapshot::handle(snapshotter, fleet, event.payload).await
     }))
     .await
 }

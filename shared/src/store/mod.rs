@@ -15,6 +15,8 @@
 //!   cursor resumes exactly after the last item returned.
 
 pub mod batch;
+#[cfg(any(test, feature = "test-support"))]
+pub mod counting;
 pub mod dynamodb;
 pub mod memory;
 

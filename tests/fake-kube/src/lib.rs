@@ -6,6 +6,7 @@
 //! tokens, check bearer tokens and fail on demand. It is never a dependency
 //! of a function crate.
 
+pub mod eks;
 pub mod fleet;
 pub mod objects;
 pub mod server;

@@ -202,8 +202,23 @@ struct State {
     continue_epoch: AtomicU64,
     continue_ttl: Mutex<Duration>,
     tokens: Mutex<HashSet<String>>,
+    /// Accept well-formed, fresh EKS IAM tokens too.
+    eks_tokens: std::sync::atomic::AtomicBool,
+    /// Every token refused (the role lost access).
+    revoked: std::sync::atomic::AtomicBool,
     faults: Mutex<Vec<FaultRule>>,
     requests: Mutex<Vec<RecordedRequest>>,
+}
+
+impl State {
+    fn accepts(&self, token: &str) -> bool {
+        if self.revoked.load(Ordering::SeqCst) {
+            return false;
+        }
+        lock(&self.tokens).contains(token)
+            || (self.eks_tokens.load(Ordering::SeqCst)
+                && crate::eks::check_token(token, jiff::Timestamp::now()).is_ok())
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -252,6 +267,8 @@ impl FakeCluster {
             continue_epoch: AtomicU64::new(0),
             continue_ttl: Mutex::new(DEFAULT_CONTINUE_TTL),
             tokens: Mutex::new(HashSet::from([token.to_owned()])),
+            eks_tokens: std::sync::atomic::AtomicBool::new(false),
+            revoked: std::sync::atomic::AtomicBool::new(false),
             faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
         });
@@ -303,6 +320,17 @@ impl FakeCluster {
 
     pub fn revoke_token(&self, token: &str) {
         lock(&self.state.tokens).remove(token);
+    }
+
+    /// Also accept EKS IAM tokens (`k8s-aws-v1.…`) that are well formed and
+    /// fresh, as a cluster whose access entry maps our role would.
+    pub fn accept_eks_tokens(&self) {
+        self.state.eks_tokens.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends a [`Fault::RevokeTokens`]: tokens are accepted again.
+    pub fn restore_access(&self) {
+        self.state.revoked.store(false, Ordering::SeqCst);
     }
 
     pub fn inject(&self, rule: FaultRule) {
@@ -397,7 +425,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
                 reply.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
                 return Ok(reply);
             }
-            Fault::RevokeTokens => lock(&state.tokens).clear(),
+            Fault::RevokeTokens => state.revoked.store(true, Ordering::SeqCst),
             Fault::ExpireContinueTokens => {
                 state.continue_epoch.fetch_add(1, Ordering::SeqCst);
             }
@@ -409,7 +437,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|token| lock(&state.tokens).contains(token));
+        .is_some_and(|token| state.accepts(token));
     let reply = if !authorized {
         status_reply(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized")
     } else if method != Method::GET {

@@ -4,4 +4,5 @@
 
 mod eks;
 mod kube_fake;
+mod snapshot;
 mod store_contract;

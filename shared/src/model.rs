@@ -1,0 +1,444 @@
+//! What a snapshot stores and the API reads: normalised workloads, pods,
+//! per-cluster status and history events, and where each lives in the table.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ClusterName, EnvironmentName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deployment => "Deployment",
+            Self::StatefulSet => "StatefulSet",
+            Self::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A container image reference split into its parts, as a registry sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    pub registry: String,
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `sha256:<hex>`: from the reference itself, or resolved from the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl ImageRef {
+    /// Parses `[registry/]repository[:tag][@digest]` with Docker's rules: the
+    /// first path part is a registry only if it has a `.` or `:` or is
+    /// `localhost`; otherwise the registry is Docker Hub (`docker.io`, with
+    /// `library/` for single-part names).
+    pub fn parse(reference: &str) -> Self {
+        let reference = reference.trim();
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, digest)) => (name, Some(digest.to_owned())),
+            None => (reference, None),
+        };
+        // A tag is after the last ':' of the last path part (a ':' before the
+        // last '/' belongs to a registry port).
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (path, tag) = match name[last_slash..].rfind(':') {
+            Some(i) => (&name[..last_slash + i], Some(name[last_slash + i + 1..].to_owned())),
+            None => (name, None),
+        };
+        let (registry, repository) = match path.split_once('/') {
+            Some((first, rest))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
+                (first.to_owned(), rest.to_owned())
+            }
+            Some(_) => ("docker.io".to_owned(), path.to_owned()),
+            None => ("docker.io".to_owned(), format!("library/{path}")),
+        };
+        Self {
+            registry,
+            repository,
+            tag: tag.filter(|t| !t.is_empty()),
+            digest: digest.filter(|d| !d.is_empty()),
+        }
+    }
+
+    /// `registry/repository[:tag]`, without the digest.
+    pub fn name_and_tag(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}/{}:{tag}", self.registry, self.repository),
+            None => format!("{}/{}", self.registry, self.repository),
+        }
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name_and_tag())?;
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The repository digest in a kubelet `imageID` (`…@sha256:…`,
+/// `docker-pullable://…@sha256:…`). A bare `sha256:…` is the image's config
+/// id, not a registry digest, and is not returned.
+pub fn digest_from_image_id(image_id: &str) -> Option<String> {
+    let (_, digest) = image_id.rsplit_once('@')?;
+    let hex = digest.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| digest.to_owned())
+}
+
+/// One container of a workload's pod template and what it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerImage {
+    pub container: String,
+    #[serde(flatten)]
+    pub image: ImageRef,
+}
+
+/// An image a pod actually runs, as the kubelet reports it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningImage {
+    pub container: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replicas {
+    pub desired: u32,
+    pub ready: u32,
+    pub available: u32,
+    pub updated: u32,
+}
+
+/// A workload's pods, summarised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSummary {
+    pub total: u32,
+    pub running: u32,
+    pub pending: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub unknown: u32,
+    pub restarts: u32,
+    pub nodes: Vec<String>,
+    /// Distinct images the pods run (per container), sorted.
+    pub images: Vec<RunningImage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VersionSource {
+    /// `app.kubernetes.io/version`.
+    Label,
+    /// The main container's image tag.
+    ImageTag,
+    /// Neither: the version is unknown.
+    None,
+}
+
+/// A workload as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub cluster: ClusterName,
+    pub environment: EnvironmentName,
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    /// `app.kubernetes.io/name`, else the workload's name.
+    pub service: String,
+    pub version: String,
+    pub version_source: VersionSource,
+    pub labels: BTreeMap<String, String>,
+    pub images: Vec<ContainerImage>,
+    pub replicas: Replicas,
+    pub pods: PodSummary,
+    /// Its pods run more than one image for some container.
+    pub rolling: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// When its version or images last changed (as far as we have seen).
+    pub changed_at: Timestamp,
+}
+
+impl Workload {
+    /// The images of the pod template, as strings with digests where known.
+    pub fn image_list(&self) -> Vec<String> {
+        self.images.iter().map(|c| c.image.to_string()).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRef {
+    pub kind: String,
+    pub name: String,
+}
+
+/// One pod, for the inventory's pod list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRecord {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    pub restarts: u32,
+    pub images: Vec<RunningImage>,
+    /// The workload that owns it (a Deployment for pods of its ReplicaSets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<OwnerRef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub workloads: u32,
+    pub pods: u32,
+    pub running: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// Why the last attempt at a cluster failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterError {
+    pub kind: String,
+    pub message: String,
+    pub at: Timestamp,
+}
+
+/// Who is snapshotting a cluster right now, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub owner: String,
+    pub until: Timestamp,
+}
+
+/// The freshness record of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    pub cluster: ClusterName,
+    pub environment: EnvironmentName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ClusterError>,
+    #[serde(default)]
+    pub counts: Counts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Bumped by every successful snapshot.
+    #[serde(default)]
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+impl ClusterStatus {
+    pub fn new(cluster: ClusterName, environment: EnvironmentName) -> Self {
+        Self {
+            cluster,
+            environment,
+            last_attempt: None,
+            last_success: None,
+            last_error: None,
+            counts: Counts::default(),
+            kubernetes_version: None,
+            duration_ms: None,
+            generation: 0,
+            lease: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Change {
+    Added,
+    Changed,
+    Removed,
+}
+
+/// One change of what runs somewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEvent {
+    pub at: Timestamp,
+    pub change: Change,
+    pub service: String,
+    pub environment: EnvironmentName,
+    pub cluster: ClusterName,
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_version: Option<String>,
+    #[serde(default)]
+    pub from_images: Vec<String>,
+    #[serde(default)]
+    pub to_images: Vec<String>,
+}
+
+/// Where things live in the single table. Keys embed names that are
+/// validated (clusters, environments) or come from Kubernetes (namespaces,
+/// workload names: DNS labels and subdomains, which never contain `#`).
+pub mod keys {
+    use jiff::Timestamp;
+
+    use super::WorkloadKind;
+
+    pub const STATUS_SK: &str = "STATUS";
+    pub const WORKLOAD_PREFIX: &str = "WL#";
+
+    /// A cluster's workloads and its status item.
+    pub fn cluster_pk(cluster: &str) -> String {
+        format!("CLUSTER#{cluster}")
+    }
+
+    pub fn workload_sk(namespace: &str, kind: WorkloadKind, name: &str) -> String {
+        format!("{WORKLOAD_PREFIX}{namespace}#{kind}#{name}")
+    }
+
+    /// A cluster's pods, sorted by namespace then name.
+    pub fn pods_pk(cluster: &str) -> String {
+        format!("PODS#{cluster}")
+    }
+
+    pub fn pod_sk(namespace: &str, name: &str) -> String {
+        format!("{namespace}#{name}")
+    }
+
+    /// History of one service, everywhere.
+    pub fn service_history_pk(service: &str) -> String {
+        format!("HIST#SVC#{service}")
+    }
+
+    /// History of one environment, every service.
+    pub fn environment_history_pk(environment: &str) -> String {
+        format!("HIST#ENV#{environment}")
+    }
+
+    /// Sorts by time (fixed-width UTC, microseconds), then by place.
+    pub fn history_sk(
+        at: Timestamp,
+        cluster: &str,
+        namespace: &str,
+        kind: WorkloadKind,
+        name: &str,
+    ) -> String {
+        format!("{}#{cluster}#{namespace}#{kind}#{name}", time_key(at))
+    }
+
+    pub fn time_key(at: Timestamp) -> String {
+        at.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_like_docker_does() {
+        let ecr =
+            ImageRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/dab/payments-api:1.4.2");
+        assert_eq!(ecr.registry, "123456789012.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(ecr.repository, "dab/payments-api");
+        assert_eq!(ecr.tag.as_deref(), Some("1.4.2"));
+        assert_eq!(ecr.digest, None);
+
+        let hub = ImageRef::parse("nginx");
+        assert_eq!(
+            (hub.registry.as_str(), hub.repository.as_str(), hub.tag.as_deref()),
+            ("docker.io", "library/nginx", None)
+        );
+        let org = ImageRef::parse("bitnami/redis:7.2");
+        assert_eq!(
+            (org.registry.as_str(), org.repository.as_str()),
+            ("docker.io", "bitnami/redis")
+        );
+
+        let port = ImageRef::parse("localhost:5000/team/app");
+        assert_eq!(
+            (port.registry.as_str(), port.repository.as_str(), port.tag.as_deref()),
+            ("localhost:5000", "team/app", None)
+        );
+
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let pinned = ImageRef::parse(&format!("registry.k8s.io/coredns/coredns:v1.11.4@{digest}"));
+        assert_eq!(pinned.tag.as_deref(), Some("v1.11.4"));
+        assert_eq!(pinned.digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(pinned.to_string(), format!("registry.k8s.io/coredns/coredns:v1.11.4@{digest}"));
+    }
+
+    #[test]
+    fn digests_come_only_from_repository_image_ids() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            digest_from_image_id(&format!("repo/app@sha256:{hex}")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(
+            digest_from_image_id(&format!("docker-pullable://repo/app@sha256:{hex}")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(
+            digest_from_image_id(&format!("sha256:{hex}")),
+            None,
+            "a config id is not a repo digest"
+        );
+        assert_eq!(digest_from_image_id("repo/app@sha256:short"), None);
+        assert_eq!(digest_from_image_id(""), None);
+    }
+
+    #[test]
+    fn history_keys_sort_by_time() {
+        let early: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let late: Timestamp = "2026-01-01T00:00:00.5Z".parse().unwrap();
+        let a = keys::history_sk(early, "c", "ns", WorkloadKind::Deployment, "x");
+        let b = keys::history_sk(late, "a", "ns", WorkloadKind::Deployment, "x");
+        assert!(a < b, "{a} < {b}");
+        assert!(a.starts_with("2026-01-01T00:00:00.000000Z#c#ns#Deployment#x"));
+    }
+}

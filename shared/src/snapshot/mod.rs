@@ -1,0 +1,435 @@
+//! The snapshot: every cluster of an environment (or one cluster) read and
+//! stored, concurrently with a bound, each cluster on its own — one failing
+//! never stops the others nor erases its own last good snapshot.
+//!
+//! Per cluster: take the lease on its status item → connect (STS, EKS,
+//! token; or the configured endpoint) → list and normalise → write what
+//! changed → record success or failure and release the lease.
+
+pub mod access;
+pub mod collect;
+pub mod normalise;
+pub mod persist;
+pub mod token;
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use self::access::ClusterConnector;
+use self::collect::{CollectError, FailureKind, ListPolicy, collect_cluster};
+use self::normalise::Place;
+use self::persist::WriteStats;
+use crate::clock::Clock;
+use crate::config::{Cluster, Environment, FleetConfig};
+use crate::domain::{ClusterName, EnvironmentName};
+use crate::store::Store;
+
+/// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
+/// cluster (`{"cluster": "…"}`, the API's refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterName>,
+}
+
+impl SnapshotRequest {
+    pub fn environment(name: EnvironmentName) -> Self {
+        Self { environment: Some(name), cluster: None }
+    }
+
+    pub fn cluster(name: ClusterName) -> Self {
+        Self { environment: None, cluster: Some(name) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the request must name exactly one of environment or cluster")]
+    AmbiguousTarget,
+    #[error("no environment named {0} is configured")]
+    UnknownEnvironment(EnvironmentName),
+    #[error("no cluster named {0} is configured")]
+    UnknownCluster(ClusterName),
+    /// Every cluster failed: the invocation fails so that the schedule's
+    /// retry and dead-letter queue see it.
+    #[error("every cluster failed ({})", .0.summary())]
+    AllFailed(SnapshotReport),
+}
+
+impl SnapshotError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::AmbiguousTarget => "AmbiguousTarget",
+            Self::UnknownEnvironment(_) => "UnknownEnvironment",
+            Self::UnknownCluster(_) => "UnknownCluster",
+            Self::AllFailed(_) => "AllClustersFailed",
+        }
+    }
+}
+
+/// The clusters a request names, with their environment.
+pub fn resolve<'a>(
+    fleet: &'a FleetConfig,
+    request: &SnapshotRequest,
+) -> Result<Vec<(&'a Environment, &'a Cluster)>, SnapshotError> {
+    match (&request.environment, &request.cluster) {
+        (Some(name), None) => {
+            let environment = fleet
+                .environment(name.as_str())
+                .ok_or_else(|| SnapshotError::UnknownEnvironment(name.clone()))?;
+            Ok(environment.clusters.iter().map(|c| (environment, c)).collect())
+        }
+        (None, Some(name)) => {
+            let found = fleet
+                .cluster(name.as_str())
+                .ok_or_else(|| SnapshotError::UnknownCluster(name.clone()))?;
+            Ok(vec![found])
+        }
+        _ => Err(SnapshotError::AmbiguousTarget),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotOptions {
+    /// Clusters read at once.
+    pub concurrency: usize,
+    pub list: ListPolicy,
+    /// Connecting and reading one cluster, all calls together.
+    pub cluster_timeout: Duration,
+    /// How long a run holds a cluster's lease: longer than any run can last
+    /// (on Lambda, the function's timeout), so a crashed run's lease expires.
+    pub lease_for: Duration,
+    pub history_ttl: Duration,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            list: ListPolicy::default(),
+            cluster_timeout: Duration::from_secs(60),
+            lease_for: Duration::from_secs(300),
+            history_ttl: persist::DEFAULT_HISTORY_TTL,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OutcomeStatus {
+    Ok,
+    Failed,
+    /// Another run holds the cluster's lease; nothing was done.
+    Skipped,
+}
+
+/// How one cluster went.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterOutcome {
+    pub cluster: ClusterName,
+    pub environment: EnvironmentName,
+    pub status: OutcomeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workloads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writes: Option<WriteStats>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotReport {
+    pub outcomes: Vec<ClusterOutcome>,
+}
+
+impl SnapshotReport {
+    pub fn count(&self, status: OutcomeStatus) -> usize {
+        self.outcomes.iter().filter(|o| o.status == status).count()
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ok, {} failed, {} skipped",
+            self.count(OutcomeStatus::Ok),
+            self.count(OutcomeStatus::Failed),
+            self.count(OutcomeStatus::Skipped)
+        )
+    }
+}
+
+/// Runs snapshots; built once per process and reused across invocations.
+pub struct Snapshotter {
+    store: Arc<dyn Store>,
+    connector: Arc<dyn ClusterConnector>,
+    clock: Arc<dyn Clock>,
+    options: SnapshotOptions,
+}
+
+impl std::fmt::Debug for Snapshotter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshotter").field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+impl Snapshotter {
+    pub fn new(
+        store: Arc<dyn Store>,
+        connector: Arc<dyn ClusterConnector>,
+        clock: Arc<dyn Clock>,
+        options: SnapshotOptions,
+    ) -> Self {
+        Self { store, connector, clock, options }
+    }
+
+    /// Snapshots what `request` names. Fails only when the request is bad
+    /// or every cluster failed; per-cluster outcomes are in the report.
+    pub async fn run(
+        &self,
+        fleet: &FleetConfig,
+        request: &SnapshotRequest,
+    ) -> Result<SnapshotReport, SnapshotError> {
+        let targets = resolve(fleet, request)?;
+        let owner = run_id();
+        let mut outcomes: Vec<ClusterOutcome> = futures::stream::iter(targets)
+            .map(|(environment, cluster)| self.snapshot_cluster(environment, cluster, &owner))
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        outcomes.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        let report = SnapshotReport { outcomes };
+        if !report.outcomes.is_empty()
+            && report.count(OutcomeStatus::Failed) == report.outcomes.len()
+        {
+            return Err(SnapshotError::AllFailed(report));
+        }
+        Ok(report)
+    }
+
+    #[tracing::instrument(name = "snapshot", skip_all, fields(cluster = %cluster.name, environment = %environment.name))]
+    async fn snapshot_cluster(
+        &self,
+        environment: &Environment,
+        cluster: &Cluster,
+        owner: &str,
+    ) -> ClusterOutcome {
+        let started = Instant::now();
+        let store = self.store.as_ref();
+        let now = self.clock.now();
+        let lease_until = now
+            .saturating_add(
+                jiff::SignedDuration::try_from(self.options.lease_for)
+                    .unwrap_or(jiff::SignedDuration::MAX),
+            )
+            .unwrap_or(now);
+        let outcome = |status, error: Option<&CollectError>| ClusterOutcome {
+            cluster: cluster.name.clone(),
+            environment: environment.name.clone(),
+            status,
+            error_kind: error.map(|e| e.kind.as_str()),
+            message: error.map(|e| e.message.clone()),
+            workloads: None,
+            pods: None,
+            writes: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+
+        let lease = match persist::acquire_lease(
+            store,
+            &cluster.name,
+            &environment.name,
+            owner,
+            now,
+            lease_until,
+        )
+        .await
+        {
+            Ok(lease) => lease,
+            Err(err) if err.kind == FailureKind::Busy => {
+                tracing::info!(reason = %err.message, "snapshot skipped");
+                return outcome(OutcomeStatus::Skipped, Some(&err));
+            }
+            Err(err) => {
+                tracing::error!(error = %crate::http::error_chain(&err), "snapshot failed before reading the cluster");
+                return outcome(OutcomeStatus::Failed, Some(&err));
+            }
+        };
+
+        let place =
+            Place { cluster: cluster.name.clone(), environment: environment.name.clone(), now };
+        let read = async {
+            let client = self.connector.connect(cluster).await?;
+            collect_cluster(client, environment, &place, self.options.list).await
+        };
+        let collected = match tokio::time::timeout(self.options.cluster_timeout, read).await {
+            Ok(result) => result,
+            Err(_) => Err(CollectError::new(
+                FailureKind::Timeout,
+                format!(
+                    "reading the cluster took longer than {} s",
+                    self.options.cluster_timeout.as_secs()
+                ),
+            )),
+        };
+        let finished = self.clock.now();
+        let result = match collected {
+            Ok(mut snapshot) => {
+                match persist::write_snapshot(
+                    store,
+                    &lease,
+                    &mut snapshot,
+                    environment.snapshot_ttl,
+                    self.options.history_ttl,
+                    finished,
+                )
+                .await
+                {
+                    Ok((stats, counts)) => persist::record_success(
+                        store,
+                        lease,
+                        counts,
+                        snapshot.kubernetes_version.take(),
+                        finished,
+                    )
+                    .await
+                    .map(|_| (stats, counts)),
+                    Err(err) => Err(self.fail(lease, err, finished).await),
+                }
+            }
+            Err(err) => {
+                if err.kind == FailureKind::Unauthorized {
+                    // The next attempt mints a fresh token.
+                    self.connector.invalidate(cluster.name.as_str());
+                }
+                Err(self.fail(lease, err, finished).await)
+            }
+        };
+        match result {
+            Ok((stats, counts)) => {
+                tracing::info!(
+                    workloads = counts.workloads,
+                    pods = counts.pods,
+                    writes = stats.item_writes,
+                    changes = stats.history_events,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot stored"
+                );
+                ClusterOutcome {
+                    workloads: Some(counts.workloads),
+                    pods: Some(counts.pods),
+                    writes: Some(stats),
+                    ..outcome(OutcomeStatus::Ok, None)
+                }
+            }
+            Err(err) => {
+                tracing::warn!(kind = err.kind.as_str(), error = %crate::http::error_chain(&err), "snapshot failed");
+                outcome(OutcomeStatus::Failed, Some(&err))
+            }
+        }
+    }
+
+    /// Records the failure on the status item (keeping the last good
+    /// snapshot) and returns the error to report.
+    async fn fail(
+        &self,
+        lease: persist::LeaseHeld,
+        err: CollectError,
+        now: jiff::Timestamp,
+    ) -> CollectError {
+        if let Err(status_err) =
+            persist::record_failure(self.store.as_ref(), lease, &err, now).await
+        {
+            tracing::error!(error = %crate::http::error_chain(&status_err), "could not record the failure");
+        }
+        err
+    }
+}
+
+/// A random id for one run, to own leases with. Uniqueness, not secrecy:
+/// std's per-process random hasher keys are enough.
+fn run_id() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!("run-{:016x}", hasher.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet() -> FleetConfig {
+        FleetConfig::parse(
+            r#"
+defaults: { region: eu-west-1 }
+environments:
+  - name: dab-platform-stg
+    clusters: [{ name: eks-microservices-dab-stg }, { name: eks-corda-dab-stg }]
+  - name: dab-platform-prod
+    clusters: [{ name: eks-microservices-dab-prod }]
+"#,
+            "test",
+        )
+        .unwrap()
+    }
+
+    fn request(json: &str) -> SnapshotRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn an_environment_names_all_its_clusters() {
+        let fleet = fleet();
+        let targets = resolve(&fleet, &request(r#"{"environment": "dab-platform-stg"}"#)).unwrap();
+        let names: Vec<&str> = targets.iter().map(|(_, c)| c.name.as_str()).collect();
+        assert_eq!(names, ["eks-microservices-dab-stg", "eks-corda-dab-stg"]);
+    }
+
+    #[test]
+    fn a_cluster_names_itself_and_its_environment() {
+        let fleet = fleet();
+        let targets =
+            resolve(&fleet, &request(r#"{"cluster": "eks-microservices-dab-prod"}"#)).unwrap();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].0.name.as_str(), "dab-platform-prod");
+    }
+
+    #[test]
+    fn unknown_or_ambiguous_targets_are_errors() {
+        let fleet = fleet();
+        assert!(matches!(
+            resolve(&fleet, &request(r#"{"environment": "nope"}"#)),
+            Err(SnapshotError::UnknownEnvironment(_))
+        ));
+        assert!(matches!(
+            resolve(&fleet, &request(r#"{"cluster": "nope"}"#)),
+            Err(SnapshotError::UnknownCluster(_))
+        ));
+        assert!(matches!(resolve(&fleet, &request("{}")), Err(SnapshotError::AmbiguousTarget)));
+        let both = r#"{"environment": "dab-platform-stg", "cluster": "eks-corda-dab-stg"}"#;
+        assert!(matches!(resolve(&fleet, &request(both)), Err(SnapshotError::AmbiguousTarget)));
+    }
+
+    #[test]
+    fn malformed_payloads_do_not_parse() {
+        assert!(serde_json::from_str::<SnapshotRequest>(r#"{"environment": "bad name"}"#).is_err());
+        assert!(serde_json::from_str::<SnapshotRequest>(r#"{"env": "dab-platform-stg"}"#).is_err());
+    }
+}

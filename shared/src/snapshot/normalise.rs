@@ -1,0 +1,318 @@
+//! Kubernetes objects → the dashboard's model. Pods are folded into
+//! per-workload summaries as they stream in (through their ReplicaSet for
+//! Deployments), so raw objects never outlive their page.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use crate::domain::{ClusterName, EnvironmentName};
+use crate::model::{
+    ContainerImage, ImageRef, OwnerRef, PodRecord, PodSummary, Replicas, RunningImage,
+    VersionSource, Workload, WorkloadKind, digest_from_image_id,
+};
+
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
+
+/// A workload's identity within a cluster.
+pub type WorkloadId = (String, WorkloadKind, String);
+
+/// What a ReplicaSet tells us: the Deployment it belongs to and when it was
+/// created (the moment that Deployment's template last changed).
+#[derive(Debug, Default)]
+pub struct ReplicaSetIndex {
+    owners: HashMap<(String, String), String>,
+    rolled_out: HashMap<(String, String), Timestamp>,
+}
+
+impl ReplicaSetIndex {
+    pub fn add(&mut self, rs: &ReplicaSet) {
+        let (Some(namespace), Some(name)) = (&rs.metadata.namespace, &rs.metadata.name) else {
+            return;
+        };
+        let Some(owner) = controller(&rs.metadata).filter(|o| o.kind == "Deployment") else {
+            return;
+        };
+        self.owners.insert((namespace.clone(), name.clone()), owner.name.clone());
+        let active = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0;
+        if let (true, Some(created)) = (active, rs.metadata.creation_timestamp.as_ref()) {
+            let at =
+                self.rolled_out.entry((namespace.clone(), owner.name.clone())).or_insert(created.0);
+            *at = (*at).max(created.0);
+        }
+    }
+
+    fn deployment_of(&self, namespace: &str, replica_set: &str) -> Option<&String> {
+        self.owners.get(&(namespace.to_owned(), replica_set.to_owned()))
+    }
+
+    fn rolled_out_at(&self, namespace: &str, deployment: &str) -> Option<Timestamp> {
+        self.rolled_out.get(&(namespace.to_owned(), deployment.to_owned())).copied()
+    }
+}
+
+/// Per-workload pod tallies, built page by page.
+#[derive(Debug, Default)]
+pub struct PodTally {
+    by_workload: HashMap<WorkloadId, Tally>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Tally {
+    summary: PodSummary,
+    nodes: BTreeSet<String>,
+    /// (container, image, digest) → pods running it.
+    images: BTreeMap<RunningImage, u32>,
+}
+
+impl PodTally {
+    /// Records a pod under its workload and returns its record for the pod list.
+    pub fn add(&mut self, pod: &Pod, replica_sets: &ReplicaSetIndex) -> Option<PodRecord> {
+        let namespace = pod.metadata.namespace.clone()?;
+        let name = pod.metadata.name.clone()?;
+        let owner = owner_workload(&pod.metadata, &namespace, replica_sets);
+        let status = pod.status.as_ref();
+        let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".to_owned());
+        let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+        let images: Vec<RunningImage> = statuses
+            .iter()
+            .map(|c| RunningImage {
+                container: c.name.clone(),
+                image: c.image.clone(),
+                digest: digest_from_image_id(&c.image_id),
+            })
+            .collect();
+        let restarts = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+
+        if let Some((kind, workload)) = &owner {
+            let tally =
+                self.by_workload.entry((namespace.clone(), *kind, workload.clone())).or_default();
+            let summary = &mut tally.summary;
+            summary.total += 1;
+            match phase.as_str() {
+                "Running" => summary.running += 1,
+                "Pending" => summary.pending += 1,
+                "Succeeded" => summary.succeeded += 1,
+                "Failed" => summary.failed += 1,
+                _ => summary.unknown += 1,
+            }
+            summary.restarts = summary.restarts.saturating_add(restarts);
+            if let Some(node) = &node {
+                tally.nodes.insert(node.clone());
+            }
+            for image in &images {
+                *tally.images.entry(image.clone()).or_default() += 1;
+            }
+        }
+
+        Some(PodRecord {
+            namespace,
+            name,
+            phase,
+            ready,
+            node,
+            started_at: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+            restarts,
+            images,
+            owner: owner.map(|(kind, name)| OwnerRef { kind: kind.as_str().to_owned(), name }),
+        })
+    }
+
+    /// Forgets the pods of one namespace (or all), when their list starts over.
+    pub fn forget(&mut self, namespace: Option<&str>) {
+        match namespace {
+            Some(ns) => self.by_workload.retain(|(n, _, _), _| n != ns),
+            None => self.by_workload.clear(),
+        }
+    }
+
+    fn get(&self, id: &WorkloadId) -> Option<&Tally> {
+        self.by_workload.get(id)
+    }
+}
+
+/// The workload a pod belongs to: its controller, or for a ReplicaSet's pod
+/// the ReplicaSet's Deployment. Pods of Jobs and bare pods belong to none.
+fn owner_workload(
+    meta: &ObjectMeta,
+    namespace: &str,
+    replica_sets: &ReplicaSetIndex,
+) -> Option<(WorkloadKind, String)> {
+    let owner = controller(meta)?;
+    match owner.kind.as_str() {
+        "ReplicaSet" => replica_sets
+            .deployment_of(namespace, &owner.name)
+            .map(|d| (WorkloadKind::Deployment, d.clone())),
+        "StatefulSet" => Some((WorkloadKind::StatefulSet, owner.name.clone())),
+        "DaemonSet" => Some((WorkloadKind::DaemonSet, owner.name.clone())),
+        _ => None,
+    }
+}
+
+fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references.as_deref()?.iter().find(|o| o.controller == Some(true))
+}
+
+/// The cluster and environment every workload of one snapshot belongs to.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub cluster: ClusterName,
+    pub environment: EnvironmentName,
+    pub now: Timestamp,
+}
+
+fn count(value: Option<i32>) -> u32 {
+    value.unwrap_or(0).max(0) as u32
+}
+
+pub fn deployment(
+    d: &Deployment,
+    place: &Place,
+    pods: &PodTally,
+    replica_sets: &ReplicaSetIndex,
+) -> Option<Workload> {
+    let status = d.status.as_ref();
+    let replicas = Replicas {
+        desired: d.spec.as_ref().map_or(1, |s| count(s.replicas.or(Some(1)))),
+        ready: count(status.and_then(|s| s.ready_replicas)),
+        available: count(status.and_then(|s| s.available_replicas)),
+        updated: count(status.and_then(|s| s.updated_replicas)),
+    };
+    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let namespace = d.metadata.namespace.as_deref()?;
+    let name = d.metadata.name.as_deref()?;
+    let rolled_out = replica_sets.rolled_out_at(namespace, name);
+    workload(&d.metadata, WorkloadKind::Deployment, spec, replicas, rolled_out, place, pods)
+}
+
+pub fn stateful_set(s: &StatefulSet, place: &Place, pods: &PodTally) -> Option<Workload> {
+    let status = s.status.as_ref();
+    let replicas = Replicas {
+        desired: s.spec.as_ref().map_or(1, |s| count(s.replicas.or(Some(1)))),
+        ready: count(status.and_then(|s| s.ready_replicas)),
+        available: count(status.and_then(|s| s.available_replicas)),
+        updated: count(status.and_then(|s| s.updated_replicas)),
+    };
+    let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    workload(&s.metadata, WorkloadKind::StatefulSet, spec, replicas, None, place, pods)
+}
+
+pub fn daemon_set(d: &DaemonSet, place: &Place, pods: &PodTally) -> Option<Workload> {
+    let status = d.status.as_ref();
+    let replicas = Replicas {
+        desired: status.map_or(0, |s| s.desired_number_scheduled.max(0) as u32),
+        ready: status.map_or(0, |s| s.number_ready.max(0) as u32),
+        available: count(status.and_then(|s| s.number_available)),
+        updated: count(status.and_then(|s| s.updated_number_scheduled)),
+    };
+    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    workload(&d.metadata, WorkloadKind::DaemonSet, spec, replicas, None, place, pods)
+}
+
+fn workload(
+    meta: &ObjectMeta,
+    kind: WorkloadKind,
+    spec: Option<&PodSpec>,
+    replicas: Replicas,
+    rolled_out: Option<Timestamp>,
+    place: &Place,
+    pods: &PodTally,
+) -> Option<Workload> {
+    let namespace = meta.namespace.clone()?;
+    let name = meta.name.clone()?;
+    let labels = meta.labels.clone().unwrap_or_default();
+    let service =
+        labels.get(NAME_LABEL).filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| name.clone());
+    // NB: read, not taken: a workload list that starts over needs it again.
+    let tally = pods.get(&(namespace.clone(), kind, name.clone())).cloned().unwrap_or_default();
+
+    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
+    let images: Vec<ContainerImage> = containers
+        .iter()
+        .map(|c| {
+            let mut image = ImageRef::parse(c.image.as_deref().unwrap_or_default());
+            if image.digest.is_none() {
+                image.digest = digest_run_by_pods(&tally, &c.name, &image);
+            }
+            ContainerImage { container: c.name.clone(), image }
+        })
+        .collect();
+
+    let main = images
+        .iter()
+        .find(|c| c.container == name || c.container == service)
+        .or_else(|| images.first());
+    let (version, version_source) = match (
+        labels.get(VERSION_LABEL).filter(|v| !v.is_empty()),
+        main.and_then(|c| c.image.tag.clone()),
+    ) {
+        (Some(label), _) => (label.clone(), VersionSource::Label),
+        (None, Some(tag)) => (tag, VersionSource::ImageTag),
+        (None, None) => (String::new(), VersionSource::None),
+    };
+
+    let rolling = is_rolling(&tally);
+    let mut summary = tally.summary;
+    summary.nodes = tally.nodes.into_iter().collect();
+    summary.images = tally.images.into_keys().collect();
+    let created_at = meta.creation_timestamp.as_ref().map(|t| t.0);
+
+    Some(Workload {
+        cluster: place.cluster.clone(),
+        environment: place.environment.clone(),
+        namespace,
+        kind,
+        name,
+        service,
+        version,
+        version_source,
+        labels,
+        images,
+        replicas,
+        pods: summary,
+        rolling,
+        created_at,
+        // The writer keeps the previous value while version and images stay.
+        changed_at: rolled_out.or(created_at).unwrap_or(place.now),
+    })
+}
+
+/// The digest most pods report for this container and image.
+fn digest_run_by_pods(tally: &Tally, container: &str, image: &ImageRef) -> Option<String> {
+    let wanted = image.name_and_tag();
+    let mut votes: BTreeMap<&str, u32> = BTreeMap::new();
+    for (running, pods) in &tally.images {
+        if running.container != container {
+            continue;
+        }
+        let Some(digest) = running.digest.as_deref() else { continue };
+        if ImageRef::parse(&running.image).name_and_tag() == wanted {
+            *votes.entry(digest).or_default() += pods;
+        }
+    }
+    votes
+        .into_iter()
+        .max_by_key(|(digest, n)| (*n, std::cmp::Reverse(*digest)))
+        .map(|(d, _)| d.to_owned())
+}
+
+/// Pods of one workload run more than one image (or digest) for a container.
+fn is_rolling(tally: &Tally) -> bool {
+    let mut images: BTreeMap<&str, (BTreeSet<String>, BTreeSet<&str>)> = BTreeMap::new();
+    for running in tally.images.keys() {
+        let entry = images.entry(running.container.as_str()).or_default();
+        entry.0.insert(ImageRef::parse(&running.image).name_and_tag());
+        if let Some(digest) = running.digest.as_deref() {
+            entry.1.insert(digest);
+        }
+    }
+    images.values().any(|(names, digests)| names.len() > 1 || digests.len() > 1)
+}

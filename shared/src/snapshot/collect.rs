@@ -4,18 +4,16 @@
 //! the next, so memory grows with the normalised cluster, never with raw
 //! objects.
 
-use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::ListParams;
 use kube::core::Status;
 use serde::de::DeserializeOwned;
 
 use super::normalise::{self, Place, PodTally, ReplicaSetIndex};
+use super::objects::{DaemonSet, List, Listing, Meta, Pod, ReplicaSet, ReplicatedWorkload};
 use crate::config::Environment;
-use crate::model::{PodRecord, Workload};
+use crate::model::{PodRecord, Workload, keys};
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -159,18 +157,18 @@ pub enum Listed<K> {
     Restart,
 }
 
-/// Lists every object of `api` matching `selector`, page by page, passing
+/// Lists every object at `path` matching `selector`, page by page, passing
 /// each to `sink`. On 410 Gone the list starts over, as the API documents
 /// (a continue token lives about five minutes).
 pub async fn list_all<K, F>(
-    api: &Api<K>,
-    what: &str,
+    client: &kube::Client,
+    path: &str,
     selector: &str,
     policy: ListPolicy,
     mut sink: F,
 ) -> Result<(), CollectError>
 where
-    K: Clone + DeserializeOwned + Debug,
+    K: DeserializeOwned,
     F: FnMut(Listed<K>),
 {
     let mut restarts = 0;
@@ -182,12 +180,12 @@ where
                 params = params.labels(selector);
             }
             params.continue_token = continue_token.take();
-            let page = match list_page(api, &params, what, policy).await {
+            let page: List<K> = match list_page(client, path, &params, policy).await {
                 Ok(page) => page,
                 Err(err) if err.kind == FailureKind::Expired && restarts < policy.max_restarts => {
                     restarts += 1;
                     tracing::info!(
-                        what,
+                        path,
                         restarts,
                         "continue token expired; listing again from the start"
                     );
@@ -196,7 +194,7 @@ where
                 }
                 Err(err) => return Err(err),
             };
-            let next = page.metadata.continue_.filter(|c| !c.is_empty());
+            let next = page.metadata.continue_token.filter(|c| !c.is_empty());
             for item in page.items {
                 sink(Listed::Item(item));
             }
@@ -208,22 +206,25 @@ where
     }
 }
 
-/// One page, waiting out throttling (honouring `Retry-After`, bounded).
+/// One page, waiting out throttling a bounded number of times.
 async fn list_page<K>(
-    api: &Api<K>,
+    client: &kube::Client,
+    path: &str,
     params: &ListParams,
-    what: &str,
     policy: ListPolicy,
-) -> Result<kube::core::ObjectList<K>, CollectError>
+) -> Result<List<K>, CollectError>
 where
-    K: Clone + DeserializeOwned + Debug,
+    K: DeserializeOwned,
 {
     let mut attempt = 0;
     loop {
-        match api.list(params).await {
+        let request = kube::core::Request::new(path).list(params).map_err(|e| {
+            CollectError::new(FailureKind::Config, "could not build a list request").with_source(e)
+        })?;
+        match client.request::<List<K>>(request).await {
             Ok(page) => return Ok(page),
             Err(err) => {
-                let err = CollectError::from_kube(what, err);
+                let err = CollectError::from_kube(path, err);
                 if err.kind != FailureKind::Throttled || attempt >= policy.max_throttle_retries {
                     return Err(err);
                 }
@@ -241,8 +242,58 @@ where
 #[derive(Debug, Default)]
 pub struct ClusterSnapshot {
     pub workloads: Vec<Workload>,
-    pub pods: Vec<PodRecord>,
+    /// Pods are many and final once read: kept encoded (a few hundred bytes
+    /// each) rather than as structs.
+    pub pods: Vec<EncodedPod>,
+    pub pod_phases: PhaseCounts,
     pub kubernetes_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseCounts {
+    pub running: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// A pod record as stored: its sort key, JSON body and the body's fingerprint.
+#[derive(Debug, Clone)]
+pub struct EncodedPod {
+    pub sk: String,
+    pub fingerprint: String,
+    pub body: Box<str>,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    Pending,
+    Failed,
+    Other,
+}
+
+impl EncodedPod {
+    fn new(pod: &PodRecord) -> Result<Self, CollectError> {
+        let body = serde_json::to_string(pod).map_err(|e| {
+            CollectError::new(FailureKind::Store, "could not encode a pod").with_source(e)
+        })?;
+        Ok(Self {
+            sk: keys::pod_sk(&pod.namespace, &pod.name),
+            fingerprint: super::persist::fingerprint_bytes(body.as_bytes()),
+            body: body.into_boxed_str(),
+            phase: match pod.phase.as_str() {
+                "Running" => Phase::Running,
+                "Pending" => Phase::Pending,
+                "Failed" => Phase::Failed,
+                _ => Phase::Other,
+            },
+        })
+    }
+
+    pub fn record(&self) -> Result<PodRecord, serde_json::Error> {
+        serde_json::from_str(&self.body)
+    }
 }
 
 /// Reads one cluster as `environment` selects it.
@@ -253,7 +304,7 @@ pub async fn collect_cluster(
     policy: ListPolicy,
 ) -> Result<ClusterSnapshot, CollectError> {
     let version =
-        client.apiserver_version().await.map_err(|e| CollectError::from_kube("version", e))?;
+        client.apiserver_version().await.map_err(|e| CollectError::from_kube("/version", e))?;
     let selector = environment.label_selector.as_str();
     let namespaces = &environment.namespaces;
     // With an include list, ask per namespace; otherwise cluster-wide and
@@ -263,9 +314,7 @@ pub async fn collect_cluster(
     } else {
         namespaces.include.iter().map(|n| Some(n.to_string())).collect()
     };
-    let allowed = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.as_deref().is_some_and(|ns| namespaces.allows(ns))
-    };
+    let allowed = |meta: &Meta| namespaces.allows(&meta.namespace);
 
     let mut snapshot = ClusterSnapshot {
         kubernetes_version: Some(format!(
@@ -279,8 +328,8 @@ pub async fn collect_cluster(
     let mut tally = PodTally::default();
     for scope in &scopes {
         // Adding a ReplicaSet twice is harmless, so a restart needs no undo.
-        let api: Api<ReplicaSet> = scoped(&client, scope);
-        list_all(&api, "replicasets", selector, policy, |event| {
+        let path = Listing::ReplicaSets.path(scope.as_deref());
+        list_all(&client, &path, selector, policy, |event: Listed<ReplicaSet>| {
             if let Listed::Item(rs) = event
                 && allowed(&rs.metadata)
             {
@@ -290,15 +339,19 @@ pub async fn collect_cluster(
         .await?;
     }
     for scope in &scopes {
-        let api: Api<Pod> = scoped(&client, scope);
         let pods = &mut snapshot.pods;
         let start = pods.len();
-        list_all(&api, "pods", selector, policy, |event| match event {
+        let mut encoding: Result<(), CollectError> = Ok(());
+        let path = Listing::Pods.path(scope.as_deref());
+        list_all(&client, &path, selector, policy, |event: Listed<Pod>| match event {
             Listed::Item(pod) => {
                 if allowed(&pod.metadata)
                     && let Some(record) = tally.add(&pod, &replica_sets)
                 {
-                    pods.push(record);
+                    match EncodedPod::new(&record) {
+                        Ok(encoded) => pods.push(encoded),
+                        Err(err) => encoding = Err(err),
+                    }
                 }
             }
             Listed::Restart => {
@@ -307,32 +360,54 @@ pub async fn collect_cluster(
             }
         })
         .await?;
+        encoding?;
+    }
+    // Counted from what was kept, so that a restarted list counts once.
+    for pod in &snapshot.pods {
+        match pod.phase {
+            Phase::Running => snapshot.pod_phases.running += 1,
+            Phase::Pending => snapshot.pod_phases.pending += 1,
+            Phase::Failed => snapshot.pod_phases.failed += 1,
+            Phase::Other => {}
+        }
     }
     for scope in &scopes {
         let workloads = &mut snapshot.workloads;
         let start = workloads.len();
-        let api: Api<Deployment> = scoped(&client, scope);
-        list_all(&api, "deployments", selector, policy, |event| match event {
-            Listed::Item(d) if allowed(&d.metadata) => {
-                workloads.extend(normalise::deployment(&d, place, &tally, &replica_sets));
-            }
-            Listed::Item(_) => {}
-            Listed::Restart => workloads.truncate(start),
-        })
+        let path = Listing::Deployments.path(scope.as_deref());
+        list_all(
+            &client,
+            &path,
+            selector,
+            policy,
+            |event: Listed<ReplicatedWorkload>| match event {
+                Listed::Item(d) if allowed(&d.metadata) => {
+                    workloads.extend(normalise::deployment(&d, place, &tally, &replica_sets));
+                }
+                Listed::Item(_) => {}
+                Listed::Restart => workloads.truncate(start),
+            },
+        )
         .await?;
         let start = workloads.len();
-        let api: Api<StatefulSet> = scoped(&client, scope);
-        list_all(&api, "statefulsets", selector, policy, |event| match event {
-            Listed::Item(s) if allowed(&s.metadata) => {
-                workloads.extend(normalise::stateful_set(&s, place, &tally))
-            }
-            Listed::Item(_) => {}
-            Listed::Restart => workloads.truncate(start),
-        })
+        let path = Listing::StatefulSets.path(scope.as_deref());
+        list_all(
+            &client,
+            &path,
+            selector,
+            policy,
+            |event: Listed<ReplicatedWorkload>| match event {
+                Listed::Item(s) if allowed(&s.metadata) => {
+                    workloads.extend(normalise::stateful_set(&s, place, &tally))
+                }
+                Listed::Item(_) => {}
+                Listed::Restart => workloads.truncate(start),
+            },
+        )
         .await?;
         let start = workloads.len();
-        let api: Api<DaemonSet> = scoped(&client, scope);
-        list_all(&api, "daemonsets", selector, policy, |event| match event {
+        let path = Listing::DaemonSets.path(scope.as_deref());
+        list_all(&client, &path, selector, policy, |event: Listed<DaemonSet>| match event {
             Listed::Item(d) if allowed(&d.metadata) => {
                 workloads.extend(normalise::daemon_set(&d, place, &tally))
             }
@@ -342,15 +417,4 @@ pub async fn collect_cluster(
         .await?;
     }
     Ok(snapshot)
-}
-
-fn scoped<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    <K as kube::Resource>::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
 }

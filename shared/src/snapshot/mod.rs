@@ -9,6 +9,7 @@
 pub mod access;
 pub mod collect;
 pub mod normalise;
+pub mod objects;
 pub mod persist;
 pub mod token;
 

@@ -5,9 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+use super::objects::{DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
 
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
@@ -31,18 +30,14 @@ pub struct ReplicaSetIndex {
 
 impl ReplicaSetIndex {
     pub fn add(&mut self, rs: &ReplicaSet) {
-        let (Some(namespace), Some(name)) = (&rs.metadata.namespace, &rs.metadata.name) else {
-            return;
-        };
-        let Some(owner) = controller(&rs.metadata).filter(|o| o.kind == "Deployment") else {
-            return;
-        };
-        self.owners.insert((namespace.clone(), name.clone()), owner.name.clone());
-        let active = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0;
-        if let (true, Some(created)) = (active, rs.metadata.creation_timestamp.as_ref()) {
-            let at =
-                self.rolled_out.entry((namespace.clone(), owner.name.clone())).or_insert(created.0);
-            *at = (*at).max(created.0);
+        let meta = &rs.metadata;
+        let Some(owner) = meta.controller().filter(|o| o.kind == "Deployment") else { return };
+        self.owners.insert((meta.namespace.clone(), meta.name.clone()), owner.name.clone());
+        let active = rs.spec.replicas.unwrap_or(0) > 0;
+        if let (true, Some(created)) = (active, meta.creation_timestamp) {
+            let key = (meta.namespace.clone(), owner.name.clone());
+            let at = self.rolled_out.entry(key).or_insert(created);
+            *at = (*at).max(created);
         }
     }
 
@@ -72,12 +67,15 @@ struct Tally {
 impl PodTally {
     /// Records a pod under its workload and returns its record for the pod list.
     pub fn add(&mut self, pod: &Pod, replica_sets: &ReplicaSetIndex) -> Option<PodRecord> {
-        let namespace = pod.metadata.namespace.clone()?;
-        let name = pod.metadata.name.clone()?;
-        let owner = owner_workload(&pod.metadata, &namespace, replica_sets);
-        let status = pod.status.as_ref();
-        let phase = status.and_then(|s| s.phase.clone()).unwrap_or_else(|| "Unknown".to_owned());
-        let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone();
+        let name = pod.metadata.name.clone();
+        if name.is_empty() {
+            return None;
+        }
+        let owner = owner_workload(&pod.metadata, replica_sets);
+        let status = &pod.status;
+        let phase = status.phase.clone().unwrap_or_else(|| "Unknown".to_owned());
+        let statuses = &status.container_statuses;
         let images: Vec<RunningImage> = statuses
             .iter()
             .map(|c| RunningImage {
@@ -87,10 +85,8 @@ impl PodTally {
             })
             .collect();
         let restarts = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
-        let ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        let ready = status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
+        let node = pod.spec.node_name.clone();
 
         if let Some((kind, workload)) = &owner {
             let tally =
@@ -119,7 +115,7 @@ impl PodTally {
             phase,
             ready,
             node,
-            started_at: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+            started_at: status.start_time,
             restarts,
             images,
             owner: owner.map(|(kind, name)| OwnerRef { kind: kind.as_str().to_owned(), name }),
@@ -141,24 +137,16 @@ impl PodTally {
 
 /// The workload a pod belongs to: its controller, or for a ReplicaSet's pod
 /// the ReplicaSet's Deployment. Pods of Jobs and bare pods belong to none.
-fn owner_workload(
-    meta: &ObjectMeta,
-    namespace: &str,
-    replica_sets: &ReplicaSetIndex,
-) -> Option<(WorkloadKind, String)> {
-    let owner = controller(meta)?;
+fn owner_workload(meta: &Meta, replica_sets: &ReplicaSetIndex) -> Option<(WorkloadKind, String)> {
+    let owner = meta.controller()?;
     match owner.kind.as_str() {
         "ReplicaSet" => replica_sets
-            .deployment_of(namespace, &owner.name)
+            .deployment_of(&meta.namespace, &owner.name)
             .map(|d| (WorkloadKind::Deployment, d.clone())),
         "StatefulSet" => Some((WorkloadKind::StatefulSet, owner.name.clone())),
         "DaemonSet" => Some((WorkloadKind::DaemonSet, owner.name.clone())),
         _ => None,
     }
-}
-
-fn controller(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references.as_deref()?.iter().find(|o| o.controller == Some(true))
 }
 
 /// The cluster and environment every workload of one snapshot belongs to.
@@ -173,69 +161,86 @@ fn count(value: Option<i32>) -> u32 {
     value.unwrap_or(0).max(0) as u32
 }
 
+fn replicas_of(w: &ReplicatedWorkload) -> Replicas {
+    Replicas {
+        desired: count(w.spec.replicas.or(Some(1))),
+        ready: count(w.status.ready_replicas),
+        available: count(w.status.available_replicas),
+        updated: count(w.status.updated_replicas),
+    }
+}
+
 pub fn deployment(
-    d: &Deployment,
+    d: &ReplicatedWorkload,
     place: &Place,
     pods: &PodTally,
     replica_sets: &ReplicaSetIndex,
 ) -> Option<Workload> {
-    let status = d.status.as_ref();
-    let replicas = Replicas {
-        desired: d.spec.as_ref().map_or(1, |s| count(s.replicas.or(Some(1)))),
-        ready: count(status.and_then(|s| s.ready_replicas)),
-        available: count(status.and_then(|s| s.available_replicas)),
-        updated: count(status.and_then(|s| s.updated_replicas)),
-    };
-    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    let namespace = d.metadata.namespace.as_deref()?;
-    let name = d.metadata.name.as_deref()?;
-    let rolled_out = replica_sets.rolled_out_at(namespace, name);
-    workload(&d.metadata, WorkloadKind::Deployment, spec, replicas, rolled_out, place, pods)
+    let rolled_out = replica_sets.rolled_out_at(&d.metadata.namespace, &d.metadata.name);
+    workload(
+        &d.metadata,
+        WorkloadKind::Deployment,
+        &d.spec.template.spec,
+        replicas_of(d),
+        rolled_out,
+        place,
+        pods,
+    )
 }
 
-pub fn stateful_set(s: &StatefulSet, place: &Place, pods: &PodTally) -> Option<Workload> {
-    let status = s.status.as_ref();
-    let replicas = Replicas {
-        desired: s.spec.as_ref().map_or(1, |s| count(s.replicas.or(Some(1)))),
-        ready: count(status.and_then(|s| s.ready_replicas)),
-        available: count(status.and_then(|s| s.available_replicas)),
-        updated: count(status.and_then(|s| s.updated_replicas)),
-    };
-    let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    workload(&s.metadata, WorkloadKind::StatefulSet, spec, replicas, None, place, pods)
+pub fn stateful_set(s: &ReplicatedWorkload, place: &Place, pods: &PodTally) -> Option<Workload> {
+    workload(
+        &s.metadata,
+        WorkloadKind::StatefulSet,
+        &s.spec.template.spec,
+        replicas_of(s),
+        None,
+        place,
+        pods,
+    )
 }
 
 pub fn daemon_set(d: &DaemonSet, place: &Place, pods: &PodTally) -> Option<Workload> {
-    let status = d.status.as_ref();
+    let status = &d.status;
     let replicas = Replicas {
-        desired: status.map_or(0, |s| s.desired_number_scheduled.max(0) as u32),
-        ready: status.map_or(0, |s| s.number_ready.max(0) as u32),
-        available: count(status.and_then(|s| s.number_available)),
-        updated: count(status.and_then(|s| s.updated_number_scheduled)),
+        desired: status.desired_number_scheduled.max(0) as u32,
+        ready: status.number_ready.max(0) as u32,
+        available: count(status.number_available),
+        updated: count(status.updated_number_scheduled),
     };
-    let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-    workload(&d.metadata, WorkloadKind::DaemonSet, spec, replicas, None, place, pods)
+    workload(
+        &d.metadata,
+        WorkloadKind::DaemonSet,
+        &d.spec.template.spec,
+        replicas,
+        None,
+        place,
+        pods,
+    )
 }
 
 fn workload(
-    meta: &ObjectMeta,
+    meta: &Meta,
     kind: WorkloadKind,
-    spec: Option<&PodSpec>,
+    spec: &PodSpec,
     replicas: Replicas,
     rolled_out: Option<Timestamp>,
     place: &Place,
     pods: &PodTally,
 ) -> Option<Workload> {
-    let namespace = meta.namespace.clone()?;
-    let name = meta.name.clone()?;
-    let labels = meta.labels.clone().unwrap_or_default();
+    if meta.name.is_empty() {
+        return None;
+    }
+    let namespace = meta.namespace.clone();
+    let name = meta.name.clone();
+    let labels = meta.labels.clone();
     let service =
         labels.get(NAME_LABEL).filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| name.clone());
     // NB: read, not taken: a workload list that starts over needs it again.
     let tally = pods.get(&(namespace.clone(), kind, name.clone())).cloned().unwrap_or_default();
 
-    let containers = spec.map(|s| s.containers.as_slice()).unwrap_or_default();
-    let images: Vec<ContainerImage> = containers
+    let images: Vec<ContainerImage> = spec
+        .containers
         .iter()
         .map(|c| {
             let mut image = ImageRef::parse(c.image.as_deref().unwrap_or_default());
@@ -263,7 +268,7 @@ fn workload(
     let mut summary = tally.summary;
     summary.nodes = tally.nodes.into_iter().collect();
     summary.images = tally.images.into_keys().collect();
-    let created_at = meta.creation_timestamp.as_ref().map(|t| t.0);
+    let created_at = meta.creation_timestamp;
 
     Some(Workload {
         cluster: place.cluster.clone(),

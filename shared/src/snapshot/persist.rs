@@ -73,6 +73,45 @@ fn to_body<T: Serialize>(value: &T) -> Result<Value, CollectError> {
     })
 }
 
+/// Writes in batches as ops come, so that a large cluster's items are never
+/// all held at once.
+struct Batch<'a> {
+    store: &'a dyn Store,
+    pending: Vec<WriteOp>,
+    written: u32,
+}
+
+impl<'a> Batch<'a> {
+    const FLUSH_AT: usize = 500;
+
+    fn new(store: &'a dyn Store) -> Self {
+        Self { store, pending: Vec::with_capacity(Self::FLUSH_AT), written: 0 }
+    }
+
+    async fn push(&mut self, op: WriteOp) -> Result<(), CollectError> {
+        self.pending.push(op);
+        if self.pending.len() >= Self::FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), CollectError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let ops = std::mem::replace(&mut self.pending, Vec::with_capacity(Self::FLUSH_AT));
+        self.written += ops.len() as u32;
+        self.store.batch_write(ops).await.map_err(store_failure)
+    }
+
+    /// Flushes what is left and returns how many items were written.
+    async fn finish(mut self) -> Result<u32, CollectError> {
+        self.flush().await?;
+        Ok(self.written)
+    }
+}
+
 /// Reads a cluster's status, if any.
 pub async fn read_status(
     store: &dyn Store,
@@ -243,7 +282,10 @@ async fn previous(
 /// FNV-1a over the item's JSON: stable across runs and processes, and all
 /// change detection needs (it is not a security boundary).
 fn fingerprint(body: &Value) -> String {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    fingerprint_bytes(&serde_json::to_vec(body).unwrap_or_default())
+}
+
+pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> String {
     let hash = bytes
         .iter()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
@@ -273,7 +315,7 @@ pub async fn write_snapshot(
     let expires_at = later(now, snapshot_ttl);
     let history_expires = later(now, history_ttl);
     let mut stats = WriteStats::default();
-    let mut ops: Vec<WriteOp> = Vec::new();
+    let mut ops = Batch::new(store);
     let mut events: Vec<HistoryEvent> = Vec::new();
 
     // Workloads.
@@ -287,7 +329,8 @@ pub async fn write_snapshot(
     .await
     .map_err(store_failure)?;
     let mut counts = Counts { workloads: snapshot.workloads.len() as u32, ..Counts::default() };
-    for workload in &mut snapshot.workloads {
+    // Drained, so that memory goes down as the store's goes up.
+    for mut workload in snapshot.workloads.drain(..) {
         let sk = keys::workload_sk(&workload.namespace, workload.kind, &workload.name);
         let prev = before.remove(&sk);
         let prev_workload = prev.as_ref().and_then(|p| p.workload.as_ref());
@@ -307,7 +350,7 @@ pub async fn write_snapshot(
             // No rollout time from Kubernetes (StatefulSet, DaemonSet): we saw it now.
             workload.changed_at = now;
         }
-        let mut body = to_body(&*workload)?;
+        let mut body = to_body(&workload)?;
         let fp = fingerprint(&body);
         body[FINGERPRINT] = Value::String(fp.clone());
         let write = match &prev {
@@ -323,7 +366,8 @@ pub async fn write_snapshot(
             stats.workloads_written += 1;
             ops.push(WriteOp::Put(
                 Item::new(ItemKey::new(workload_pk.clone(), sk), body).expiring_at(expires_at),
-            ));
+            ))
+            .await?;
         }
         if let Some(change) = change {
             events.push(HistoryEvent {
@@ -344,7 +388,7 @@ pub async fn write_snapshot(
     }
     for (sk, gone) in before {
         stats.deleted += 1;
-        ops.push(WriteOp::Delete(ItemKey::new(workload_pk.clone(), sk)));
+        ops.push(WriteOp::Delete(ItemKey::new(workload_pk.clone(), sk))).await?;
         if let Some(p) = gone.workload {
             events.push(HistoryEvent {
                 at: now,
@@ -368,20 +412,14 @@ pub async fn write_snapshot(
     let mut before =
         previous(store, pods_pk.clone(), SortKeyRange::All, false).await.map_err(store_failure)?;
     counts.pods = snapshot.pods.len() as u32;
-    for pod in &snapshot.pods {
-        match pod.phase.as_str() {
-            "Running" => counts.running += 1,
-            "Pending" => counts.pending += 1,
-            "Failed" => counts.failed += 1,
-            _ => {}
-        }
-        let sk = keys::pod_sk(&pod.namespace, &pod.name);
-        let mut body = to_body(pod)?;
-        let fp = fingerprint(&body);
-        body[FINGERPRINT] = Value::String(fp.clone());
+    counts.running = snapshot.pod_phases.running;
+    counts.pending = snapshot.pod_phases.pending;
+    counts.failed = snapshot.pod_phases.failed;
+    for pod in snapshot.pods.drain(..) {
+        let sk = pod.sk;
         let write = match before.remove(&sk) {
             None => true,
-            Some(p) if p.fingerprint != fp => true,
+            Some(p) if p.fingerprint != pod.fingerprint => true,
             Some(p) => {
                 let renew = needs_renewal(p.expires_at, now, snapshot_ttl);
                 stats.ttl_renewed += u32::from(renew);
@@ -390,14 +428,19 @@ pub async fn write_snapshot(
         };
         if write {
             stats.pods_written += 1;
+            let mut body: Value = serde_json::from_str(&pod.body).map_err(|e| {
+                CollectError::new(FailureKind::Store, "could not encode a pod").with_source(e)
+            })?;
+            body[FINGERPRINT] = Value::String(pod.fingerprint);
             ops.push(WriteOp::Put(
                 Item::new(ItemKey::new(pods_pk.clone(), sk), body).expiring_at(expires_at),
-            ));
+            ))
+            .await?;
         }
     }
     for sk in before.into_keys() {
         stats.deleted += 1;
-        ops.push(WriteOp::Delete(ItemKey::new(pods_pk.clone(), sk)));
+        ops.push(WriteOp::Delete(ItemKey::new(pods_pk.clone(), sk))).await?;
     }
 
     // History: one copy per service and one per environment, for the two
@@ -411,15 +454,13 @@ pub async fn write_snapshot(
         ] {
             ops.push(WriteOp::Put(
                 Item::new(ItemKey::new(pk, sk.clone()), body.clone()).expiring_at(history_expires),
-            ));
+            ))
+            .await?;
         }
     }
     stats.history_events = events.len() as u32;
     // The status item is the one more write every run makes.
-    stats.item_writes = ops.len() as u32 + 1;
-    if !ops.is_empty() {
-        store.batch_write(ops).await.map_err(store_failure)?;
-    }
+    stats.item_writes = ops.finish().await? + 1;
     Ok((stats, counts))
 }
 

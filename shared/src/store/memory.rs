@@ -1,12 +1,17 @@
 //! The in-memory adapter: the local server's default store and the fast half
 //! of the contract suite. Same rules as DynamoDB, including the item size
 //! limit, lazy expiry and conditional writes.
+//!
+//! Bodies are kept as compact JSON text rather than `serde_json::Value`
+//! trees: a tree costs several times the memory of its text, and a cluster
+//! snapshot is tens of thousands of items.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
+use jiff::Timestamp;
 
 use super::{
     Condition, Cursor, Item, ItemBatchWrite, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
@@ -14,7 +19,36 @@ use super::{
 };
 use crate::clock::{Clock, SystemClock};
 
-type Partition = BTreeMap<String, Stored>;
+/// One stored item, minus its key (the maps hold that).
+struct Record {
+    body: Box<str>,
+    expires_at: Option<Timestamp>,
+    version: u64,
+}
+
+impl Record {
+    fn new(item: &Item, version: u64) -> StoreResult<Self> {
+        let body =
+            serde_json::to_string(&item.body).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self { body: body.into_boxed_str(), expires_at: item.expires_at, version })
+    }
+
+    fn is_live(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+
+    fn to_stored(&self, pk: &str, sk: &str) -> StoreResult<Stored> {
+        let body = serde_json::from_str(&self.body).map_err(|e| StoreError::Corrupt {
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let item = Item { key: ItemKey::new(pk, sk), body, expires_at: self.expires_at };
+        Ok(Stored { item, version: self.version })
+    }
+}
+
+type Partition = BTreeMap<String, Record>;
 
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -45,21 +79,21 @@ impl MemoryStore {
         self.partitions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live item under `key`, if any.
+    /// The live record under `key`, if any.
     fn live<'a>(
         &self,
         partitions: &'a BTreeMap<String, Partition>,
         key: &ItemKey,
-    ) -> Option<&'a Stored> {
+    ) -> Option<&'a Record> {
         let now = self.clock.now();
-        partitions.get(&key.pk).and_then(|p| p.get(&key.sk)).filter(|s| s.item.is_live(now))
+        partitions.get(&key.pk).and_then(|p| p.get(&key.sk)).filter(|r| r.is_live(now))
     }
 
-    fn check_condition(current: Option<&Stored>, condition: Condition) -> StoreResult<()> {
+    fn check_condition(current: Option<&Record>, condition: Condition) -> StoreResult<()> {
         let holds = match condition {
             Condition::Always => true,
             Condition::IfAbsent => current.is_none(),
-            Condition::IfVersion(v) => current.is_some_and(|s| s.version == v),
+            Condition::IfVersion(v) => current.is_some_and(|r| r.version == v),
         };
         if holds { Ok(()) } else { Err(StoreError::ConditionFailed) }
     }
@@ -69,7 +103,8 @@ impl MemoryStore {
 impl ItemGet for MemoryStore {
     async fn get(&self, key: &ItemKey) -> StoreResult<Option<Stored>> {
         key.check()?;
-        Ok(self.live(&self.lock(), key).cloned())
+        let partitions = self.lock();
+        self.live(&partitions, key).map(|r| r.to_stored(&key.pk, &key.sk)).transpose()
     }
 }
 
@@ -79,16 +114,14 @@ impl ItemPut for MemoryStore {
         item.check()?;
         let item = item.normalised();
         let mut partitions = self.lock();
-        let current = self.live(&partitions, &item.key);
-        Self::check_condition(current, condition)?;
+        Self::check_condition(self.live(&partitions, &item.key), condition)?;
         // An expired item still occupies its key (as in DynamoDB, until TTL
         // deletion) and its version keeps counting.
         let previous =
-            partitions.get(&item.key.pk).and_then(|p| p.get(&item.key.sk)).map_or(0, |s| s.version);
+            partitions.get(&item.key.pk).and_then(|p| p.get(&item.key.sk)).map_or(0, |r| r.version);
         let version = previous + 1;
-        let pk = item.key.pk.clone();
-        let sk = item.key.sk.clone();
-        partitions.entry(pk).or_default().insert(sk, Stored { item, version });
+        let record = Record::new(&item, version)?;
+        partitions.entry(item.key.pk).or_default().insert(item.key.sk, record);
         Ok(version)
     }
 }
@@ -125,21 +158,20 @@ impl ItemQuery for MemoryStore {
             (Some(k), Order::Descending) => (Bound::Unbounded, Bound::Excluded(k.sk.clone())),
         };
         let range = partition.range::<String, _>(bounds);
-        let matching = |(sk, stored): &(&String, &Stored)| {
-            query.range.contains(sk) && stored.item.is_live(now)
-        };
-        let mut found: Vec<Stored> = match query.order {
-            Order::Ascending => {
-                range.filter(matching).take(limit + 1).map(|(_, s)| s.clone()).collect()
-            }
-            Order::Descending => {
-                range.rev().filter(matching).take(limit + 1).map(|(_, s)| s.clone()).collect()
-            }
+        let matching =
+            |(sk, record): &(&String, &Record)| query.range.contains(sk) && record.is_live(now);
+        let found: Vec<(&String, &Record)> = match query.order {
+            Order::Ascending => range.filter(matching).take(limit + 1).collect(),
+            Order::Descending => range.rev().filter(matching).take(limit + 1).collect(),
         };
         let more = found.len() > limit;
-        found.truncate(limit);
-        let next = if more { found.last().map(|s| Cursor::after(&s.item.key)) } else { None };
-        Ok(Page { items: found, next })
+        let items = found
+            .into_iter()
+            .take(limit)
+            .map(|(sk, record)| record.to_stored(&query.pk, sk))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if more { items.last().map(|s| Cursor::after(&s.item.key)) } else { None };
+        Ok(Page { items, next })
     }
 }
 
@@ -147,24 +179,30 @@ impl ItemQuery for MemoryStore {
 impl ItemBatchWrite for MemoryStore {
     async fn batch_write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
         let ops = last_op_per_key(ops);
-        // Validate everything first so that a bad item fails the batch before
-        // any of it is applied, as DynamoDB's request validation does.
-        for op in &ops {
-            match op {
-                WriteOp::Put(item) => item.check()?,
-                WriteOp::Delete(key) => key.check()?,
-            }
-        }
-        let mut partitions = self.lock();
+        // Validate and encode everything first so that a bad item fails the
+        // batch before any of it is applied, as DynamoDB's validation does.
+        let mut prepared = Vec::with_capacity(ops.len());
         for op in ops {
-            match op {
+            prepared.push(match op {
                 WriteOp::Put(item) => {
+                    item.check()?;
                     let item = item.normalised();
-                    let pk = item.key.pk.clone();
-                    let sk = item.key.sk.clone();
-                    partitions.entry(pk).or_default().insert(sk, Stored { item, version: 1 });
+                    let record = Record::new(&item, 1)?;
+                    (item.key, Some(record))
                 }
                 WriteOp::Delete(key) => {
+                    key.check()?;
+                    (key, None)
+                }
+            });
+        }
+        let mut partitions = self.lock();
+        for (key, record) in prepared {
+            match record {
+                Some(record) => {
+                    partitions.entry(key.pk).or_default().insert(key.sk, record);
+                }
+                None => {
                     if let Some(partition) = partitions.get_mut(&key.pk) {
                         partition.remove(&key.sk);
                     }

@@ -130,15 +130,11 @@ pub struct RecordedRequest {
 #[derive(Debug, Clone)]
 struct Entry {
     namespace: String,
-    name: String,
+    /// `namespace/name`: the list order and what continue tokens name.
+    key: String,
     labels: BTreeMap<String, String>,
-    json: Value,
-}
-
-impl Entry {
-    fn key(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
+    /// The object's JSON, serialised once: pages are assembled from these.
+    json: Bytes,
 }
 
 #[derive(Debug, Default)]
@@ -152,7 +148,7 @@ impl Resources {
         let mut by_kind = BTreeMap::new();
         let mut add = |kind: Kind, values: Vec<Value>| {
             let mut entries: Vec<Entry> = values.into_iter().map(entry).collect();
-            entries.sort_by_key(Entry::key);
+            entries.sort_by(|a, b| a.key.cmp(&b.key));
             by_kind.insert(kind, entries);
         };
         add(Kind::Namespace, to_values(&objects.namespaces));
@@ -181,7 +177,10 @@ fn entry(mut json: Value) -> Entry {
         .as_object()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), text(v))).collect())
         .unwrap_or_default();
-    Entry { namespace: text(&meta["namespace"]), name: text(&meta["name"]), labels, json }
+    let namespace = text(&meta["namespace"]);
+    let key = format!("{namespace}/{}", text(&meta["name"]));
+    let json = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
+    Entry { namespace, key, labels, json }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -564,11 +563,12 @@ fn list(
 
     let resources = state.resources.read().unwrap_or_else(PoisonError::into_inner);
     let entries = resources.by_kind.get(&kind).map(Vec::as_slice).unwrap_or_default();
-    let mut matching = entries.iter().filter(|e| {
-        namespace.is_none_or(|ns| e.namespace == ns)
-            && selector.matches(&e.labels)
-            && after.as_ref().is_none_or(|a| e.key().as_str() > a.as_str())
-    });
+    // Entries are sorted by key: resume right after the token's key.
+    let start =
+        after.as_ref().map_or(0, |a| entries.partition_point(|e| e.key.as_str() <= a.as_str()));
+    let mut matching = entries[start..]
+        .iter()
+        .filter(|e| namespace.is_none_or(|ns| e.namespace == ns) && selector.matches(&e.labels));
     let items: Vec<&Entry> = if limit == 0 {
         matching.by_ref().collect()
     } else {
@@ -582,19 +582,30 @@ fn list(
         let token = ContinueToken {
             rv: list_rv,
             epoch: state.continue_epoch.load(Ordering::SeqCst),
-            after: last.key(),
+            after: last.key.clone(),
             issued: now_millis(),
         };
         metadata["continue"] = json!(encode_continue(&token));
         metadata["remainingItemCount"] = json!(remaining);
     }
-    let body = json!({
-        "kind": kind.list_kind(),
-        "apiVersion": kind.api_version(),
-        "metadata": metadata,
-        "items": items.iter().map(|e| &e.json).collect::<Vec<_>>(),
-    });
-    json_reply(StatusCode::OK, &body)
+    // The envelope is serialised, the items spliced in as they are stored.
+    let envelope =
+        json!({ "kind": kind.list_kind(), "apiVersion": kind.api_version(), "metadata": metadata });
+    let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
+    body.pop(); // the closing brace
+    body.extend_from_slice(b",\"items\":[");
+    for (i, entry) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&entry.json);
+    }
+    body.extend_from_slice(b"]}");
+    let mut reply = Response::new(Full::new(Bytes::from(body)));
+    reply
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    reply
 }
 
 fn encode_continue(token: &ContinueToken) -> String {

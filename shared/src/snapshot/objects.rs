@@ -1,0 +1,256 @@
+//! The parts of Kubernetes objects a snapshot reads, and nothing else.
+//!
+//! Real objects carry far more (`managedFields` alone is often most of a
+//! pod's JSON); deserialising into the full k8s-openapi types would allocate
+//! all of it for every object of every page. These shapes let serde skip
+//! what we never look at, which keeps a snapshot fast and its memory small.
+//! Field names follow the Kubernetes API exactly.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+
+/// A list response: one page and where the next one starts.
+#[derive(Debug, Deserialize)]
+pub struct List<T> {
+    #[serde(default)]
+    pub metadata: ListMeta,
+    #[serde(default = "Vec::new")]
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMeta {
+    #[serde(default, rename = "continue")]
+    pub continue_token: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub creation_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    pub owner_references: Vec<OwnerReference>,
+}
+
+impl Meta {
+    /// The owner that manages this object.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references.iter().find(|o| o.controller == Some(true))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OwnerReference {
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(default)]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PodTemplate {
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Pod {
+    #[serde(default)]
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: PodSpec,
+    #[serde(default)]
+    pub status: PodStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub start_time: Option<Timestamp>,
+    #[serde(default)]
+    pub conditions: Vec<PodCondition>,
+    #[serde(default)]
+    pub container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PodCondition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, rename = "imageID")]
+    pub image_id: String,
+    #[serde(default)]
+    pub restart_count: i32,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplicaSet {
+    #[serde(default)]
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: ReplicasSpec,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplicasSpec {
+    #[serde(default)]
+    pub replicas: Option<i32>,
+}
+
+/// Deployments and StatefulSets share the fields we read.
+#[derive(Debug, Deserialize)]
+pub struct ReplicatedWorkload {
+    #[serde(default)]
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: ReplicatedSpec,
+    #[serde(default)]
+    pub status: ReplicatedStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplicatedSpec {
+    #[serde(default)]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub template: PodTemplate,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicatedStatus {
+    #[serde(default)]
+    pub ready_replicas: Option<i32>,
+    #[serde(default)]
+    pub available_replicas: Option<i32>,
+    #[serde(default)]
+    pub updated_replicas: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DaemonSet {
+    #[serde(default)]
+    pub metadata: Meta,
+    #[serde(default)]
+    pub spec: DaemonSetSpec,
+    #[serde(default)]
+    pub status: DaemonSetStatus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DaemonSetSpec {
+    #[serde(default)]
+    pub template: PodTemplate,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonSetStatus {
+    #[serde(default)]
+    pub desired_number_scheduled: i32,
+    #[serde(default)]
+    pub number_ready: i32,
+    #[serde(default)]
+    pub number_available: Option<i32>,
+    #[serde(default)]
+    pub updated_number_scheduled: Option<i32>,
+}
+
+/// Where each kind is listed: API group path and plural.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Pods,
+    ReplicaSets,
+    Deployments,
+    StatefulSets,
+    DaemonSets,
+}
+
+impl Listing {
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Pods => "pods",
+            Self::ReplicaSets => "replicasets",
+            Self::Deployments => "deployments",
+            Self::StatefulSets => "statefulsets",
+            Self::DaemonSets => "daemonsets",
+        }
+    }
+
+    /// `/api/v1/pods`, `/apis/apps/v1/namespaces/dab/deployments`, …
+    pub fn path(self, namespace: Option<&str>) -> String {
+        let base = if self == Self::Pods { "/api/v1" } else { "/apis/apps/v1" };
+        match namespace {
+            Some(ns) => format!("{base}/namespaces/{ns}/{}", self.plural()),
+            None => format!("{base}/{}", self.plural()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_skipped_and_missing_ones_default() {
+        let json = r#"{
+            "metadata": {"name": "p", "namespace": "dab", "managedFields": [{"manager": "kubelet", "fieldsV1": {"f:status": {}}}],
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "a:1", "env": [{"name": "X", "value": "y"}]}], "volumes": []},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "app", "image": "a:1", "imageID": "a@sha256:00", "restartCount": 2, "ready": true}]}
+        }"#;
+        let pod: Pod = serde_json::from_str(json).unwrap();
+        assert_eq!(pod.metadata.controller().map(|o| o.name.as_str()), Some("rs"));
+        assert_eq!(pod.spec.containers[0].image.as_deref(), Some("a:1"));
+        assert_eq!(pod.status.container_statuses[0].restart_count, 2);
+        let bare: Pod = serde_json::from_str(r#"{"metadata": {"name": "x"}}"#).unwrap();
+        assert!(bare.status.phase.is_none());
+    }
+
+    #[test]
+    fn paths_follow_the_api_layout() {
+        assert_eq!(Listing::Pods.path(None), "/api/v1/pods");
+        assert_eq!(
+            Listing::Deployments.path(Some("dab")),
+            "/apis/apps/v1/namespaces/dab/deployments"
+        );
+    }
+}

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::normalise::{self, Place, PodTally, ReplicaSetIndex};
 use super::objects::{DaemonSet, List, Listing, Meta, Pod, ReplicaSet, ReplicatedWorkload};
+use super::persist::SnapshotWriter;
 use crate::config::Environment;
-use crate::model::{PodRecord, Workload, keys};
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -149,59 +149,61 @@ fn chain_mentions(err: &(dyn std::error::Error + 'static), words: &[&str]) -> bo
     false
 }
 
-/// What a list hands its consumer.
+/// What a list yields.
 pub enum Listed<K> {
-    Item(K),
-    /// The list starts over after a 410 Gone: forget what this list
-    /// delivered so far.
-    Restart,
+    Page(Vec<K>),
+    /// The list starts over after a 410 Gone: what it yielded so far will
+    /// be yielded again.
+    Restarted,
 }
 
-/// Lists every object at `path` matching `selector`, page by page, passing
-/// each to `sink`. On 410 Gone the list starts over, as the API documents
-/// (a continue token lives about five minutes).
-pub async fn list_all<K, F>(
-    client: &kube::Client,
-    path: &str,
-    selector: &str,
+/// Lists every object at `path` matching `selector`, a page at a time. On
+/// 410 Gone the list starts over, as the API documents (a continue token
+/// lives about five minutes).
+pub struct Lister<'a> {
+    client: &'a kube::Client,
+    path: String,
+    selector: &'a str,
     policy: ListPolicy,
-    mut sink: F,
-) -> Result<(), CollectError>
-where
-    K: DeserializeOwned,
-    F: FnMut(Listed<K>),
-{
-    let mut restarts = 0;
-    'pass: loop {
-        let mut continue_token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default().limit(policy.page_size);
-            if !selector.is_empty() {
-                params = params.labels(selector);
+    continue_token: Option<String>,
+    restarts: u32,
+    done: bool,
+}
+
+impl<'a> Lister<'a> {
+    pub fn new(
+        client: &'a kube::Client,
+        path: String,
+        selector: &'a str,
+        policy: ListPolicy,
+    ) -> Self {
+        Self { client, path, selector, policy, continue_token: None, restarts: 0, done: false }
+    }
+
+    /// The next page, `Restarted` after a 410, `None` at the end.
+    pub async fn next<K: DeserializeOwned>(&mut self) -> Result<Option<Listed<K>>, CollectError> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut params = ListParams::default().limit(self.policy.page_size);
+        if !self.selector.is_empty() {
+            params = params.labels(self.selector);
+        }
+        params.continue_token = self.continue_token.take();
+        match list_page::<K>(self.client, &self.path, &params, self.policy).await {
+            Ok(page) => {
+                self.continue_token = page.metadata.continue_token.filter(|c| !c.is_empty());
+                self.done = self.continue_token.is_none();
+                Ok(Some(Listed::Page(page.items)))
             }
-            params.continue_token = continue_token.take();
-            let page: List<K> = match list_page(client, path, &params, policy).await {
-                Ok(page) => page,
-                Err(err) if err.kind == FailureKind::Expired && restarts < policy.max_restarts => {
-                    restarts += 1;
-                    tracing::info!(
-                        path,
-                        restarts,
-                        "continue token expired; listing again from the start"
-                    );
-                    sink(Listed::Restart);
-                    continue 'pass;
-                }
-                Err(err) => return Err(err),
-            };
-            let next = page.metadata.continue_token.filter(|c| !c.is_empty());
-            for item in page.items {
-                sink(Listed::Item(item));
+            Err(err)
+                if err.kind == FailureKind::Expired && self.restarts < self.policy.max_restarts =>
+            {
+                self.restarts += 1;
+                tracing::info!(path = %self.path, restarts = self.restarts, "continue token expired; listing again from the start");
+                Ok(Some(Listed::Restarted))
             }
-            match next {
-                Some(token) => continue_token = Some(token),
-                None => return Ok(()),
-            }
+            Err(err) => Err(err),
         }
     }
 }
@@ -238,71 +240,17 @@ where
     }
 }
 
-/// Everything one cluster holds, normalised.
-#[derive(Debug, Default)]
-pub struct ClusterSnapshot {
-    pub workloads: Vec<Workload>,
-    /// Pods are many and final once read: kept encoded (a few hundred bytes
-    /// each) rather than as structs.
-    pub pods: Vec<EncodedPod>,
-    pub pod_phases: PhaseCounts,
-    pub kubernetes_version: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PhaseCounts {
-    pub running: u32,
-    pub pending: u32,
-    pub failed: u32,
-}
-
-/// A pod record as stored: its sort key, JSON body and the body's fingerprint.
-#[derive(Debug, Clone)]
-pub struct EncodedPod {
-    pub sk: String,
-    pub fingerprint: String,
-    pub body: Box<str>,
-    pub phase: Phase,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Running,
-    Pending,
-    Failed,
-    Other,
-}
-
-impl EncodedPod {
-    fn new(pod: &PodRecord) -> Result<Self, CollectError> {
-        let body = serde_json::to_string(pod).map_err(|e| {
-            CollectError::new(FailureKind::Store, "could not encode a pod").with_source(e)
-        })?;
-        Ok(Self {
-            sk: keys::pod_sk(&pod.namespace, &pod.name),
-            fingerprint: super::persist::fingerprint_bytes(body.as_bytes()),
-            body: body.into_boxed_str(),
-            phase: match pod.phase.as_str() {
-                "Running" => Phase::Running,
-                "Pending" => Phase::Pending,
-                "Failed" => Phase::Failed,
-                _ => Phase::Other,
-            },
-        })
-    }
-
-    pub fn record(&self) -> Result<PodRecord, serde_json::Error> {
-        serde_json::from_str(&self.body)
-    }
-}
-
-/// Reads one cluster as `environment` selects it.
+/// Reads one cluster as `environment` selects it, handing every pod and
+/// workload to `writer` page by page: memory holds a page of raw objects,
+/// the pod tallies and the writer's fingerprints, never the whole cluster.
+/// Returns the Kubernetes version.
 pub async fn collect_cluster(
     client: kube::Client,
     environment: &Environment,
     place: &Place,
     policy: ListPolicy,
-) -> Result<ClusterSnapshot, CollectError> {
+    writer: &mut SnapshotWriter<'_>,
+) -> Result<String, CollectError> {
     let version =
         client.apiserver_version().await.map_err(|e| CollectError::from_kube("/version", e))?;
     let selector = environment.label_selector.as_str();
@@ -316,105 +264,68 @@ pub async fn collect_cluster(
     };
     let allowed = |meta: &Meta| namespaces.allows(&meta.namespace);
 
-    let mut snapshot = ClusterSnapshot {
-        kubernetes_version: Some(format!(
-            "{}.{}",
-            version.major,
-            version.minor.trim_end_matches('+')
-        )),
-        ..ClusterSnapshot::default()
-    };
     let mut replica_sets = ReplicaSetIndex::default();
-    let mut tally = PodTally::default();
     for scope in &scopes {
         // Adding a ReplicaSet twice is harmless, so a restart needs no undo.
-        let path = Listing::ReplicaSets.path(scope.as_deref());
-        list_all(&client, &path, selector, policy, |event: Listed<ReplicaSet>| {
-            if let Listed::Item(rs) = event
-                && allowed(&rs.metadata)
-            {
-                replica_sets.add(&rs);
+        let mut list =
+            Lister::new(&client, Listing::ReplicaSets.path(scope.as_deref()), selector, policy);
+        while let Some(listed) = list.next::<ReplicaSet>().await? {
+            if let Listed::Page(items) = listed {
+                items.iter().filter(|rs| allowed(&rs.metadata)).for_each(|rs| replica_sets.add(rs));
             }
-        })
-        .await?;
+        }
     }
+    let mut tally = PodTally::default();
     for scope in &scopes {
-        let pods = &mut snapshot.pods;
-        let start = pods.len();
-        let mut encoding: Result<(), CollectError> = Ok(());
-        let path = Listing::Pods.path(scope.as_deref());
-        list_all(&client, &path, selector, policy, |event: Listed<Pod>| match event {
-            Listed::Item(pod) => {
-                if allowed(&pod.metadata)
-                    && let Some(record) = tally.add(&pod, &replica_sets)
-                {
-                    match EncodedPod::new(&record) {
-                        Ok(encoded) => pods.push(encoded),
-                        Err(err) => encoding = Err(err),
+        let mut list = Lister::new(&client, Listing::Pods.path(scope.as_deref()), selector, policy);
+        while let Some(listed) = list.next::<Pod>().await? {
+            match listed {
+                Listed::Page(items) => {
+                    for pod in items.iter().filter(|p| allowed(&p.metadata)) {
+                        if let Some(record) = tally.add(pod, &replica_sets) {
+                            writer.pod(&record).await?;
+                        }
                     }
                 }
+                // The writer ignores pods it already has; the tally starts over.
+                Listed::Restarted => tally.forget(scope.as_deref()),
             }
-            Listed::Restart => {
-                pods.truncate(start);
-                tally.forget(scope.as_deref());
-            }
-        })
-        .await?;
-        encoding?;
-    }
-    // Counted from what was kept, so that a restarted list counts once.
-    for pod in &snapshot.pods {
-        match pod.phase {
-            Phase::Running => snapshot.pod_phases.running += 1,
-            Phase::Pending => snapshot.pod_phases.pending += 1,
-            Phase::Failed => snapshot.pod_phases.failed += 1,
-            Phase::Other => {}
         }
     }
     for scope in &scopes {
-        let workloads = &mut snapshot.workloads;
-        let start = workloads.len();
-        let path = Listing::Deployments.path(scope.as_deref());
-        list_all(
-            &client,
-            &path,
-            selector,
-            policy,
-            |event: Listed<ReplicatedWorkload>| match event {
-                Listed::Item(d) if allowed(&d.metadata) => {
-                    workloads.extend(normalise::deployment(&d, place, &tally, &replica_sets));
+        let mut list =
+            Lister::new(&client, Listing::Deployments.path(scope.as_deref()), selector, policy);
+        while let Some(listed) = list.next::<ReplicatedWorkload>().await? {
+            if let Listed::Page(items) = listed {
+                for d in items.iter().filter(|d| allowed(&d.metadata)) {
+                    if let Some(workload) = normalise::deployment(d, place, &tally, &replica_sets) {
+                        writer.workload(workload).await?;
+                    }
                 }
-                Listed::Item(_) => {}
-                Listed::Restart => workloads.truncate(start),
-            },
-        )
-        .await?;
-        let start = workloads.len();
-        let path = Listing::StatefulSets.path(scope.as_deref());
-        list_all(
-            &client,
-            &path,
-            selector,
-            policy,
-            |event: Listed<ReplicatedWorkload>| match event {
-                Listed::Item(s) if allowed(&s.metadata) => {
-                    workloads.extend(normalise::stateful_set(&s, place, &tally))
-                }
-                Listed::Item(_) => {}
-                Listed::Restart => workloads.truncate(start),
-            },
-        )
-        .await?;
-        let start = workloads.len();
-        let path = Listing::DaemonSets.path(scope.as_deref());
-        list_all(&client, &path, selector, policy, |event: Listed<DaemonSet>| match event {
-            Listed::Item(d) if allowed(&d.metadata) => {
-                workloads.extend(normalise::daemon_set(&d, place, &tally))
             }
-            Listed::Item(_) => {}
-            Listed::Restart => workloads.truncate(start),
-        })
-        .await?;
+        }
+        let mut list =
+            Lister::new(&client, Listing::StatefulSets.path(scope.as_deref()), selector, policy);
+        while let Some(listed) = list.next::<ReplicatedWorkload>().await? {
+            if let Listed::Page(items) = listed {
+                for s in items.iter().filter(|s| allowed(&s.metadata)) {
+                    if let Some(workload) = normalise::stateful_set(s, place, &tally) {
+                        writer.workload(workload).await?;
+                    }
+                }
+            }
+        }
+        let mut list =
+            Lister::new(&client, Listing::DaemonSets.path(scope.as_deref()), selector, policy);
+        while let Some(listed) = list.next::<DaemonSet>().await? {
+            if let Listed::Page(items) = listed {
+                for d in items.iter().filter(|d| allowed(&d.metadata)) {
+                    if let Some(workload) = normalise::daemon_set(d, place, &tally) {
+                        writer.workload(workload).await?;
+                    }
+                }
+            }
+        }
     }
-    Ok(snapshot)
+    Ok(format!("{}.{}", version.major, version.minor.trim_end_matches('+')))
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use self::access::ClusterConnector;
 use self::collect::{CollectError, FailureKind, ListPolicy, collect_cluster};
 use self::normalise::Place;
-use self::persist::WriteStats;
+use self::persist::{SnapshotWriter, WriteStats};
 use crate::clock::Clock;
 use crate::config::{Cluster, Environment, FleetConfig};
 use crate::domain::{ClusterName, EnvironmentName};
@@ -271,44 +271,34 @@ impl Snapshotter {
 
         let place =
             Place { cluster: cluster.name.clone(), environment: environment.name.clone(), now };
-        let read = async {
+        let read_and_write = async {
             let client = self.connector.connect(cluster).await?;
-            collect_cluster(client, environment, &place, self.options.list).await
+            let ttl = environment.snapshot_ttl;
+            let mut writer =
+                SnapshotWriter::start(store, &lease, ttl, self.options.history_ttl, now).await?;
+            let version =
+                collect_cluster(client, environment, &place, self.options.list, &mut writer)
+                    .await?;
+            let (stats, counts) = writer.finish().await?;
+            Ok::<_, CollectError>((stats, counts, version))
         };
-        let collected = match tokio::time::timeout(self.options.cluster_timeout, read).await {
+        let result = match tokio::time::timeout(self.options.cluster_timeout, read_and_write).await
+        {
             Ok(result) => result,
             Err(_) => Err(CollectError::new(
                 FailureKind::Timeout,
                 format!(
-                    "reading the cluster took longer than {} s",
+                    "the snapshot took longer than {} s",
                     self.options.cluster_timeout.as_secs()
                 ),
             )),
         };
         let finished = self.clock.now();
-        let result = match collected {
-            Ok(mut snapshot) => {
-                match persist::write_snapshot(
-                    store,
-                    &lease,
-                    &mut snapshot,
-                    environment.snapshot_ttl,
-                    self.options.history_ttl,
-                    finished,
-                )
-                .await
-                {
-                    Ok((stats, counts)) => persist::record_success(
-                        store,
-                        lease,
-                        counts,
-                        snapshot.kubernetes_version.take(),
-                        finished,
-                    )
+        let result = match result {
+            Ok((stats, counts, version)) => {
+                persist::record_success(store, lease, counts, Some(version), finished)
                     .await
-                    .map(|_| (stats, counts)),
-                    Err(err) => Err(self.fail(lease, err, finished).await),
-                }
+                    .map(|_| (stats, counts))
             }
             Err(err) => {
                 if err.kind == FailureKind::Unauthorized {

@@ -3,17 +3,17 @@
 //! on the cluster's status item so two snapshots of one cluster never
 //! interleave.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::collect::{ClusterSnapshot, CollectError, FailureKind};
+use super::collect::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, Workload, keys,
+    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, Workload, keys,
 };
 use crate::store::{Condition, Item, ItemKey, Query, SortKeyRange, Store, StoreError, WriteOp};
 
@@ -216,11 +216,12 @@ fn elapsed_ms(from: Timestamp, to: Timestamp) -> u64 {
 }
 
 /// What the previous snapshot stored for one key.
+/// Kept small: a large cluster has tens of thousands of these.
 struct Previous {
-    fingerprint: String,
+    fingerprint: u64,
     expires_at: Option<Timestamp>,
     /// Workloads only: what a history event needs.
-    workload: Option<PreviousWorkload>,
+    workload: Option<Box<PreviousWorkload>>,
 }
 
 struct PreviousWorkload {
@@ -244,15 +245,19 @@ async fn previous(
     let mut cursor = None;
     loop {
         let page = store
-            .query(Query::partition(pk.clone()).range(range.clone()).limit(1000).after(cursor))
+            .query(Query::partition(pk.clone()).range(range.clone()).limit(250).after(cursor))
             .await?;
         for stored in page.items {
             let body = stored.item.body;
-            let fingerprint =
-                body.get(FINGERPRINT).and_then(Value::as_str).unwrap_or_default().to_owned();
+            // A missing or unreadable fingerprint (0) never matches: rewritten.
+            let fingerprint = body
+                .get(FINGERPRINT)
+                .and_then(Value::as_str)
+                .and_then(|f| u64::from_str_radix(f, 16).ok())
+                .unwrap_or(0);
             let workload = if workloads {
                 match serde_json::from_value::<Workload>(body) {
-                    Ok(w) => Some(PreviousWorkload {
+                    Ok(w) => Some(Box::new(PreviousWorkload {
                         images: w.image_list(),
                         service: w.service,
                         namespace: w.namespace,
@@ -260,7 +265,7 @@ async fn previous(
                         name: w.name,
                         version: w.version,
                         changed_at: w.changed_at,
-                    }),
+                    })),
                     // A body this code cannot read is rewritten, not trusted.
                     Err(_) => None,
                 }
@@ -281,15 +286,11 @@ async fn previous(
 
 /// FNV-1a over the item's JSON: stable across runs and processes, and all
 /// change detection needs (it is not a security boundary).
-fn fingerprint(body: &Value) -> String {
-    fingerprint_bytes(&serde_json::to_vec(body).unwrap_or_default())
-}
-
-pub(crate) fn fingerprint_bytes(bytes: &[u8]) -> String {
-    let hash = bytes
+fn fingerprint(body: &Value) -> u64 {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    bytes
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Whether an unchanged item's TTL is less than half left.
@@ -300,39 +301,108 @@ fn needs_renewal(expires_at: Option<Timestamp>, now: Timestamp, ttl: Duration) -
     }
 }
 
-/// Stores what changed in `snapshot` for the lease's cluster, then records
-/// the success and releases the lease. `now` is when the cluster was read.
-/// On error the lease is still held: pass it to [`record_failure`].
-pub async fn write_snapshot(
-    store: &dyn Store,
-    lease: &LeaseHeld,
-    snapshot: &mut ClusterSnapshot,
-    snapshot_ttl: Duration,
-    history_ttl: Duration,
+/// Stores a cluster's snapshot as it streams in: each pod and workload is
+/// compared with the previous snapshot's fingerprint and written only if it
+/// changed (or its TTL is half spent); changes become history events.
+/// Removals are only known, and only applied, by [`SnapshotWriter::finish`],
+/// after every list completed — a failed run never deletes anything.
+pub struct SnapshotWriter<'a> {
+    lease: &'a LeaseHeld,
     now: Timestamp,
-) -> Result<(WriteStats, Counts), CollectError> {
-    let cluster = lease.cluster.as_str();
-    let expires_at = later(now, snapshot_ttl);
-    let history_expires = later(now, history_ttl);
-    let mut stats = WriteStats::default();
-    let mut ops = Batch::new(store);
-    let mut events: Vec<HistoryEvent> = Vec::new();
+    snapshot_ttl: Duration,
+    expires_at: Timestamp,
+    history_expires: Timestamp,
+    batch: Batch<'a>,
+    workload_pk: String,
+    pods_pk: String,
+    previous_workloads: HashMap<String, Previous>,
+    previous_pods: HashMap<String, Previous>,
+    /// Keys handled in this run: a list that starts over over yields them again.
+    seen_workloads: HashSet<String>,
+    seen_pods: HashSet<String>,
+    stats: WriteStats,
+    counts: Counts,
+}
 
-    // Workloads.
-    let workload_pk = keys::cluster_pk(cluster);
-    let mut before = previous(
-        store,
-        workload_pk.clone(),
-        SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into()),
-        true,
-    )
-    .await
-    .map_err(store_failure)?;
-    let mut counts = Counts { workloads: snapshot.workloads.len() as u32, ..Counts::default() };
-    // Drained, so that memory goes down as the store's goes up.
-    for mut workload in snapshot.workloads.drain(..) {
+impl<'a> SnapshotWriter<'a> {
+    /// Reads the previous snapshot's fingerprints. Call with the lease held.
+    pub async fn start(
+        store: &'a dyn Store,
+        lease: &'a LeaseHeld,
+        snapshot_ttl: Duration,
+        history_ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Self, CollectError> {
+        let cluster = lease.cluster.as_str();
+        let workload_pk = keys::cluster_pk(cluster);
+        let pods_pk = keys::pods_pk(cluster);
+        let workloads = SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into());
+        let previous_workloads =
+            previous(store, workload_pk.clone(), workloads, true).await.map_err(store_failure)?;
+        let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, false)
+            .await
+            .map_err(store_failure)?;
+        Ok(Self {
+            lease,
+            now,
+            snapshot_ttl,
+            expires_at: later(now, snapshot_ttl),
+            history_expires: later(now, history_ttl),
+            batch: Batch::new(store),
+            workload_pk,
+            pods_pk,
+            previous_workloads,
+            previous_pods,
+            seen_workloads: HashSet::new(),
+            seen_pods: HashSet::new(),
+            stats: WriteStats::default(),
+            counts: Counts::default(),
+        })
+    }
+
+    /// Whether an unchanged item must be rewritten to renew its TTL.
+    fn renew(&mut self, previous: &Previous) -> bool {
+        let renew = needs_renewal(previous.expires_at, self.now, self.snapshot_ttl);
+        self.stats.ttl_renewed += u32::from(renew);
+        renew
+    }
+
+    pub async fn pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+        let sk = keys::pod_sk(&pod.namespace, &pod.name);
+        if !self.seen_pods.insert(sk.clone()) {
+            return Ok(());
+        }
+        self.counts.pods += 1;
+        match pod.phase.as_str() {
+            "Running" => self.counts.running += 1,
+            "Pending" => self.counts.pending += 1,
+            "Failed" => self.counts.failed += 1,
+            _ => {}
+        }
+        let mut body = to_body(pod)?;
+        let fp = fingerprint(&body);
+        let write = match self.previous_pods.remove(&sk) {
+            None => true,
+            Some(p) if p.fingerprint != fp => true,
+            Some(p) => self.renew(&p),
+        };
+        if write {
+            self.stats.pods_written += 1;
+            body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
+            let item = Item::new(ItemKey::new(self.pods_pk.clone(), sk), body)
+                .expiring_at(self.expires_at);
+            self.batch.push(WriteOp::Put(item)).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn workload(&mut self, mut workload: Workload) -> Result<(), CollectError> {
         let sk = keys::workload_sk(&workload.namespace, workload.kind, &workload.name);
-        let prev = before.remove(&sk);
+        if !self.seen_workloads.insert(sk.clone()) {
+            return Ok(());
+        }
+        self.counts.workloads += 1;
+        let prev = self.previous_workloads.remove(&sk);
         let prev_workload = prev.as_ref().and_then(|p| p.workload.as_ref());
         let images = workload.image_list();
         let change = match prev_workload {
@@ -348,120 +418,98 @@ pub async fn write_snapshot(
             && workload.changed_at <= p.changed_at
         {
             // No rollout time from Kubernetes (StatefulSet, DaemonSet): we saw it now.
-            workload.changed_at = now;
+            workload.changed_at = self.now;
         }
         let mut body = to_body(&workload)?;
         let fp = fingerprint(&body);
-        body[FINGERPRINT] = Value::String(fp.clone());
         let write = match &prev {
             None => true,
             Some(p) if p.fingerprint != fp => true,
-            Some(p) => {
-                let renew = needs_renewal(p.expires_at, now, snapshot_ttl);
-                stats.ttl_renewed += u32::from(renew);
-                renew
-            }
+            Some(p) => self.renew(p),
         };
         if write {
-            stats.workloads_written += 1;
-            ops.push(WriteOp::Put(
-                Item::new(ItemKey::new(workload_pk.clone(), sk), body).expiring_at(expires_at),
-            ))
-            .await?;
+            self.stats.workloads_written += 1;
+            body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
+            let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
+                .expiring_at(self.expires_at);
+            self.batch.push(WriteOp::Put(item)).await?;
         }
         if let Some(change) = change {
-            events.push(HistoryEvent {
-                at: now,
+            let event = HistoryEvent {
+                at: self.now,
                 change,
-                service: workload.service.clone(),
-                environment: lease.environment.clone(),
-                cluster: lease.cluster.clone(),
-                namespace: workload.namespace.clone(),
+                service: workload.service,
+                environment: self.lease.environment.clone(),
+                cluster: self.lease.cluster.clone(),
+                namespace: workload.namespace,
                 kind: workload.kind,
-                name: workload.name.clone(),
+                name: workload.name,
                 from_version: prev_workload.map(|p| p.version.clone()),
-                to_version: Some(workload.version.clone()),
+                to_version: Some(workload.version),
                 from_images: prev_workload.map(|p| p.images.clone()).unwrap_or_default(),
                 to_images: images,
-            });
+            };
+            self.history(event).await?;
         }
-    }
-    for (sk, gone) in before {
-        stats.deleted += 1;
-        ops.push(WriteOp::Delete(ItemKey::new(workload_pk.clone(), sk))).await?;
-        if let Some(p) = gone.workload {
-            events.push(HistoryEvent {
-                at: now,
-                change: Change::Removed,
-                service: p.service,
-                environment: lease.environment.clone(),
-                cluster: lease.cluster.clone(),
-                namespace: p.namespace,
-                kind: p.kind,
-                name: p.name,
-                from_version: Some(p.version),
-                to_version: None,
-                from_images: p.images,
-                to_images: Vec::new(),
-            });
-        }
+        Ok(())
     }
 
-    // Pods.
-    let pods_pk = keys::pods_pk(cluster);
-    let mut before =
-        previous(store, pods_pk.clone(), SortKeyRange::All, false).await.map_err(store_failure)?;
-    counts.pods = snapshot.pods.len() as u32;
-    counts.running = snapshot.pod_phases.running;
-    counts.pending = snapshot.pod_phases.pending;
-    counts.failed = snapshot.pod_phases.failed;
-    for pod in snapshot.pods.drain(..) {
-        let sk = pod.sk;
-        let write = match before.remove(&sk) {
-            None => true,
-            Some(p) if p.fingerprint != pod.fingerprint => true,
-            Some(p) => {
-                let renew = needs_renewal(p.expires_at, now, snapshot_ttl);
-                stats.ttl_renewed += u32::from(renew);
-                renew
-            }
-        };
-        if write {
-            stats.pods_written += 1;
-            let mut body: Value = serde_json::from_str(&pod.body).map_err(|e| {
-                CollectError::new(FailureKind::Store, "could not encode a pod").with_source(e)
-            })?;
-            body[FINGERPRINT] = Value::String(pod.fingerprint);
-            ops.push(WriteOp::Put(
-                Item::new(ItemKey::new(pods_pk.clone(), sk), body).expiring_at(expires_at),
-            ))
-            .await?;
-        }
-    }
-    for sk in before.into_keys() {
-        stats.deleted += 1;
-        ops.push(WriteOp::Delete(ItemKey::new(pods_pk.clone(), sk))).await?;
-    }
-
-    // History: one copy per service and one per environment, for the two
-    // ways it is read.
-    for event in &events {
-        let body = to_body(event)?;
-        let sk = keys::history_sk(event.at, cluster, &event.namespace, event.kind, &event.name);
-        for pk in [
+    /// One copy per service and one per environment, for the two ways
+    /// history is read.
+    async fn history(&mut self, event: HistoryEvent) -> Result<(), CollectError> {
+        let body = to_body(&event)?;
+        let sk = keys::history_sk(
+            event.at,
+            event.cluster.as_str(),
+            &event.namespace,
+            event.kind,
+            &event.name,
+        );
+        let partitions = [
             keys::service_history_pk(&event.service),
             keys::environment_history_pk(event.environment.as_str()),
-        ] {
-            ops.push(WriteOp::Put(
-                Item::new(ItemKey::new(pk, sk.clone()), body.clone()).expiring_at(history_expires),
-            ))
-            .await?;
+        ];
+        for pk in partitions {
+            let item = Item::new(ItemKey::new(pk, sk.clone()), body.clone())
+                .expiring_at(self.history_expires);
+            self.batch.push(WriteOp::Put(item)).await?;
         }
+        self.stats.history_events += 1;
+        Ok(())
     }
-    stats.history_events = events.len() as u32;
-    // The status item is the one more write every run makes.
-    stats.item_writes = ops.finish().await? + 1;
-    Ok((stats, counts))
+
+    /// Deletes what the previous snapshot had and this one did not, and
+    /// flushes. Call only when every list completed.
+    pub async fn finish(mut self) -> Result<(WriteStats, Counts), CollectError> {
+        for sk in std::mem::take(&mut self.previous_pods).into_keys() {
+            self.stats.deleted += 1;
+            self.batch.push(WriteOp::Delete(ItemKey::new(self.pods_pk.clone(), sk))).await?;
+        }
+        for (sk, gone) in std::mem::take(&mut self.previous_workloads) {
+            self.stats.deleted += 1;
+            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
+            if let Some(p) = gone.workload {
+                let event = HistoryEvent {
+                    at: self.now,
+                    change: Change::Removed,
+                    service: p.service,
+                    environment: self.lease.environment.clone(),
+                    cluster: self.lease.cluster.clone(),
+                    namespace: p.namespace,
+                    kind: p.kind,
+                    name: p.name,
+                    from_version: Some(p.version),
+                    to_version: None,
+                    from_images: p.images,
+                    to_images: Vec::new(),
+                };
+                self.history(event).await?;
+            }
+        }
+        // The status item is the one more write every run makes.
+        self.stats.item_writes = self.batch.finish().await? + 1;
+        Ok((self.stats, self.counts))
+    }
 }
 
 /// Records a successful snapshot on the status item and releases the lease.

@@ -5,19 +5,27 @@ pub const USAGE: &str =
 
   --port N                   listen on 127.0.0.1:N (default 8080; 0 = any free port)
   --dynamodb-endpoint URL    keep data in a DynamoDB-compatible endpoint instead of memory
-  --services N               services in the demo fleet (default 60)";
+  --services N               services in the demo fleet (default 60)
+  --schedules FLEET_FILE     print the template's EnvironmentSchedules parameter for a fleet file";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     pub port: u16,
     pub dynamodb_endpoint: Option<String>,
     pub services: usize,
+    pub schedules: Option<std::path::PathBuf>,
     pub help: bool,
 }
 
 impl Args {
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut parsed = Self { port: 8080, dynamodb_endpoint: None, services: 60, help: false };
+        let mut parsed = Self {
+            port: 8080,
+            dynamodb_endpoint: None,
+            services: 60,
+            schedules: None,
+            help: false,
+        };
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -39,6 +47,7 @@ impl Args {
                         .filter(|n| (1..=500).contains(n))
                         .ok_or("--services takes a number from 1 to 500")?;
                 }
+                "--schedules" => parsed.schedules = Some(value()?.into()),
                 "-h" | "--help" => parsed.help = true,
                 other => return Err(format!("unknown argument {other:?}")),
             }

@@ -8,6 +8,10 @@ mod demo;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use shared::clock::SystemClock;
+use shared::config::FleetConfig;
+use shared::snapshot::access::{AwsConnector, KubeTimeouts};
+use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
 use shared::store::Store;
 use shared::store::memory::MemoryStore;
 
@@ -26,6 +30,18 @@ async fn main() -> ExitCode {
     if args.help {
         println!("{}", args::USAGE);
         return ExitCode::SUCCESS;
+    }
+    if let Some(path) = &args.schedules {
+        return match FleetConfig::from_path(path) {
+            Ok(fleet) => {
+                println!("{}", fleet.schedule_parameter());
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
     }
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +63,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         }
     };
     let fleet = Arc::new(demo.fleet_config()?);
+    let snapshots = tokio::spawn(snapshot_loops(fleet.clone(), store.clone()));
 
     let app = axum::Router::new()
         .merge(auth::router(auth::Deps { store: store.clone() }))
@@ -70,8 +87,41 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         "  health: http://{address}/health   (sign-in, inventory and dashboards arrive with their functions)"
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    snapshots.abort();
     drop(demo);
     Ok(())
+}
+
+/// Snapshots every environment now and then at its refresh interval, as the
+/// per-environment schedules do in AWS. Each cluster logs one line.
+async fn snapshot_loops(fleet: Arc<FleetConfig>, store: Arc<dyn Store>) {
+    // The demo's clusters are given by endpoint, so no AWS account is needed.
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let connector = Arc::new(AwsConnector::new(sdk, KubeTimeouts::default()));
+    let snapshotter = Arc::new(Snapshotter::new(
+        store,
+        connector,
+        Arc::new(SystemClock),
+        SnapshotOptions::default(),
+    ));
+    let mut loops = tokio::task::JoinSet::new();
+    for environment in &fleet.environments {
+        let (fleet, snapshotter) = (fleet.clone(), snapshotter.clone());
+        let request = SnapshotRequest::environment(environment.name.clone());
+        let mut every = tokio::time::interval(environment.refresh_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loops.spawn(async move {
+            loop {
+                every.tick().await;
+                if let Err(err) = snapshotter.run(&fleet, &request).await {
+                    tracing::warn!(error = %err, "snapshot of an environment failed");
+                }
+            }
+        });
+    }
+    while loops.join_next().await.is_some() {}
 }
 
 async fn shutdown() {

@@ -209,6 +209,16 @@ impl FleetConfig {
             .map_err(|problems| ConfigError::Invalid { origin: origin.to_owned(), problems })
     }
 
+    /// The template's `EnvironmentSchedules` parameter: `name=rate,…`, one
+    /// schedule per environment at its refresh interval.
+    pub fn schedule_parameter(&self) -> String {
+        self.environments
+            .iter()
+            .map(|e| format!("{}={}", e.name, schedule_rate(e.refresh_interval)))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     pub fn environment(&self, name: &str) -> Option<&Environment> {
         self.environments.iter().find(|e| e.name.as_str() == name)
     }
@@ -462,6 +472,15 @@ fn is_base64_pem(data: &str) -> bool {
         .is_some_and(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
 }
 
+/// An EventBridge `rate()` body for an interval: whole minutes (EventBridge's
+/// finest unit), rounded up.
+pub fn schedule_rate(interval: Duration) -> String {
+    match interval.as_secs().div_ceil(60).max(1) {
+        1 => "1 minute".to_owned(),
+        minutes => format!("{minutes} minutes"),
+    }
+}
+
 /// Parses `90`, `90s`, `15m`, `2h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -677,6 +696,18 @@ dashboards:
             problems(&text),
             ["environments[1].snapshotTtl: must be at least twice the refresh interval"]
         );
+    }
+
+    #[test]
+    fn the_schedule_parameter_names_every_environment_and_its_rate() {
+        let fleet = FleetConfig::parse(&example(), "test").unwrap();
+        assert_eq!(
+            fleet.schedule_parameter(),
+            "dab-platform-stg=2 minutes,dab-platform-prod=2 minutes"
+        );
+        assert_eq!(schedule_rate(Duration::from_secs(60)), "1 minute");
+        assert_eq!(schedule_rate(Duration::from_secs(90)), "2 minutes");
+        assert_eq!(schedule_rate(Duration::from_secs(3600)), "60 minutes");
     }
 
     #[test]

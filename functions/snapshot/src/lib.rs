@@ -3,11 +3,37 @@
 //! schedule per environment and by the API's refresh. The work is
 //! `shared::snapshot`; this crate adapts it to the Lambda runtime.
 
-use shared::config::FleetConfig;
+use std::time::Duration;
+
+use shared::config::{ConfigError, FleetConfig, parse_duration};
+use shared::settings::{FleetSettings, Lookup, process_env};
+use shared::snapshot::persist::DEFAULT_HISTORY_TTL;
 use shared::snapshot::{SnapshotError, SnapshotReport, SnapshotRequest, Snapshotter};
 
+/// How long history events are kept (`90d`, `30d`, …).
+pub const HISTORY_TTL_VAR: &str = "HISTORY_TTL";
+
 /// What this function reads from its environment, once, at cold start.
-pub type Settings = shared::settings::FleetSettings;
+#[derive(Debug)]
+pub struct Settings {
+    pub fleet: FleetSettings,
+    pub history_ttl: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        let history_ttl = match vars(HISTORY_TTL_VAR) {
+            None => DEFAULT_HISTORY_TTL,
+            Some(text) => parse_duration(&text)
+                .map_err(|message| ConfigError::BadVar { name: HISTORY_TTL_VAR, message })?,
+        };
+        Ok(Self { fleet: FleetSettings::from_vars(vars)?, history_ttl })
+    }
+}
 
 /// The invocation's error, as the Lambda runtime reports it (and the
 /// schedule's retry policy and dead-letter queue see it).
@@ -31,4 +57,85 @@ pub async fn handle(
     let report = snapshotter.run(fleet, &request).await?;
     tracing::info!(summary = %report.summary(), "snapshot finished");
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use shared::clock::SystemClock;
+    use shared::snapshot::SnapshotOptions;
+    use shared::snapshot::access::{AwsConnector, KubeTimeouts};
+    use shared::store::memory::MemoryStore;
+
+    use super::*;
+
+    const CA: &str =
+        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
+
+    fn snapshotter() -> Snapshotter {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let connector = AwsConnector::new(sdk, KubeTimeouts::default());
+        Snapshotter::new(
+            Arc::new(MemoryStore::default()),
+            Arc::new(connector),
+            Arc::new(SystemClock),
+            SnapshotOptions::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn when_every_cluster_fails_the_invocation_fails_with_its_kind() {
+        // A token variable that is not set: the cluster fails before any network.
+        let fleet = FleetConfig::parse(
+            &format!("environments:\n  - name: stg\n    clusters:\n      - {{ name: a, endpoint: https://127.0.0.1:1, caData: {CA}, tokenFrom: {{ env: RELEASE_DASHBOARD_TEST_UNSET_TOKEN }} }}\n"),
+            "test",
+        )
+        .unwrap();
+        let request = SnapshotRequest::environment("stg".parse().unwrap());
+        let err = handle(&snapshotter(), &fleet, request).await.unwrap_err();
+        let diagnostic = lambda_runtime::Diagnostic::from(err);
+        assert_eq!(diagnostic.error_type, "AllClustersFailed");
+        assert!(
+            diagnostic.error_message.contains("0 ok, 1 failed"),
+            "{}",
+            diagnostic.error_message
+        );
+    }
+
+    #[test]
+    fn the_history_ttl_defaults_to_ninety_days_and_is_checked() {
+        let fleet = "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]";
+        let vars = |extra: Option<&'static str>| {
+            move |name: &str| match name {
+                "TABLE_NAME" => Some("t-1".to_owned()),
+                "FLEET_CONFIG" => Some(fleet.to_owned()),
+                "HISTORY_TTL" => extra.map(str::to_owned),
+                _ => None,
+            }
+        };
+        assert_eq!(Settings::from_vars(&vars(None)).unwrap().history_ttl, DEFAULT_HISTORY_TTL);
+        assert_eq!(
+            Settings::from_vars(&vars(Some("30d"))).unwrap().history_ttl,
+            Duration::from_secs(30 * 86_400)
+        );
+        let err = Settings::from_vars(&vars(Some("a while"))).unwrap_err();
+        assert!(err.to_string().starts_with("environment variable HISTORY_TTL:"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_environment_is_reported_as_such() {
+        let fleet = FleetConfig::parse(
+            "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]",
+            "test",
+        )
+        .unwrap();
+        let request = SnapshotRequest::environment("prod".parse().unwrap());
+        let diagnostic = lambda_runtime::Diagnostic::from(
+            handle(&snapshotter(), &fleet, request).await.unwrap_err(),
+        );
+        assert_eq!(diagnostic.error_type, "UnknownEnvironment");
+    }
 }

@@ -13,11 +13,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
     let settings = snapshot::Settings::from_env()?;
     let aws = shared::aws::sdk_config().await;
-    let store = Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
+    let store = Arc::new(DynamoStore::from_sdk_config(&aws, settings.fleet.store.table_name));
     let connector = Arc::new(AwsConnector::new(aws, KubeTimeouts::default()));
-    let snapshotter =
-        Snapshotter::new(store, connector, Arc::new(SystemClock), SnapshotOptions::default());
-    let (snapshotter, fleet) = (&snapshotter, &settings.fleet);
+    let options =
+        SnapshotOptions { history_ttl: settings.history_ttl, ..SnapshotOptions::default() };
+    let snapshotter = Snapshotter::new(store, connector, Arc::new(SystemClock), options);
+    let (snapshotter, fleet) = (&snapshotter, &settings.fleet.fleet);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnapshotRequest>| async move {
         snapshot::handle(snapshotter, fleet, event.payload).await
     }))

@@ -205,11 +205,22 @@ impl Snapshotter {
     ) -> Result<SnapshotReport, SnapshotError> {
         let targets = resolve(fleet, request)?;
         let owner = run_id();
-        let mut outcomes: Vec<ClusterOutcome> = futures::stream::iter(targets)
-            .map(|(environment, cluster)| self.snapshot_cluster(environment, cluster, &owner))
-            .buffer_unordered(self.options.concurrency.max(1))
-            .collect()
-            .await;
+        // NB: a hand-rolled bounded pool rather than `buffer_unordered` over
+        // a closure: with the closure rustc cannot prove the future Send for
+        // every lifetime, and callers could not spawn `run`.
+        let owner = owner.as_str();
+        let mut targets = targets.into_iter();
+        let mut running = futures::stream::FuturesUnordered::new();
+        for (environment, cluster) in targets.by_ref().take(self.options.concurrency.max(1)) {
+            running.push(self.snapshot_cluster(environment, cluster, owner));
+        }
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = running.next().await {
+            outcomes.push(outcome);
+            if let Some((environment, cluster)) = targets.next() {
+                running.push(self.snapshot_cluster(environment, cluster, owner));
+            }
+        }
         outcomes.sort_by(|a, b| a.cluster.cmp(&b.cluster));
         let report = SnapshotReport { outcomes };
         if !report.outcomes.is_empty()

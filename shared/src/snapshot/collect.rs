@@ -11,9 +11,12 @@ use kube::core::Status;
 use serde::de::DeserializeOwned;
 
 use super::normalise::{self, Place, PodTally, ReplicaSetIndex};
-use super::objects::{DaemonSet, List, Listing, Meta, Pod, ReplicaSet, ReplicatedWorkload};
+use super::objects::{
+    DaemonSet, HasMeta, List, Listing, Meta, Pod, ReplicaSet, ReplicatedWorkload,
+};
 use super::persist::SnapshotWriter;
-use crate::config::Environment;
+use crate::config::{Environment, NamespaceFilter};
+use crate::model::Workload;
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -293,39 +296,46 @@ pub async fn collect_cluster(
         }
     }
     for scope in &scopes {
-        let mut list =
-            Lister::new(&client, Listing::Deployments.path(scope.as_deref()), selector, policy);
-        while let Some(listed) = list.next::<ReplicatedWorkload>().await? {
-            if let Listed::Page(items) = listed {
-                for d in items.iter().filter(|d| allowed(&d.metadata)) {
-                    if let Some(workload) = normalise::deployment(d, place, &tally, &replica_sets) {
-                        writer.workload(workload).await?;
-                    }
-                }
-            }
-        }
-        let mut list =
-            Lister::new(&client, Listing::StatefulSets.path(scope.as_deref()), selector, policy);
-        while let Some(listed) = list.next::<ReplicatedWorkload>().await? {
-            if let Listed::Page(items) = listed {
-                for s in items.iter().filter(|s| allowed(&s.metadata)) {
-                    if let Some(workload) = normalise::stateful_set(s, place, &tally) {
-                        writer.workload(workload).await?;
-                    }
-                }
-            }
-        }
-        let mut list =
-            Lister::new(&client, Listing::DaemonSets.path(scope.as_deref()), selector, policy);
-        while let Some(listed) = list.next::<DaemonSet>().await? {
-            if let Listed::Page(items) = listed {
-                for d in items.iter().filter(|d| allowed(&d.metadata)) {
-                    if let Some(workload) = normalise::daemon_set(d, place, &tally) {
-                        writer.workload(workload).await?;
-                    }
+        let scope = scope.as_deref();
+        let deployments =
+            |d: &ReplicatedWorkload| normalise::deployment(d, place, &tally, &replica_sets);
+        let path = Listing::Deployments.path(scope);
+        stream_workloads(&client, path, selector, policy, namespaces, writer, deployments).await?;
+        let stateful_sets = |s: &ReplicatedWorkload| normalise::stateful_set(s, place, &tally);
+        let path = Listing::StatefulSets.path(scope);
+        stream_workloads(&client, path, selector, policy, namespaces, writer, stateful_sets)
+            .await?;
+        let daemon_sets = |d: &DaemonSet| normalise::daemon_set(d, place, &tally);
+        let path = Listing::DaemonSets.path(scope);
+        stream_workloads(&client, path, selector, policy, namespaces, writer, daemon_sets).await?;
+    }
+    Ok(format!("{}.{}", version.major, version.minor.trim_end_matches('+')))
+}
+
+/// Lists one kind of workload and hands each one `normalise` makes to the
+/// writer. A restarted list needs no undo: the writer ignores repeats.
+async fn stream_workloads<K, N>(
+    client: &kube::Client,
+    path: String,
+    selector: &str,
+    policy: ListPolicy,
+    namespaces: &NamespaceFilter,
+    writer: &mut SnapshotWriter<'_>,
+    normalise: N,
+) -> Result<(), CollectError>
+where
+    K: DeserializeOwned + HasMeta,
+    N: Fn(&K) -> Option<Workload>,
+{
+    let mut list = Lister::new(client, path, selector, policy);
+    while let Some(listed) = list.next::<K>().await? {
+        if let Listed::Page(items) = listed {
+            for item in items.iter().filter(|i| namespaces.allows(&i.meta().namespace)) {
+                if let Some(workload) = normalise(item) {
+                    writer.workload(workload).await?;
                 }
             }
         }
     }
-    Ok(format!("{}.{}", version.major, version.minor.trim_end_matches('+')))
+    Ok(())
 }

@@ -194,6 +194,23 @@ pub struct DaemonSetStatus {
     pub updated_number_scheduled: Option<i32>,
 }
 
+/// Every object we list has metadata.
+pub trait HasMeta {
+    fn meta(&self) -> &Meta;
+}
+
+macro_rules! has_meta {
+    ($($kind:ty),+) => {
+        $(impl HasMeta for $kind {
+            fn meta(&self) -> &Meta {
+                &self.metadata
+            }
+        })+
+    };
+}
+
+has_meta!(Pod, ReplicaSet, ReplicatedWorkload, DaemonSet);
+
 /// Where each kind is listed: API group path and plural.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {

@@ -286,11 +286,15 @@ async fn previous(
 
 /// FNV-1a over the item's JSON: stable across runs and processes, and all
 /// change detection needs (it is not a security boundary).
-fn fingerprint(body: &Value) -> u64 {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    bytes
+/// Hashes the record's JSON as the struct serialises it, so that no `Value`
+/// tree is built for items that turn out unchanged.
+fn fingerprint<T: Serialize>(record: &T) -> Result<u64, CollectError> {
+    let bytes = serde_json::to_vec(record).map_err(|e| {
+        CollectError::new(FailureKind::Store, "could not encode an item").with_source(e)
+    })?;
+    Ok(bytes
         .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)))
 }
 
 /// Whether an unchanged item's TTL is less than half left.
@@ -379,8 +383,7 @@ impl<'a> SnapshotWriter<'a> {
             "Failed" => self.counts.failed += 1,
             _ => {}
         }
-        let mut body = to_body(pod)?;
-        let fp = fingerprint(&body);
+        let fp = fingerprint(pod)?;
         let write = match self.previous_pods.remove(&sk) {
             None => true,
             Some(p) if p.fingerprint != fp => true,
@@ -388,6 +391,7 @@ impl<'a> SnapshotWriter<'a> {
         };
         if write {
             self.stats.pods_written += 1;
+            let mut body = to_body(pod)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
             let item = Item::new(ItemKey::new(self.pods_pk.clone(), sk), body)
                 .expiring_at(self.expires_at);
@@ -420,8 +424,7 @@ impl<'a> SnapshotWriter<'a> {
             // No rollout time from Kubernetes (StatefulSet, DaemonSet): we saw it now.
             workload.changed_at = self.now;
         }
-        let mut body = to_body(&workload)?;
-        let fp = fingerprint(&body);
+        let fp = fingerprint(&workload)?;
         let write = match &prev {
             None => true,
             Some(p) if p.fingerprint != fp => true,
@@ -429,6 +432,7 @@ impl<'a> SnapshotWriter<'a> {
         };
         if write {
             self.stats.workloads_written += 1;
+            let mut body = to_body(&workload)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
             let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
                 .expiring_at(self.expires_at);

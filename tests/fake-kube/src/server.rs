@@ -355,13 +355,20 @@ impl FakeCluster {
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, state: Arc<State>) {
+    // Connections live in this set, so that stopping the server (aborting
+    // this task) closes them too, as a real server going down would.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         let acceptor = acceptor.clone();
         let state = state.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };

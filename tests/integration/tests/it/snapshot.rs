@@ -555,3 +555,21 @@ async fn the_invocation_fails_only_when_every_cluster_failed() {
     let report = bed.try_run().await.expect("one cluster ok is a successful invocation");
     assert_eq!((report.count(OutcomeStatus::Ok), report.count(OutcomeStatus::Failed)), (1, 1));
 }
+
+#[tokio::test]
+async fn a_cluster_that_is_down_fails_alone_as_unreachable() {
+    let mut bed = Bed::new(3, false).await;
+    bed.run().await;
+    bed.later(2);
+    // The API server goes away: connections are refused.
+    drop(bed.fakes.remove(1));
+    let report = bed.run().await;
+    let failed = outcome(&report, &bed.names[1]);
+    assert_eq!(
+        (failed.status, failed.error_kind),
+        (OutcomeStatus::Failed, Some("Unreachable")),
+        "{report:?}"
+    );
+    assert_eq!(report.count(OutcomeStatus::Ok), 2);
+    assert_eq!(bed.workloads(1).await.len(), DAB_WORKLOADS, "the last good snapshot stays");
+}

@@ -222,6 +222,85 @@ validated_string!(
     check_https_url
 );
 
+/// An email address, normalised (trimmed, lower-cased) so that one mailbox
+/// is one account, and checked for the shape mail systems accept: one `@`,
+/// a local part of 1–64 characters, a domain of dot-separated labels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(value: impl Into<String>) -> Result<Self, InvalidValue> {
+        let raw: String = value.into();
+        let email = raw.trim().to_lowercase();
+        let fail = |rule| Err(InvalidValue::new("email", &email, rule));
+        if email.len() > 254 {
+            return fail("must be at most 254 characters");
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return fail("must contain one @");
+        };
+        if local.is_empty() || local.len() > 64 || domain.contains('@') {
+            return fail("must be local-part@domain with a local part of 1 to 64 characters");
+        }
+        let local_ok =
+            local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..");
+        if !local_ok {
+            return fail("the part before @ has characters mail systems do not accept");
+        }
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !domain_ok {
+            return fail("the domain must be a name like example.com");
+        }
+        Ok(Self(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// For logs: enough to tell addresses apart, not enough to harvest them.
+    pub fn masked(&self) -> String {
+        let (local, domain) = self.0.split_once('@').unwrap_or((&self.0, ""));
+        let first: String = local.chars().take(1).collect();
+        format!("{first}***@{domain}")
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl RoleArn {
     /// The 12-digit account the role lives in.
     pub fn account_id(&self) -> &str {
@@ -280,6 +359,29 @@ mod tests {
         assert_eq!(ok.as_str(), "eks-a");
         let err = serde_json::from_str::<ClusterName>("\"bad name\"").unwrap_err();
         assert!(err.to_string().contains("cluster name"), "{err}");
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        let email = Email::parse("  Jane.Doe+ops@Example.COM ").unwrap();
+        assert_eq!(email.as_str(), "jane.doe+ops@example.com");
+        assert_eq!(email.domain(), "example.com");
+        assert_eq!(email.masked(), "j***@example.com");
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "@example.com",
+            "a@@example.com",
+            "a b@example.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a@-x.com",
+            "a@x..com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Email::parse(format!("{}@example.com", "a".repeat(65))).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod labels;
+pub mod mail;
 pub mod model;
 pub mod pem;
 pub mod settings;

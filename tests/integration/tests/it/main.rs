@@ -4,5 +4,6 @@
 
 mod eks;
 mod kube_fake;
+mod mail;
 mod snapshot;
 mod store_contract;

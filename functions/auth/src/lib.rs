@@ -2,6 +2,9 @@
 //! Handlers are plain functions over the ports in `shared`; the Lambda
 //! `main` and the local server both serve [`router`].
 
+pub mod password;
+pub mod secrets;
+
 use std::sync::Arc;
 
 use axum::Router;

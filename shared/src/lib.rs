@@ -2,6 +2,7 @@
 //! configuration, the storage port and its adapters, and the HTTP error
 //! mapping. Function crates are thin wiring around this.
 
+pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,389 @@
+//! Accounts and sessions as every API function sees them: who is calling,
+//! with which role and teams, and which environments that lets them see.
+//!
+//! Sessions are resolved on every request from the table (a consistent
+//! read), so a logout, a password reset or a disabled account takes effect
+//! at once everywhere — one shared code path instead of a Lambda authorizer,
+//! which would also cache answers for up to its TTL.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Environment;
+use crate::domain::{Email, TeamName};
+use crate::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Viewer,
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AccountStatus {
+    /// Signed up, email not verified yet: cannot sign in.
+    Pending,
+    Active,
+    Disabled,
+}
+
+/// An account as stored. The password hash never leaves the auth function.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    pub email: Email,
+    pub name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub teams: Vec<TeamName>,
+    pub status: AccountStatus,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<Timestamp>,
+    /// Sessions created before this instant are no longer valid (password
+    /// reset, disabling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_valid_after: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("email", &self.email.masked())
+            .field("role", &self.role)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who is calling: what handlers and the authorization rules need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub email: Email,
+    pub name: String,
+    pub role: Role,
+    pub teams: Vec<TeamName>,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins see every environment; others see environments that name no
+    /// team or name one of theirs.
+    pub fn can_see(&self, environment: &Environment) -> bool {
+        self.is_admin()
+            || environment.teams.is_empty()
+            || environment.teams.iter().any(|t| self.teams.contains(t))
+    }
+}
+
+/// A stored session: found by the SHA-256 of its token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub email: Email,
+    pub created_at: Timestamp,
+    pub absolute_expiry: Timestamp,
+    pub idle_expiry: Timestamp,
+}
+
+impl Session {
+    pub fn new(email: Email, now: Timestamp, lifetimes: SessionLifetimes) -> Self {
+        Self {
+            email,
+            created_at: now,
+            absolute_expiry: add(now, lifetimes.absolute),
+            idle_expiry: add(now, lifetimes.idle).min(add(now, lifetimes.absolute)),
+        }
+    }
+
+    /// The earlier of the two expiries: the item's TTL.
+    pub fn expires_at(&self) -> Timestamp {
+        self.absolute_expiry.min(self.idle_expiry)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLifetimes {
+    pub absolute: Duration,
+    pub idle: Duration,
+}
+
+impl Default for SessionLifetimes {
+    fn default() -> Self {
+        Self { absolute: Duration::from_secs(12 * 3600), idle: Duration::from_secs(30 * 60) }
+    }
+}
+
+/// An idle session's expiry is pushed forward at most this often, so that
+/// a busy page does not write on every request.
+const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+fn add(at: Timestamp, by: Duration) -> Timestamp {
+    at.saturating_add(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX)).unwrap_or(at)
+}
+
+pub mod keys {
+    use crate::domain::Email;
+
+    pub const ACCOUNT_SK: &str = "ACCOUNT";
+    pub const SESSION_SK: &str = "SESSION";
+
+    pub fn account_pk(email: &Email) -> String {
+        format!("USER#{email}")
+    }
+
+    pub fn session_pk(token_digest: &str) -> String {
+        format!("SESSION#{token_digest}")
+    }
+}
+
+pub fn account_key(email: &Email) -> ItemKey {
+    ItemKey::new(keys::account_pk(email), keys::ACCOUNT_SK)
+}
+
+pub fn session_key(token_digest: &str) -> ItemKey {
+    ItemKey::new(keys::session_pk(token_digest), keys::SESSION_SK)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthStoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored auth item is not readable")]
+    Corrupt(#[source] serde_json::Error),
+}
+
+pub async fn read_account<S: ItemGet + ?Sized>(
+    store: &S,
+    email: &Email,
+) -> Result<Option<(Account, u64)>, AuthStoreError> {
+    let Some(stored) = store.get(&account_key(email)).await? else { return Ok(None) };
+    let account = serde_json::from_value(stored.item.body).map_err(AuthStoreError::Corrupt)?;
+    Ok(Some((account, stored.version)))
+}
+
+/// Writes an account if `condition` holds (`IfAbsent` to create,
+/// `IfVersion` to update what was read).
+pub async fn write_account<S: ItemPut + ?Sized>(
+    store: &S,
+    account: &Account,
+    condition: Condition,
+) -> Result<u64, AuthStoreError> {
+    let body = serde_json::to_value(account).map_err(AuthStoreError::Corrupt)?;
+    Ok(store.put(Item::new(account_key(&account.email), body), condition).await?)
+}
+
+pub async fn create_session(
+    store: &dyn ItemPut,
+    token_digest: &str,
+    session: &Session,
+) -> Result<(), AuthStoreError> {
+    let body = serde_json::to_value(session).map_err(AuthStoreError::Corrupt)?;
+    let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
+    store.put(item, Condition::IfAbsent).await?;
+    Ok(())
+}
+
+pub async fn delete_session(
+    store: &dyn ItemDelete,
+    token_digest: &str,
+) -> Result<(), AuthStoreError> {
+    store.delete(&session_key(token_digest), Condition::Always).await?;
+    Ok(())
+}
+
+/// Who holds this session token, if the session is valid now: not expired
+/// (absolute or idle), its account active, and created after the account's
+/// last revocation. Pushes the idle expiry forward (at most once a minute).
+pub async fn resolve_session<S>(
+    store: &S,
+    token_digest: &str,
+    lifetimes: SessionLifetimes,
+    now: Timestamp,
+) -> Result<Option<Principal>, AuthStoreError>
+where
+    S: ItemGet + ItemPut + ?Sized,
+{
+    let Some(stored) = store.get(&session_key(token_digest)).await? else { return Ok(None) };
+    let mut session: Session =
+        serde_json::from_value(stored.item.body).map_err(AuthStoreError::Corrupt)?;
+    if session.absolute_expiry <= now || session.idle_expiry <= now {
+        return Ok(None);
+    }
+    let Some((account, _)) = read_account(store, &session.email).await? else { return Ok(None) };
+    let revoked = account.sessions_valid_after.is_some_and(|after| session.created_at < after);
+    if account.status != AccountStatus::Active || revoked {
+        return Ok(None);
+    }
+    let refreshed_idle = add(now, lifetimes.idle).min(session.absolute_expiry);
+    if refreshed_idle.duration_since(session.idle_expiry)
+        >= SignedDuration::try_from(IDLE_REFRESH_EVERY).unwrap_or_default()
+    {
+        session.idle_expiry = refreshed_idle;
+        let body = serde_json::to_value(&session).map_err(AuthStoreError::Corrupt)?;
+        let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
+        // Losing this race to a logout (the item deleted) must not revive it.
+        match store.put(item, Condition::IfVersion(stored.version)).await {
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(Some(Principal {
+        email: account.email,
+        name: account.name,
+        role: account.role,
+        teams: account.teams,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::FleetConfig;
+    use crate::store::memory::MemoryStore;
+
+    fn email() -> Email {
+        Email::parse("jane@example.com").unwrap()
+    }
+
+    fn account(now: Timestamp) -> Account {
+        Account {
+            email: email(),
+            name: "Jane".into(),
+            password_hash: "$argon2id$…".into(),
+            role: Role::Viewer,
+            teams: vec![TeamName::parse("platform").unwrap()],
+            status: AccountStatus::Active,
+            created_at: now,
+            verified_at: Some(now),
+            sessions_valid_after: None,
+        }
+    }
+
+    struct Bed {
+        clock: Arc<ManualClock>,
+        store: MemoryStore,
+    }
+
+    impl Bed {
+        async fn new() -> Self {
+            let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
+            let store = MemoryStore::new(clock.clone());
+            write_account(&store, &account(clock.now()), Condition::IfAbsent).await.unwrap();
+            Self { clock, store }
+        }
+
+        fn now(&self) -> Timestamp {
+            self.clock.now()
+        }
+
+        async fn session(&self) -> String {
+            let session = Session::new(email(), self.now(), SessionLifetimes::default());
+            create_session(&self.store, "digest-1", &session).await.unwrap();
+            "digest-1".to_owned()
+        }
+
+        async fn resolve(&self, digest: &str) -> Option<Principal> {
+            resolve_session(&self.store, digest, SessionLifetimes::default(), self.now())
+                .await
+                .unwrap()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_session_resolves_to_its_account() {
+        let bed = Bed::new().await;
+        let digest = bed.session().await;
+        let principal = bed.resolve(&digest).await.unwrap();
+        assert_eq!((principal.email, principal.role), (email(), Role::Viewer));
+        assert!(bed.resolve("unknown").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn sessions_end_after_idle_time_unless_used() {
+        let bed = Bed::new().await;
+        let digest = bed.session().await;
+        bed.clock.advance(Duration::from_secs(20 * 60));
+        assert!(bed.resolve(&digest).await.is_some(), "used after 20 min: idle expiry moves");
+        bed.clock.advance(Duration::from_secs(25 * 60));
+        assert!(bed.resolve(&digest).await.is_some(), "25 min after the last use");
+        bed.clock.advance(Duration::from_secs(31 * 60));
+        assert!(bed.resolve(&digest).await.is_none(), "31 idle minutes");
+    }
+
+    #[tokio::test]
+    async fn sessions_end_at_the_absolute_expiry_even_when_busy() {
+        let bed = Bed::new().await;
+        let digest = bed.session().await;
+        for _ in 0..(12 * 4 - 1) {
+            bed.clock.advance(Duration::from_secs(15 * 60));
+            assert!(bed.resolve(&digest).await.is_some());
+        }
+        bed.clock.advance(Duration::from_secs(15 * 60));
+        assert!(bed.resolve(&digest).await.is_none(), "12 hours after sign-in");
+    }
+
+    #[tokio::test]
+    async fn logout_disabling_and_revocation_end_sessions() {
+        let bed = Bed::new().await;
+        let digest = bed.session().await;
+        delete_session(&bed.store, &digest).await.unwrap();
+        assert!(bed.resolve(&digest).await.is_none(), "logged out");
+
+        let digest = bed.session().await;
+        let (mut account, version) = read_account(&bed.store, &email()).await.unwrap().unwrap();
+        bed.clock.advance(Duration::from_secs(1));
+        account.sessions_valid_after = Some(bed.now());
+        let version =
+            write_account(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
+        assert!(bed.resolve(&digest).await.is_none(), "password reset revokes older sessions");
+
+        let session = Session::new(email(), bed.now(), SessionLifetimes::default());
+        create_session(&bed.store, "digest-2", &session).await.unwrap();
+        assert!(bed.resolve("digest-2").await.is_some(), "a newer session is fine");
+        account.status = AccountStatus::Disabled;
+        write_account(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
+        assert!(bed.resolve("digest-2").await.is_none(), "a disabled account has no sessions");
+    }
+
+    #[tokio::test]
+    async fn team_scoping_limits_what_a_viewer_sees() {
+        let fleet = FleetConfig::parse(
+            "defaults: {region: eu-west-1}\nenvironments:\n  - {name: dab-platform-stg, teams: [platform], clusters: [{name: a}]}\n  - {name: dab-custsol-prod, teams: [custsol], clusters: [{name: b}]}\n  - {name: sandbox, clusters: [{name: c}]}\n",
+            "test",
+        )
+        .unwrap();
+        let viewer = Principal {
+            email: email(),
+            name: "Jane".into(),
+            role: Role::Viewer,
+            teams: vec![TeamName::parse("platform").unwrap()],
+        };
+        let visible: Vec<&str> = fleet
+            .environments
+            .iter()
+            .filter(|e| viewer.can_see(e))
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(visible, ["dab-platform-stg", "sandbox"]);
+        let admin = Principal { role: Role::Admin, teams: vec![], ..viewer };
+        assert!(fleet.environments.iter().all(|e| admin.can_see(e)));
+    }
+
+    #[test]
+    fn debug_output_hides_the_hash_and_address() {
+        let shown = format!("{:?}", account("2026-11-23T08:00:00Z".parse().unwrap()));
+        assert!(!shown.contains("argon2") && !shown.contains("jane@"), "{shown}");
+    }
+}

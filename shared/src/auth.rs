@@ -6,14 +6,21 @@
 //! at once everywhere — one shared code path instead of a Lambda authorizer,
 //! which would also cache answers for up to its TTL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use jiff::{SignedDuration, Timestamp};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::config::Environment;
 use crate::domain::{Email, TeamName};
-use crate::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, StoreError};
+use crate::http::ApiError;
+use crate::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -244,6 +251,90 @@ where
     }))
 }
 
+/// What is stored for a session token: its SHA-256. Tokens carry 256
+/// random bits, so no key is needed to make the digest useless to a thief.
+pub fn token_digest(token: &SecretString) -> String {
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.expose_secret().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Resolves bearer tokens for every API function.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    lifetimes: SessionLifetimes,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").field("lifetimes", &self.lifetimes).finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, lifetimes: SessionLifetimes) -> Self {
+        Self { store, clock, lifetimes }
+    }
+
+    pub async fn principal(
+        &self,
+        token: &SecretString,
+    ) -> Result<Option<Principal>, AuthStoreError> {
+        let digest = token_digest(token);
+        resolve_session(self.store.as_ref(), &digest, self.lifetimes, self.clock.now()).await
+    }
+}
+
+/// The bearer token of a request, if it has a well-formed one.
+pub fn bearer_token(parts: &Parts) -> Option<SecretString> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
+        .then(|| SecretString::from(token.to_owned()))
+}
+
+/// An extractor: the signed-in caller, or a 401.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let authenticator = Arc::<Authenticator>::from_ref(state);
+        match authenticator.principal(&token).await {
+            Ok(Some(principal)) => Ok(Self(principal)),
+            Ok(None) => Err(ApiError::Unauthorized),
+            Err(AuthStoreError::Store(err)) => Err(err.into()),
+            Err(other) => Err(ApiError::internal(other)),
+        }
+    }
+}
+
+/// An extractor: the signed-in caller if an admin; 401 or 403 otherwise.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        if principal.is_admin() { Ok(Self(principal)) } else { Err(ApiError::Forbidden) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -385,5 +476,94 @@ mod tests {
     fn debug_output_hides_the_hash_and_address() {
         let shown = format!("{:?}", account("2026-11-23T08:00:00Z".parse().unwrap()));
         assert!(!shown.contains("argon2") && !shown.contains("jane@"), "{shown}");
+    }
+}
+
+#[cfg(test)]
+mod extractor_tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::memory::MemoryStore;
+
+    async fn me(Authenticated(p): Authenticated) -> String {
+        p.email.to_string()
+    }
+
+    async fn admin_only(Admin(p): Admin) -> String {
+        p.email.to_string()
+    }
+
+    async fn app(role: Role) -> (Router, SecretString) {
+        let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let now = clock.now();
+        let email = Email::parse("jane@example.com").unwrap();
+        let account = Account {
+            email: email.clone(),
+            name: "Jane".into(),
+            password_hash: String::new(),
+            role,
+            teams: vec![],
+            status: AccountStatus::Active,
+            created_at: now,
+            verified_at: Some(now),
+            sessions_valid_after: None,
+        };
+        write_account(store.as_ref(), &account, Condition::IfAbsent).await.unwrap();
+        let token = SecretString::from("a-token-with-enough-entropy-for-a-test".to_owned());
+        let session = Session::new(email, now, SessionLifetimes::default());
+        create_session(store.as_ref(), &token_digest(&token), &session).await.unwrap();
+        let authenticator = Arc::new(Authenticator::new(store, clock, SessionLifetimes::default()));
+        let router = Router::new()
+            .route("/me", get(me))
+            .route("/admin", get(admin_only))
+            .with_state(authenticator);
+        (router, token)
+    }
+
+    async fn status(router: Router, path: &str, authorization: Option<String>) -> StatusCode {
+        let mut request = Request::get(path);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        router.oneshot(request.body(Body::empty()).unwrap()).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_valid_bearer_token_is_accepted_and_anything_else_is_401() {
+        let (router, token) = app(Role::Viewer).await;
+        let bearer = format!("Bearer {}", token.expose_secret());
+        assert_eq!(status(router.clone(), "/me", Some(bearer.clone())).await, StatusCode::OK);
+        let scheme_in_lower_case = format!("bearer {}", token.expose_secret());
+        assert_eq!(status(router.clone(), "/me", Some(scheme_in_lower_case)).await, StatusCode::OK);
+        let altered = format!("{bearer}x");
+        assert_eq!(status(router.clone(), "/me", Some(altered)).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(router.clone(), "/me", None).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            status(router.clone(), "/me", Some("Basic abc".into())).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(router.clone(), "/me", Some("Bearer ".into())).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            status(router, "/admin", Some(bearer)).await,
+            StatusCode::FORBIDDEN,
+            "a viewer is no admin"
+        );
+    }
+
+    #[tokio::test]
+    async fn admins_pass_the_admin_extractor() {
+        let (router, token) = app(Role::Admin).await;
+        let bearer = format!("Bearer {}", token.expose_secret());
+        assert_eq!(status(router, "/admin", Some(bearer)).await, StatusCode::OK);
     }
 }

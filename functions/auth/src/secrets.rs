@@ -5,10 +5,10 @@
 //!   HMAC-SHA256 keyed with the function's secret, bound to its purpose and
 //!   address: a leaked table cannot be brute-forced offline through the
 //!   million possible codes without the key.
-//! - A session token is 256 random bits (base64url); its SHA-256 is stored.
-//!   With that much entropy no key is needed.
+//! - A session token is 256 random bits (base64url); its SHA-256 is stored
+//!   (`shared::auth::token_digest`). With that much entropy no key is needed.
 
-use aws_lc_rs::{constant_time, digest, hmac, rand};
+use aws_lc_rs::{constant_time, hmac, rand};
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -42,11 +42,6 @@ pub fn new_token() -> Result<SecretString, RandomError> {
     Ok(SecretString::from(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?),
     ))
-}
-
-/// What is stored for a session token.
-pub fn token_digest(token: &SecretString) -> String {
-    hex(digest::digest(&digest::SHA256, token.expose_secret().as_bytes()).as_ref())
 }
 
 /// Keyed hashing of one-time codes.
@@ -131,8 +126,9 @@ mod tests {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.expose_secret()).unwrap();
         assert_eq!(bytes.len(), 32);
         assert_ne!(token.expose_secret(), new_token().unwrap().expose_secret());
-        assert_eq!(token_digest(&token).len(), 64);
-        assert_ne!(token_digest(&token), token.expose_secret().to_owned());
+        let digest = shared::auth::token_digest(&token);
+        assert_eq!(digest.len(), 64);
+        assert_ne!(digest, token.expose_secret().to_owned());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! Handlers are plain functions over the ports in `shared`; the Lambda
 //! `main` and the local server both serve [`router`].
 
+pub mod codes;
+pub mod limits;
 pub mod password;
 pub mod secrets;
 

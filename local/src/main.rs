@@ -63,10 +63,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         }
     };
     let fleet = Arc::new(demo.fleet_config()?);
+    let mailer = Arc::new(shared::mail::MemoryMailer::default());
     let snapshots = tokio::spawn(snapshot_loops(fleet.clone(), store.clone()));
 
     let app = axum::Router::new()
-        .merge(auth::router(auth::Deps { store: store.clone() }))
+        .merge(auth::router(auth::Deps {
+            store: store.clone(),
+            // Codes are kept in memory and logged as sent, never mailed.
+            mailer: mailer.clone(),
+            clock: Arc::new(SystemClock),
+            hasher: auth::password::Hasher::new()?,
+            codes: auth::secrets::CodeHasher::ephemeral()?,
+            policy: auth::Policy::default(),
+        }))
         .merge(inventory::router(inventory::Deps { fleet: fleet.clone(), store: store.clone() }))
         .merge(dashboards::router(dashboards::Deps { fleet: fleet.clone(), store: store.clone() }));
     let app = shared::http::with_api_defaults(app);

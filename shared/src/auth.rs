@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jiff::{SignedDuration, Timestamp};
@@ -287,12 +288,29 @@ impl Authenticator {
 }
 
 /// The bearer token of a request, if it has a well-formed one.
-pub fn bearer_token(parts: &Parts) -> Option<SecretString> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer_token(headers: &HeaderMap) -> Option<SecretString> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
         .then(|| SecretString::from(token.to_owned()))
+}
+
+/// Router states that can authenticate requests.
+pub trait HasAuthenticator {
+    fn authenticator(&self) -> &Authenticator;
+}
+
+impl HasAuthenticator for Authenticator {
+    fn authenticator(&self) -> &Authenticator {
+        self
+    }
+}
+
+impl<T: HasAuthenticator + ?Sized> HasAuthenticator for Arc<T> {
+    fn authenticator(&self) -> &Authenticator {
+        (**self).authenticator()
+    }
 }
 
 /// An extractor: the signed-in caller, or a 401.
@@ -301,15 +319,13 @@ pub struct Authenticated(pub Principal);
 
 impl<S> FromRequestParts<S> for Authenticated
 where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
+    S: HasAuthenticator + Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let authenticator = Arc::<Authenticator>::from_ref(state);
-        match authenticator.principal(&token).await {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        match state.authenticator().principal(&token).await {
             Ok(Some(principal)) => Ok(Self(principal)),
             Ok(None) => Err(ApiError::Unauthorized),
             Err(AuthStoreError::Store(err)) => Err(err.into()),
@@ -324,8 +340,7 @@ pub struct Admin(pub Principal);
 
 impl<S> FromRequestParts<S> for Admin
 where
-    Arc<Authenticator>: FromRef<S>,
-    S: Send + Sync,
+    S: HasAuthenticator + Send + Sync,
 {
     type Rejection = ApiError;
 

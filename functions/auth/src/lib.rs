@@ -1,8 +1,9 @@
-//! The auth API: signup, email verification, login, sessions, password reset.
-//! Handlers are plain functions over the ports in `shared`; the Lambda
-//! `main` and the local server both serve [`router`].
+//! The auth API: sign-up with email verification, sign-in, sessions,
+//! sign-out. Handlers are plain functions over the ports in `shared`; the
+//! Lambda `main` and the local server both serve [`router`].
 
 pub mod codes;
+pub mod handlers;
 pub mod limits;
 pub mod password;
 pub mod secrets;
@@ -10,17 +11,146 @@ pub mod secrets;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use shared::auth::{Authenticator, HasAuthenticator, SessionLifetimes};
+use shared::clock::Clock;
+use shared::config::ConfigError;
+use shared::domain::Email;
+use shared::mail::Mailer;
+use shared::settings::{Lookup, StoreSettings, process_env, required};
 use shared::store::Store;
 
-/// What this function reads from its environment, once, at cold start.
-pub type Settings = shared::settings::StoreSettings;
+use crate::password::Hasher;
+use crate::secrets::CodeHasher;
 
-/// The ports the handlers use.
-pub struct Deps {
-    pub store: Arc<dyn Store>,
+pub const SENDER_VAR: &str = "MAIL_SENDER";
+pub const ADMIN_EMAILS_VAR: &str = "ADMIN_EMAILS";
+pub const ALLOWED_DOMAINS_VAR: &str = "ALLOWED_EMAIL_DOMAINS";
+/// Base64 of at least 32 random bytes: the key of the codes' HMAC.
+pub const CODE_KEY_VAR: &str = "CODE_KEY";
+
+/// What this function reads from its environment, once, at cold start.
+pub struct Settings {
+    pub store: StoreSettings,
+    pub sender: Email,
+    pub policy: Policy,
+    pub code_key: Vec<u8>,
 }
 
-/// No routes yet: the auth issue fills this router.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        let bad = |name: &'static str, message: String| ConfigError::BadVar { name, message };
+        let sender = Email::parse(required(vars, SENDER_VAR)?)
+            .map_err(|e| bad(SENDER_VAR, e.to_string()))?;
+        let admin_emails = list(vars, ADMIN_EMAILS_VAR)
+            .into_iter()
+            .map(|e| Email::parse(e).map_err(|e| bad(ADMIN_EMAILS_VAR, e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let allowed_domains =
+            list(vars, ALLOWED_DOMAINS_VAR).into_iter().map(|d| d.to_lowercase()).collect();
+        let code_key = base64::engine::general_purpose::STANDARD
+            .decode(required(vars, CODE_KEY_VAR)?.trim())
+            .map_err(|_| bad(CODE_KEY_VAR, "must be base64".into()))?;
+        if code_key.len() < 32 {
+            return Err(bad(CODE_KEY_VAR, "must hold at least 32 bytes".into()));
+        }
+        let policy = Policy { admin_emails, allowed_domains, ..Policy::default() };
+        Ok(Self { store: StoreSettings::from_vars(vars)?, sender, policy, code_key })
+    }
+}
+
+fn list(vars: Lookup<'_>, name: &str) -> Vec<String> {
+    vars(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The rules an installation chooses.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Named in mail.
+    pub product: String,
+    /// Empty: any domain may sign up.
+    pub allowed_domains: Vec<String>,
+    /// These addresses become admins when they sign up.
+    pub admin_emails: Vec<Email>,
+    pub lifetimes: SessionLifetimes,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            product: "Release dashboard".into(),
+            allowed_domains: Vec::new(),
+            admin_emails: Vec::new(),
+            lifetimes: SessionLifetimes::default(),
+        }
+    }
+}
+
+/// The ports and rules the handlers use.
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    pub codes: CodeHasher,
+    pub policy: Policy,
+}
+
+/// The router's state: the deps and the authenticator built from them.
+pub struct AuthState {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: Hasher,
+    pub codes: CodeHasher,
+    pub policy: Policy,
+    pub authenticator: Arc<Authenticator>,
+}
+
+impl HasAuthenticator for AuthState {
+    fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+}
+
 pub fn router(deps: Deps) -> Router {
-    Router::new().with_state(Arc::new(deps))
+    let authenticator =
+        Arc::new(Authenticator::new(deps.store.clone(), deps.clock.clone(), deps.policy.lifetimes));
+    let state = Arc::new(AuthState {
+        store: deps.store,
+        mailer: deps.mailer,
+        clock: deps.clock,
+        hasher: deps.hasher,
+        codes: deps.codes,
+        policy: deps.policy,
+        authenticator,
+    });
+    Router::new()
+        .route("/auth/signup", post(handlers::signup))
+        .route("/auth/verify", post(handlers::verify))
+        .route("/auth/resend", post(handlers::resend))
+        .route("/auth/login", post(handlers::login))
+        .route("/auth/logout", post(handlers::logout))
+        .route("/auth/me", get(handlers::me))
+        .with_state(state)
 }

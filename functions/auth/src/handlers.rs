@@ -1,0 +1,299 @@
+//! The auth routes. Every answer is the same whether or not an account
+//! exists (sign-up, resend, failed sign-in), and every credential failure is
+//! one generic 401.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use shared::auth::{
+    Account, AccountStatus, Authenticated, Role, Session, bearer_token, create_session,
+    delete_session, read_account, token_digest, write_account,
+};
+use shared::domain::Email;
+use shared::http::{ApiError, ApiJson};
+use shared::mail::{CodePurpose, Mail};
+use shared::store::Condition;
+
+use crate::AuthState;
+use crate::codes::{self, Purpose};
+use crate::limits::{self, LOGIN_FAILURES_PER_HOUR, RESEND_PER_HOUR, RESEND_PER_MINUTE};
+use crate::password::Password;
+use crate::secrets::{new_code, new_token};
+
+type AppState = State<Arc<AuthState>>;
+
+fn email_or_400(text: &str) -> Result<Email, ApiError> {
+    Email::parse(text).map_err(|e| ApiError::bad_request("invalid_email", e.rule))
+}
+
+fn invalid_code() -> ApiError {
+    ApiError::bad_request("invalid_code", "the code is wrong or has expired; ask for a new one")
+}
+
+fn store_error(err: impl Into<shared::store::BoxError>) -> ApiError {
+    ApiError::Unavailable(err.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    email: String,
+    password: SecretString,
+    name: String,
+}
+
+pub async fn signup(
+    State(state): AppState,
+    ApiJson(body): ApiJson<SignupBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&body.email)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request("invalid_name", "the name must be 1 to 100 characters"));
+    }
+    let password = Password::new(body.password)
+        .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
+    let policy = &state.policy;
+    if !policy.allowed_domains.is_empty()
+        && !policy.allowed_domains.iter().any(|d| d == email.domain())
+    {
+        return Err(ApiError::bad_request(
+            "email_domain_not_allowed",
+            "sign-up is limited to the organisation's email domains",
+        ));
+    }
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    match read_account(store, &email).await.map_err(store_error)? {
+        Some((account, _)) => {
+            // Pay what a new account pays, so timing tells nothing either.
+            state.hasher.verify_decoy(&SecretString::from(password.expose().to_owned()));
+            match account.status {
+                AccountStatus::Active => {
+                    state.send(Mail::already_registered(&email, &policy.product)).await
+                }
+                AccountStatus::Pending => {
+                    state.issue_code(&email, Purpose::VerifyEmail, false).await?
+                }
+                AccountStatus::Disabled => {}
+            }
+        }
+        None => {
+            let hash = state.hasher.hash(&password).map_err(ApiError::internal)?;
+            let role =
+                if policy.admin_emails.contains(&email) { Role::Admin } else { Role::Viewer };
+            let account = Account {
+                email: email.clone(),
+                name,
+                password_hash: hash,
+                role,
+                teams: Vec::new(),
+                status: AccountStatus::Pending,
+                created_at: now,
+                verified_at: None,
+                sessions_valid_after: None,
+            };
+            match write_account(store, &account, Condition::IfAbsent).await {
+                Ok(_) => state.issue_code(&email, Purpose::VerifyEmail, false).await?,
+                // Someone signed up with this address a moment ago: same answer.
+                Err(shared::auth::AuthStoreError::Store(
+                    shared::store::StoreError::ConditionFailed,
+                )) => {}
+                Err(other) => return Err(store_error(other)),
+            }
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    email: String,
+    code: SecretString,
+}
+
+fn code_shape(code: &SecretString) -> Result<(), ApiError> {
+    let text = code.expose_secret();
+    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid_code())
+    }
+}
+
+pub async fn verify(
+    State(state): AppState,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&body.email)?;
+    code_shape(&body.code)?;
+    let store = state.store.as_ref();
+    if !codes::redeem(store, &state.codes, &email, Purpose::VerifyEmail, &body.code)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(invalid_code());
+    }
+    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
+    else {
+        return Err(invalid_code());
+    };
+    if account.status == AccountStatus::Pending {
+        account.status = AccountStatus::Active;
+        account.verified_at = Some(state.clock.now());
+        write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
+    }
+    Ok(Json(json!({ "status": "verified" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailBody {
+    email: String,
+}
+
+pub async fn resend(
+    State(state): AppState,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&body.email)?;
+    // Limited per address whether or not it has an account.
+    state.take_resend(&email).await?;
+    if let Some((account, _)) =
+        read_account(state.store.as_ref(), &email).await.map_err(store_error)?
+        && account.status == AccountStatus::Pending
+    {
+        state.issue_code(&email, Purpose::VerifyEmail, true).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    email: String,
+    password: SecretString,
+}
+
+pub async fn login(
+    State(state): AppState,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    // A malformed address is a failed sign-in like any other.
+    let Ok(email) = Email::parse(&body.email) else {
+        state.hasher.verify_decoy(&body.password);
+        return Err(ApiError::Unauthorized);
+    };
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    let failures =
+        limits::count(store, LOGIN_FAILURES_PER_HOUR, &email, now).await.map_err(store_error)?;
+    if failures >= LOGIN_FAILURES_PER_HOUR.max {
+        return Err(ApiError::TooManyRequests { retry_after: LOGIN_FAILURES_PER_HOUR.window });
+    }
+    let account = read_account(store, &email).await.map_err(store_error)?.map(|(a, _)| a);
+    let password_ok = match &account {
+        Some(account) => state.hasher.verify(&body.password, &account.password_hash),
+        None => {
+            state.hasher.verify_decoy(&body.password);
+            false
+        }
+    };
+    let account = match account {
+        Some(account) if password_ok && account.status != AccountStatus::Disabled => account,
+        _ => {
+            let taken = limits::take(store, LOGIN_FAILURES_PER_HOUR, &email, now)
+                .await
+                .map_err(store_error)?;
+            let failures = taken.unwrap_or(LOGIN_FAILURES_PER_HOUR.max);
+            // Each failure in the window makes the next answer slower.
+            tokio::time::sleep(Duration::from_millis((20 * failures).min(2000))).await;
+            return Err(ApiError::Unauthorized);
+        }
+    };
+    if account.status == AccountStatus::Pending {
+        // The password is right, so saying this reveals nothing new.
+        return Err(ApiError::Forbidden);
+    }
+    let token = new_token().map_err(ApiError::internal)?;
+    let session = Session::new(account.email.clone(), now, state.policy.lifetimes);
+    create_session(store, &token_digest(&token), &session).await.map_err(store_error)?;
+    tracing::info!(user = %account.email.masked(), "signed in");
+    Ok(Json(json!({
+        "token": token.expose_secret(),
+        "expiresAt": session.absolute_expiry,
+        "idleExpiresAt": session.idle_expiry,
+        "user": { "email": account.email, "name": account.name, "role": account.role, "teams": account.teams },
+    })))
+}
+
+pub async fn logout(
+    State(state): AppState,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let token = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
+    delete_session(state.store.as_ref(), &token_digest(&token)).await.map_err(store_error)?;
+    tracing::info!(user = %principal.email.masked(), "signed out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(Authenticated(principal): Authenticated) -> Json<shared::auth::Principal> {
+    Json(principal)
+}
+
+impl AuthState {
+    async fn send(&self, mail: Mail) {
+        let to = mail.to.masked();
+        if let Err(err) = self.mailer.send(mail).await {
+            // The answer must not depend on mail delivery: log and go on.
+            tracing::error!(to = %to, error = %shared::http::error_chain(&err), "mail not sent");
+        }
+    }
+
+    async fn take_resend(&self, email: &Email) -> Result<(), ApiError> {
+        let store = self.store.as_ref();
+        let now = self.clock.now();
+        for limit in [RESEND_PER_MINUTE, RESEND_PER_HOUR] {
+            if let Err(retry_after) =
+                limits::take(store, limit, email, now).await.map_err(store_error)?
+            {
+                return Err(ApiError::TooManyRequests { retry_after });
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a fresh code. `limited` says the caller already counted it
+    /// against the resend limits; otherwise it is counted here, and a code
+    /// over the limit is silently not sent.
+    async fn issue_code(
+        &self,
+        email: &Email,
+        purpose: Purpose,
+        limited: bool,
+    ) -> Result<(), ApiError> {
+        if !limited && self.take_resend(email).await.is_err() {
+            return Ok(());
+        }
+        let code = new_code().map_err(ApiError::internal)?;
+        codes::store(self.store.as_ref(), &self.codes, email, purpose, &code, self.clock.now())
+            .await
+            .map_err(store_error)?;
+        let mail_purpose = match purpose {
+            Purpose::VerifyEmail => CodePurpose::VerifyEmail,
+            Purpose::ResetPassword => CodePurpose::ResetPassword,
+        };
+        self.send(Mail::code(email, &self.policy.product, mail_purpose, &code, codes::VALID_FOR))
+            .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! The auth routes end to end over the in-memory adapters (the moto-backed
+//! journey lives in the integration tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use auth::password::Hasher;
+use auth::secrets::CodeHasher;
+use auth::{Deps, Policy};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use shared::clock::ManualClock;
+use shared::domain::Email;
+use shared::mail::{MemoryMailer, code_in};
+use shared::store::memory::MemoryStore;
+use tower::ServiceExt;
+
+struct Bed {
+    app: Router,
+    mailer: Arc<MemoryMailer>,
+}
+
+fn bed() -> Bed {
+    let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
+    let mailer = Arc::new(MemoryMailer::default());
+    let deps = Deps {
+        store: Arc::new(MemoryStore::new(clock.clone())),
+        mailer: mailer.clone(),
+        clock,
+        hasher: Hasher::new().unwrap(),
+        codes: CodeHasher::new(&[9u8; 32]).unwrap(),
+        policy: Policy {
+            admin_emails: vec![Email::parse("root@example.com").unwrap()],
+            ..Policy::default()
+        },
+    };
+    Bed { app: shared::http::with_api_defaults(auth::router(deps)), mailer }
+}
+
+impl Bed {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
+        self.raw(request.body(body).unwrap()).await
+    }
+
+    async fn raw(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn last_code(&self, to: &str) -> String {
+        let mail = self.mailer.last_to(&Email::parse(to).unwrap()).expect("a mail");
+        code_in(&mail.text).expect("a code")
+    }
+
+    async fn signed_up(&self, email: &str) {
+        let body =
+            json!({"email": email, "password": "correct horse battery staple", "name": "Jane"});
+        assert_eq!(
+            self.call("POST", "/auth/signup", Some(body), None).await.0,
+            StatusCode::ACCEPTED
+        );
+        let code = self.last_code(email);
+        let (status, _) = self
+            .call("POST", "/auth/verify", Some(json!({"email": email, "code": code})), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        self.call("POST", "/auth/login", Some(json!({"email": email, "password": password})), None)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn signup_verify_login_me_logout() {
+    let bed = bed();
+    bed.signed_up("Jane@Example.com").await;
+    let (status, body) = bed.login("jane@example.com", "correct horse battery staple").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(body["user"]["email"], "jane@example.com");
+    assert_eq!(body["user"]["role"], "viewer");
+    let (status, me) = bed.call("GET", "/auth/me", None, Some(&token)).await;
+    assert_eq!((status, me["email"].as_str()), (StatusCode::OK, Some("jane@example.com")));
+    assert_eq!(
+        bed.call("POST", "/auth/logout", None, Some(&token)).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        bed.call("GET", "/auth/me", None, Some(&token)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the token is dead"
+    );
+}
+
+#[tokio::test]
+async fn a_configured_admin_email_signs_up_as_admin() {
+    let bed = bed();
+    bed.signed_up("root@example.com").await;
+    let (_, body) = bed.login("root@example.com", "correct horse battery staple").await;
+    assert_eq!(body["user"]["role"], "admin");
+}
+
+#[tokio::test]
+async fn a_duplicate_signup_answers_the_same_and_mails_the_owner() {
+    let bed = bed();
+    bed.signed_up("jane@example.com").await;
+    let body = json!({"email": "jane@example.com", "password": "another long passphrase", "name": "Mallory"});
+    let (status, answer) = bed.call("POST", "/auth/signup", Some(body), None).await;
+    assert_eq!((status, answer), (StatusCode::ACCEPTED, json!({"status": "check_your_email"})));
+    let mail = bed.mailer.last_to(&Email::parse("jane@example.com").unwrap()).unwrap();
+    assert!(mail.subject.contains("someone tried to sign up"), "{}", mail.subject);
+    // The original password still works; the duplicate's does not.
+    assert_eq!(
+        bed.login("jane@example.com", "correct horse battery staple").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bed.login("jane@example.com", "another long passphrase").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn wrong_codes_and_unverified_logins_are_refused() {
+    let bed = bed();
+    let body = json!({"email": "bob@example.com", "password": "correct horse battery staple", "name": "Bob"});
+    bed.call("POST", "/auth/signup", Some(body), None).await;
+    let (status, body) = bed
+        .call(
+            "POST",
+            "/auth/verify",
+            Some(json!({"email": "bob@example.com", "code": "000000"})),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_code"))
+    );
+    assert_eq!(
+        bed.login("bob@example.com", "correct horse battery staple").await.0,
+        StatusCode::FORBIDDEN,
+        "not verified yet"
+    );
+    assert_eq!(
+        bed.login("bob@example.com", "wrong password here").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn unknown_accounts_and_wrong_passwords_get_the_same_401() {
+    let bed = bed();
+    bed.signed_up("jane@example.com").await;
+    let wrong = bed.login("jane@example.com", "not the password").await;
+    let unknown = bed.login("nobody@example.com", "not the password").await;
+    let malformed = bed.login("not-an-email", "not the password").await;
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong, malformed);
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn resends_are_limited_per_address() {
+    let bed = bed();
+    let body = json!({"email": "bob@example.com", "password": "correct horse battery staple", "name": "Bob"});
+    bed.call("POST", "/auth/signup", Some(body), None).await;
+    let (status, body) =
+        bed.call("POST", "/auth/resend", Some(json!({"email": "bob@example.com"})), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_requests"))
+    );
+    let (status, _) =
+        bed.call("POST", "/auth/resend", Some(json!({"email": "nobody@example.com"})), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "an unknown address answers like a known one");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_json_errors() {
+    let bed = bed();
+    let weak = json!({"email": "jane@example.com", "password": "password123", "name": "Jane"});
+    let (status, body) = bed.call("POST", "/auth/signup", Some(weak), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("weak_password"))
+    );
+    let unknown_field = json!({"email": "jane@example.com", "password": "correct horse battery staple", "name": "J", "role": "admin"});
+    let (status, body) = bed.call("POST", "/auth/signup", Some(unknown_field), None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_body"))
+    );
+    let request = Request::post("/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, body) = bed.raw(request).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let request = Request::post("/auth/login")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(bed.raw(request).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(100_000));
+    let request = Request::post("/auth/resend")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(huge))
+        .unwrap();
+    assert_eq!(bed.raw(request).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(bed.mailer.sent().is_empty(), "nothing was sent for bad requests");
+}

@@ -2,6 +2,7 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod auth_journey;
 mod eks;
 mod kube_fake;
 mod mail;

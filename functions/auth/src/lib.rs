@@ -154,3 +154,34 @@ pub fn router(deps: Deps) -> Router {
         .route("/auth/me", get(handlers::me))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(extra: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            let base = [
+                ("TABLE_NAME", "release-dashboard"),
+                (SENDER_VAR, "no-reply@example.com"),
+                (CODE_KEY_VAR, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+                (ADMIN_EMAILS_VAR, " Root@Example.com , ops@example.com"),
+            ];
+            extra.iter().chain(base.iter()).find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn settings_are_read_and_checked_by_name() {
+        let settings = Settings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(settings.sender.as_str(), "no-reply@example.com");
+        assert_eq!(settings.policy.admin_emails.len(), 2);
+        assert_eq!(settings.policy.admin_emails[0].as_str(), "root@example.com");
+        assert_eq!(settings.code_key.len(), 32);
+        let short = Settings::from_vars(&vars(&[(CODE_KEY_VAR, "c2hvcnQ=")])).unwrap_err();
+        assert!(short.to_string().starts_with("environment variable CODE_KEY:"), "{short}");
+        let sender = Settings::from_vars(&vars(&[(SENDER_VAR, "nope")])).unwrap_err();
+        assert!(sender.to_string().starts_with("environment variable MAIL_SENDER:"), "{sender}");
+        assert!(!format!("{settings:?}").contains("AAEC"), "the key never prints");
+    }
+}

@@ -227,7 +227,8 @@ where
         return Ok(None);
     }
     let Some((account, _)) = read_account(store, &session.email).await? else { return Ok(None) };
-    let revoked = account.sessions_valid_after.is_some_and(|after| session.created_at < after);
+    // A session created at the very instant of a revocation is revoked too.
+    let revoked = account.sessions_valid_after.is_some_and(|after| session.created_at <= after);
     if account.status != AccountStatus::Active || revoked {
         return Ok(None);
     }
@@ -455,6 +456,7 @@ mod tests {
             write_account(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
         assert!(bed.resolve(&digest).await.is_none(), "password reset revokes older sessions");
 
+        bed.clock.advance(Duration::from_secs(1));
         let session = Session::new(email(), bed.now(), SessionLifetimes::default());
         create_session(&bed.store, "digest-2", &session).await.unwrap();
         assert!(bed.resolve("digest-2").await.is_some(), "a newer session is fine");

@@ -23,7 +23,10 @@ use shared::store::Condition;
 
 use crate::AuthState;
 use crate::codes::{self, Purpose};
-use crate::limits::{self, LOGIN_FAILURES_PER_HOUR, RESEND_PER_HOUR, RESEND_PER_MINUTE};
+use crate::limits::{
+    self, LOGIN_FAILURES_PER_HOUR, RESEND_PER_HOUR, RESEND_PER_MINUTE, RESET_PER_HOUR,
+    RESET_PER_MINUTE,
+};
 use crate::password::Password;
 use crate::secrets::{new_code, new_token};
 
@@ -166,7 +169,7 @@ pub async fn resend(
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&body.email)?;
     // Limited per address whether or not it has an account.
-    state.take_resend(&email).await?;
+    state.take_resend(&email, Purpose::VerifyEmail).await?;
     if let Some((account, _)) =
         read_account(state.store.as_ref(), &email).await.map_err(store_error)?
         && account.status == AccountStatus::Pending
@@ -235,6 +238,65 @@ pub async fn login(
     })))
 }
 
+pub async fn forgot_password(
+    State(state): AppState,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&body.email)?;
+    state.take_resend(&email, Purpose::ResetPassword).await?;
+    if let Some((account, _)) =
+        read_account(state.store.as_ref(), &email).await.map_err(store_error)?
+        && account.status != AccountStatus::Disabled
+    {
+        state.issue_code(&email, Purpose::ResetPassword, true).await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ResetBody {
+    email: String,
+    code: SecretString,
+    new_password: SecretString,
+}
+
+/// Sets a new password and ends every session of the account.
+pub async fn reset_password(
+    State(state): AppState,
+    ApiJson(body): ApiJson<ResetBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&body.email)?;
+    code_shape(&body.code)?;
+    let password = Password::new(body.new_password)
+        .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
+    let store = state.store.as_ref();
+    if !codes::redeem(store, &state.codes, &email, Purpose::ResetPassword, &body.code)
+        .await
+        .map_err(store_error)?
+    {
+        return Err(invalid_code());
+    }
+    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
+    else {
+        return Err(invalid_code());
+    };
+    if account.status == AccountStatus::Disabled {
+        return Err(invalid_code());
+    }
+    let now = state.clock.now();
+    account.password_hash = state.hasher.hash(&password).map_err(ApiError::internal)?;
+    account.sessions_valid_after = Some(now);
+    if account.status == AccountStatus::Pending {
+        // The code proves the mailbox, as verification would.
+        account.status = AccountStatus::Active;
+        account.verified_at = Some(now);
+    }
+    write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
+    tracing::info!(user = %email.masked(), "password reset; older sessions revoked");
+    Ok(Json(json!({ "status": "password_changed" })))
+}
+
 pub async fn logout(
     State(state): AppState,
     Authenticated(principal): Authenticated,
@@ -259,10 +321,16 @@ impl AuthState {
         }
     }
 
-    async fn take_resend(&self, email: &Email) -> Result<(), ApiError> {
+    /// Counts one code sent for `purpose` to `email`: per address and
+    /// purpose, 1 a minute and 5 an hour.
+    async fn take_resend(&self, email: &Email, purpose: Purpose) -> Result<(), ApiError> {
         let store = self.store.as_ref();
         let now = self.clock.now();
-        for limit in [RESEND_PER_MINUTE, RESEND_PER_HOUR] {
+        let limits = match purpose {
+            Purpose::VerifyEmail => [RESEND_PER_MINUTE, RESEND_PER_HOUR],
+            Purpose::ResetPassword => [RESET_PER_MINUTE, RESET_PER_HOUR],
+        };
+        for limit in limits {
             if let Err(retry_after) =
                 limits::take(store, limit, email, now).await.map_err(store_error)?
             {
@@ -281,7 +349,7 @@ impl AuthState {
         purpose: Purpose,
         limited: bool,
     ) -> Result<(), ApiError> {
-        if !limited && self.take_resend(email).await.is_err() {
+        if !limited && self.take_resend(email, purpose).await.is_err() {
             return Ok(());
         }
         let code = new_code().map_err(ApiError::internal)?;

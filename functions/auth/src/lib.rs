@@ -151,6 +151,8 @@ pub fn router(deps: Deps) -> Router {
         .route("/auth/resend", post(handlers::resend))
         .route("/auth/login", post(handlers::login))
         .route("/auth/logout", post(handlers::logout))
+        .route("/auth/password/forgot", post(handlers::forgot_password))
+        .route("/auth/password/reset", post(handlers::reset_password))
         .route("/auth/me", get(handlers::me))
         .with_state(state)
 }

@@ -21,6 +21,10 @@ pub const RESEND_PER_MINUTE: Limit =
     Limit { name: "resend-minute", max: 1, window: Duration::from_secs(60) };
 pub const RESEND_PER_HOUR: Limit =
     Limit { name: "resend-hour", max: 5, window: Duration::from_secs(3600) };
+pub const RESET_PER_MINUTE: Limit =
+    Limit { name: "reset-minute", max: 1, window: Duration::from_secs(60) };
+pub const RESET_PER_HOUR: Limit =
+    Limit { name: "reset-hour", max: 5, window: Duration::from_secs(3600) };
 pub const LOGIN_FAILURES_PER_HOUR: Limit =
     Limit { name: "login-failures", max: 100, window: Duration::from_secs(3600) };
 

@@ -233,3 +233,60 @@ async fn bad_requests_get_clear_json_errors() {
     assert_eq!(bed.raw(request).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(bed.mailer.sent().is_empty(), "nothing was sent for bad requests");
 }
+
+#[tokio::test]
+async fn a_password_reset_changes_the_password_and_ends_old_sessions() {
+    let bed = bed();
+    bed.signed_up("jane@example.com").await;
+    let (_, body) = bed.login("jane@example.com", "correct horse battery staple").await;
+    let old_token = body["token"].as_str().unwrap().to_owned();
+
+    let (status, _) = bed
+        .call("POST", "/auth/password/forgot", Some(json!({"email": "jane@example.com"})), None)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mail = bed.mailer.last_to(&Email::parse("jane@example.com").unwrap()).unwrap();
+    assert!(mail.subject.contains("Reset your password"), "{}", mail.subject);
+    let code = code_in(&mail.text).unwrap();
+
+    let weak = json!({"email": "jane@example.com", "code": code, "newPassword": "password1"});
+    assert_eq!(
+        bed.call("POST", "/auth/password/reset", Some(weak), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let wrong = json!({"email": "jane@example.com", "code": "000000", "newPassword": "a brand new passphrase"});
+    assert_eq!(
+        bed.call("POST", "/auth/password/reset", Some(wrong), None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let reset =
+        json!({"email": "jane@example.com", "code": code, "newPassword": "a brand new passphrase"});
+    let (status, body) = bed.call("POST", "/auth/password/reset", Some(reset.clone()), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        bed.call("POST", "/auth/password/reset", Some(reset), None).await.0,
+        StatusCode::BAD_REQUEST,
+        "the code is used up"
+    );
+
+    assert_eq!(
+        bed.call("GET", "/auth/me", None, Some(&old_token)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "old sessions end"
+    );
+    assert_eq!(
+        bed.login("jane@example.com", "correct horse battery staple").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(bed.login("jane@example.com", "a brand new passphrase").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forgetting_an_unknown_address_answers_like_a_known_one() {
+    let bed = bed();
+    let (status, body) = bed
+        .call("POST", "/auth/password/forgot", Some(json!({"email": "nobody@example.com"})), None)
+        .await;
+    assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"status": "check_your_email"})));
+    assert!(bed.mailer.sent().is_empty());
+}

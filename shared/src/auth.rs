@@ -68,6 +68,31 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// An account as admins list it: no hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountSummary {
+    pub email: Email,
+    pub name: String,
+    pub role: Role,
+    pub teams: Vec<TeamName>,
+    pub status: AccountStatus,
+    pub created_at: Timestamp,
+}
+
+impl From<&Account> for AccountSummary {
+    fn from(a: &Account) -> Self {
+        Self {
+            email: a.email.clone(),
+            name: a.name.clone(),
+            role: a.role,
+            teams: a.teams.clone(),
+            status: a.status,
+            created_at: a.created_at,
+        }
+    }
+}
+
 /// Who is calling: what handlers and the authorization rules need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -142,6 +167,8 @@ pub mod keys {
     use crate::domain::Email;
 
     pub const ACCOUNT_SK: &str = "ACCOUNT";
+    /// One partition listing every account (sorted by address), for admins.
+    pub const DIRECTORY_PK: &str = "USERS";
     pub const SESSION_SK: &str = "SESSION";
 
     pub fn account_pk(email: &Email) -> String {
@@ -186,7 +213,18 @@ pub async fn write_account<S: ItemPut + ?Sized>(
     condition: Condition,
 ) -> Result<u64, AuthStoreError> {
     let body = serde_json::to_value(account).map_err(AuthStoreError::Corrupt)?;
-    Ok(store.put(Item::new(account_key(&account.email), body), condition).await?)
+    let version = store.put(Item::new(account_key(&account.email), body), condition).await?;
+    // The directory entry follows the account (it is only for listing; the
+    // account item stays the truth).
+    let entry =
+        serde_json::to_value(AccountSummary::from(account)).map_err(AuthStoreError::Corrupt)?;
+    store
+        .put(
+            Item::new(ItemKey::new(keys::DIRECTORY_PK, account.email.as_str()), entry),
+            Condition::Always,
+        )
+        .await?;
+    Ok(version)
 }
 
 pub async fn create_session(

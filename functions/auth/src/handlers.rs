@@ -6,20 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::{
-    Account, AccountStatus, Authenticated, Role, Session, bearer_token, create_session,
-    delete_session, read_account, token_digest, write_account,
+    Account, AccountStatus, AccountSummary, Admin, Authenticated, Role, Session, bearer_token,
+    create_session, delete_session, read_account, token_digest, write_account,
 };
-use shared::domain::Email;
-use shared::http::{ApiError, ApiJson};
+use shared::domain::{Email, TeamName};
+use shared::http::{ApiError, ApiJson, ApiQuery};
 use shared::mail::{CodePurpose, Mail};
-use shared::store::Condition;
+use shared::store::{Condition, Cursor, Query};
 
 use crate::AuthState;
 use crate::codes::{self, Purpose};
@@ -364,4 +364,90 @@ impl AuthState {
             .await;
         Ok(())
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Admins: every account, by address, a page at a time.
+pub async fn list_users(
+    State(state): AppState,
+    Admin(_): Admin,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let request = Query::partition(shared::auth::keys::DIRECTORY_PK)
+        .limit(limit)
+        .after(query.cursor.map(Cursor::from_client));
+    let page = state.store.query(request).await?;
+    let items = page
+        .items
+        .into_iter()
+        .map(|s| serde_json::from_value::<AccountSummary>(s.item.body))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({ "items": items, "next": page.next.map(|c| c.as_str().to_owned()) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    role: Option<Role>,
+    teams: Option<Vec<TeamName>>,
+    disabled: Option<bool>,
+}
+
+/// Admins: change a user's role or teams, disable or re-enable them.
+/// Disabling ends their sessions at once.
+pub async fn change_user(
+    State(state): AppState,
+    Admin(admin): Admin,
+    Path(email): Path<String>,
+    ApiJson(change): ApiJson<UserChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let email = email_or_400(&email)?;
+    let store = state.store.as_ref();
+    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
+    else {
+        return Err(ApiError::not_found("user"));
+    };
+    let demotes_self = email == admin.email
+        && (change.role == Some(Role::Viewer) || change.disabled == Some(true));
+    if demotes_self {
+        return Err(ApiError::bad_request(
+            "self_lockout",
+            "an admin cannot demote or disable their own account",
+        ));
+    }
+    if let Some(role) = change.role {
+        account.role = role;
+    }
+    if let Some(teams) = change.teams {
+        account.teams = teams;
+    }
+    match change.disabled {
+        Some(true) if account.status != AccountStatus::Disabled => {
+            account.status = AccountStatus::Disabled;
+            account.sessions_valid_after = Some(state.clock.now());
+        }
+        Some(false) if account.status == AccountStatus::Disabled => {
+            account.status = if account.verified_at.is_some() {
+                AccountStatus::Active
+            } else {
+                AccountStatus::Pending
+            };
+        }
+        _ => {}
+    }
+    match write_account(store, &account, Condition::IfVersion(version)).await {
+        Ok(_) => {}
+        Err(shared::auth::AuthStoreError::Store(err)) => return Err(err.into()),
+        Err(other) => return Err(ApiError::internal(other)),
+    }
+    tracing::info!(admin = %admin.email.masked(), user = %email.masked(), "account changed");
+    Ok(Json(AccountSummary::from(&account)))
 }

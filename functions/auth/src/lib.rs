@@ -153,6 +153,8 @@ pub fn router(deps: Deps) -> Router {
         .route("/auth/logout", post(handlers::logout))
         .route("/auth/password/forgot", post(handlers::forgot_password))
         .route("/auth/password/reset", post(handlers::reset_password))
+        .route("/auth/users", get(handlers::list_users))
+        .route("/auth/users/{email}", axum::routing::patch(handlers::change_user))
         .route("/auth/me", get(handlers::me))
         .with_state(state)
 }

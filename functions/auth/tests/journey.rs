@@ -290,3 +290,63 @@ async fn forgetting_an_unknown_address_answers_like_a_known_one() {
     assert_eq!((status, body), (StatusCode::ACCEPTED, json!({"status": "check_your_email"})));
     assert!(bed.mailer.sent().is_empty());
 }
+
+#[tokio::test]
+async fn admins_list_change_and_disable_users() {
+    let bed = bed();
+    bed.signed_up("root@example.com").await;
+    bed.signed_up("jane@example.com").await;
+    let password = "correct horse battery staple";
+    let root =
+        bed.login("root@example.com", password).await.1["token"].as_str().unwrap().to_owned();
+    let jane =
+        bed.login("jane@example.com", password).await.1["token"].as_str().unwrap().to_owned();
+
+    assert_eq!(bed.call("GET", "/auth/users", None, Some(&jane)).await.0, StatusCode::FORBIDDEN);
+    let (status, page) = bed.call("GET", "/auth/users?limit=1", None, Some(&root)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert!(!page.to_string().contains("argon2"), "no hashes in the directory: {page}");
+    let next = page["next"].as_str().unwrap();
+    let (_, second) =
+        bed.call("GET", &format!("/auth/users?limit=1&cursor={next}"), None, Some(&root)).await;
+    let emails: Vec<&str> =
+        [&page, &second].iter().map(|p| p["items"][0]["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["jane@example.com", "root@example.com"]);
+
+    let change = json!({"role": "admin", "teams": ["platform"]});
+    let (status, body) =
+        bed.call("PATCH", "/auth/users/jane@example.com", Some(change), Some(&root)).await;
+    assert_eq!((status, body["role"].as_str()), (StatusCode::OK, Some("admin")));
+    let (_, me) = bed.call("GET", "/auth/me", None, Some(&jane)).await;
+    assert_eq!((me["role"].as_str(), me["teams"][0].as_str()), (Some("admin"), Some("platform")));
+
+    let disable = json!({"disabled": true});
+    assert_eq!(
+        bed.call("PATCH", "/auth/users/jane@example.com", Some(disable.clone()), Some(&root))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        bed.call("GET", "/auth/me", None, Some(&jane)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "disabled: sessions end"
+    );
+    assert_eq!(bed.login("jane@example.com", password).await.0, StatusCode::UNAUTHORIZED);
+
+    let (status, body) =
+        bed.call("PATCH", "/auth/users/root@example.com", Some(disable), Some(&root)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("self_lockout"))
+    );
+    let missing = bed
+        .call("PATCH", "/auth/users/nobody@example.com", Some(json!({"teams": []})), Some(&root))
+        .await;
+    assert_eq!(missing.0, StatusCode::NOT_FOUND);
+    let unknown_field = bed
+        .call("PATCH", "/auth/users/jane@example.com", Some(json!({"password": "x"})), Some(&root))
+        .await;
+    assert_eq!(unknown_field.0, StatusCode::BAD_REQUEST);
+}

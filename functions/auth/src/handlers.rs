@@ -139,16 +139,7 @@ pub async fn verify(
     let email = email_or_400(&body.email)?;
     code_shape(&body.code)?;
     let store = state.store.as_ref();
-    if !codes::redeem(store, &state.codes, &email, Purpose::VerifyEmail, &body.code)
-        .await
-        .map_err(store_error)?
-    {
-        return Err(invalid_code());
-    }
-    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
-    else {
-        return Err(invalid_code());
-    };
+    let (mut account, version) = state.redeem(&email, Purpose::VerifyEmail, &body.code).await?;
     if account.status == AccountStatus::Pending {
         account.status = AccountStatus::Active;
         account.verified_at = Some(state.clock.now());
@@ -271,16 +262,7 @@ pub async fn reset_password(
     let password = Password::new(body.new_password)
         .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
     let store = state.store.as_ref();
-    if !codes::redeem(store, &state.codes, &email, Purpose::ResetPassword, &body.code)
-        .await
-        .map_err(store_error)?
-    {
-        return Err(invalid_code());
-    }
-    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
-    else {
-        return Err(invalid_code());
-    };
+    let (mut account, version) = state.redeem(&email, Purpose::ResetPassword, &body.code).await?;
     if account.status == AccountStatus::Disabled {
         return Err(invalid_code());
     }
@@ -313,6 +295,21 @@ pub async fn me(Authenticated(principal): Authenticated) -> Json<shared::auth::P
 }
 
 impl AuthState {
+    /// Uses up `code` and returns the account it was for; any failure is
+    /// the same `invalid_code`.
+    async fn redeem(
+        &self,
+        email: &Email,
+        purpose: Purpose,
+        code: &SecretString,
+    ) -> Result<(Account, u64), ApiError> {
+        let store = self.store.as_ref();
+        if !codes::redeem(store, &self.codes, email, purpose, code).await.map_err(store_error)? {
+            return Err(invalid_code());
+        }
+        read_account(store, email).await.map_err(store_error)?.ok_or_else(invalid_code)
+    }
+
     async fn send(&self, mail: Mail) {
         let to = mail.to.masked();
         if let Err(err) = self.mailer.send(mail).await {

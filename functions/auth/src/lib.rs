@@ -117,14 +117,18 @@ pub struct Deps {
 }
 
 /// The router's state: the deps and the authenticator built from them.
+/// Derefs to the deps, so handlers read `state.store`, `state.policy`, ….
 pub struct AuthState {
-    pub store: Arc<dyn Store>,
-    pub mailer: Arc<dyn Mailer>,
-    pub clock: Arc<dyn Clock>,
-    pub hasher: Hasher,
-    pub codes: CodeHasher,
-    pub policy: Policy,
-    pub authenticator: Arc<Authenticator>,
+    deps: Deps,
+    authenticator: Authenticator,
+}
+
+impl std::ops::Deref for AuthState {
+    type Target = Deps;
+
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
 }
 
 impl HasAuthenticator for AuthState {
@@ -135,16 +139,8 @@ impl HasAuthenticator for AuthState {
 
 pub fn router(deps: Deps) -> Router {
     let authenticator =
-        Arc::new(Authenticator::new(deps.store.clone(), deps.clock.clone(), deps.policy.lifetimes));
-    let state = Arc::new(AuthState {
-        store: deps.store,
-        mailer: deps.mailer,
-        clock: deps.clock,
-        hasher: deps.hasher,
-        codes: deps.codes,
-        policy: deps.policy,
-        authenticator,
-    });
+        Authenticator::new(deps.store.clone(), deps.clock.clone(), deps.policy.lifetimes);
+    let state = Arc::new(AuthState { deps, authenticator });
     Router::new()
         .route("/auth/signup", post(handlers::signup))
         .route("/auth/verify", post(handlers::verify))

@@ -23,6 +23,7 @@ struct Bed {
 }
 
 fn bed() -> Bed {
+    captured_log();
     let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
     let mailer = Arc::new(MemoryMailer::default());
     let deps = Deps {
@@ -349,4 +350,109 @@ async fn admins_list_change_and_disable_users() {
         .call("PATCH", "/auth/users/jane@example.com", Some(json!({"password": "x"})), Some(&root))
         .await;
     assert_eq!(unknown_field.0, StatusCode::BAD_REQUEST);
+}
+
+/// Everything this test binary logs, through one global subscriber
+/// installed before any test logs (a per-test subscriber would miss call
+/// sites that other tests registered first).
+fn captured_log() -> &'static Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        captured
+    })
+}
+
+/// Collects what is logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_response_and_no_log_line_carries_a_password_a_code_or_a_token() {
+    let captured = captured_log();
+    let bed = bed();
+    let password = "correct horse battery staple";
+    let mut secrets = vec![password.to_owned(), "a second long passphrase".to_owned()];
+    let mut bodies = Vec::new();
+    let signup = json!({"email": "jane@example.com", "password": password, "name": "Jane"});
+    bodies.push(bed.call("POST", "/auth/signup", Some(signup.clone()), None).await.1);
+    bodies.push(bed.call("POST", "/auth/signup", Some(signup), None).await.1);
+    let code = bed.last_code("jane@example.com");
+    secrets.push(code.clone());
+    bodies.push(
+        bed.call(
+            "POST",
+            "/auth/verify",
+            Some(json!({"email": "jane@example.com", "code": "000000"})),
+            None,
+        )
+        .await
+        .1,
+    );
+    bodies.push(
+        bed.call(
+            "POST",
+            "/auth/verify",
+            Some(json!({"email": "jane@example.com", "code": code})),
+            None,
+        )
+        .await
+        .1,
+    );
+    bodies.push(bed.login("jane@example.com", "wrong password here").await.1);
+    let (_, login) = bed.login("jane@example.com", password).await;
+    let token = login["token"].as_str().unwrap().to_owned();
+    bodies.push(bed.call("GET", "/auth/me", None, Some(&token)).await.1);
+    bodies.push(
+        bed.call("POST", "/auth/password/forgot", Some(json!({"email": "jane@example.com"})), None)
+            .await
+            .1,
+    );
+    let reset_code = bed.last_code("jane@example.com");
+    secrets.push(reset_code.clone());
+    let reset = json!({"email": "jane@example.com", "code": reset_code, "newPassword": "a second long passphrase"});
+    bodies.push(bed.call("POST", "/auth/password/reset", Some(reset), None).await.1);
+    bodies.push(bed.call("POST", "/auth/logout", None, Some(&token)).await.1);
+    secrets.push(token);
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("signed in") && log.contains("mail kept in memory"),
+        "the log was captured: {log}"
+    );
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log carries a secret");
+        for body in &bodies {
+            assert!(
+                !body.to_string().contains(secret.as_str()),
+                "a response carries a secret: {body}"
+            );
+        }
+    }
+    assert!(!log.contains("jane@example.com"), "addresses are masked in logs");
 }

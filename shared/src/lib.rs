@@ -17,3 +17,5 @@ pub mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;

@@ -48,15 +48,7 @@ impl Bed {
         body: Option<Value>,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(path);
-        if body.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/json");
-        }
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-        self.raw(request.body(body).unwrap()).await
+        self.raw(shared::testing::api_request(method, path, body, token)).await
     }
 
     async fn raw(&self, request: Request<Body>) -> (StatusCode, Value) {

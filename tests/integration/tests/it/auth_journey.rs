@@ -7,8 +7,8 @@ use auth::password::Hasher;
 use auth::secrets::CodeHasher;
 use auth::{Deps, Policy};
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use http::{Request, StatusCode, header};
+use axum::body::to_bytes;
+use http::StatusCode;
 use integration_tests::{aws, fresh_table, http_json, unique};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -42,15 +42,8 @@ async fn call(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (StatusCode, String) {
-    let mut request = Request::builder().method(method).uri(path);
-    if body.is_some() {
-        request = request.header(header::CONTENT_TYPE, "application/json");
-    }
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let body = body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty);
-    let response = app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+    let request = shared::testing::api_request(method, path, body, token);
+    let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
     (status, String::from_utf8_lossy(&bytes).into_owned())

@@ -9,7 +9,7 @@ pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| l.to_lowercase())
         .unwrap_or_else(|_| "info".into());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| filter(&level));
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // try_init: a second call (tests) keeps the first subscriber.
@@ -19,4 +19,59 @@ pub fn init() {
     } else {
         builder.try_init()
     };
+}
+
+/// Libraries whose debug and trace output would describe requests on the
+/// wire (an SES request carries a one-time code): kept at `info` whatever
+/// the function's level. `RUST_LOG` can still ask for them explicitly.
+const WIRE_LEVEL_CRATES: &[&str] = &[
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_sdk_dynamodb",
+    "aws_sdk_eks",
+    "aws_sdk_ses",
+    "aws_sdk_sts",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "kube_client",
+    "tower",
+];
+
+/// The filter for `level` (`error` … `trace`): the project's own crates at
+/// that level, wire-level libraries at most at `info`.
+pub fn filter(level: &str) -> EnvFilter {
+    let level = match level {
+        "error" | "warn" | "info" | "debug" | "trace" => level,
+        // Lambda's advanced logging controls also offer FATAL.
+        "fatal" => "error",
+        _ => "info",
+    };
+    let mut directives = level.to_owned();
+    if matches!(level, "debug" | "trace") {
+        for krate in WIRE_LEVEL_CRATES {
+            directives.push_str(&format!(",{krate}=info"));
+        }
+    }
+    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_level_crates_stay_at_info_and_quieter_levels_stay_quiet() {
+        let trace = filter("trace").to_string();
+        assert!(trace.contains("aws_sdk_ses=info") && trace.ends_with(",trace"), "{trace}");
+        let warn = filter("warn").to_string();
+        assert_eq!(warn, "warn", "no library is raised above the level asked for");
+        assert_eq!(filter("loud").to_string(), "info", "an unknown level falls back to info");
+    }
 }

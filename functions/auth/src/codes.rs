@@ -19,6 +19,9 @@ pub const MAX_TRIES: u32 = 5;
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
+    /// The emailed second step of a sign-in, bound to the challenge handed
+    /// to whoever proved the password.
+    SignIn,
 }
 
 impl Purpose {
@@ -26,6 +29,7 @@ impl Purpose {
         match self {
             Self::VerifyEmail => "verify",
             Self::ResetPassword => "reset",
+            Self::SignIn => "signin",
         }
     }
 }
@@ -40,16 +44,19 @@ fn key(email: &Email, purpose: Purpose) -> ItemKey {
     ItemKey::new(format!("USER#{email}"), format!("CODE#{}", purpose.as_str()))
 }
 
-/// Stores `code` as the live code (replacing any older one).
+/// Stores `code` as the live code (replacing any older one). `binding` is
+/// what a redeemer must present besides the code (empty: nothing).
 pub async fn store<S: ItemPut + ?Sized>(
     store: &S,
     hasher: &CodeHasher,
     email: &Email,
     purpose: Purpose,
+    binding: &str,
     code: &SecretString,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let stored = StoredCode { digest: hasher.digest(purpose.as_str(), email, code), attempts: 0 };
+    let digest = hasher.digest(purpose.as_str(), email, binding, code);
+    let stored = StoredCode { digest, attempts: 0 };
     let body = serde_json::to_value(&stored).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let expires =
         now.saturating_add(SignedDuration::try_from(VALID_FOR).unwrap_or_default()).unwrap_or(now);
@@ -64,6 +71,7 @@ pub async fn redeem<S>(
     hasher: &CodeHasher,
     email: &Email,
     purpose: Purpose,
+    binding: &str,
     candidate: &SecretString,
 ) -> Result<bool, StoreError>
 where
@@ -79,7 +87,7 @@ where
         store.delete(&key, Condition::Always).await?;
         return Ok(false);
     }
-    if hasher.matches(purpose.as_str(), email, candidate, &code.digest) {
+    if hasher.matches(purpose.as_str(), email, binding, candidate, &code.digest) {
         // Single use: only the request that deletes this version wins.
         return match store.delete(&key, Condition::IfVersion(stored.version)).await {
             Ok(()) => Ok(true),
@@ -139,10 +147,12 @@ mod tests {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         assert!(
-            redeem(&store, &hasher, &email, Purpose::VerifyEmail, &secret("123456")).await.unwrap()
+            redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
+                .await
+                .unwrap()
         );
         assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, &secret("123456"))
+            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
                 .await
                 .unwrap(),
             "reused"
@@ -155,7 +165,7 @@ mod tests {
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         clock.advance(VALID_FOR + Duration::from_secs(1));
         assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, &secret("123456"))
+            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
                 .await
                 .unwrap()
         );
@@ -167,13 +177,13 @@ mod tests {
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         for _ in 0..MAX_TRIES {
             assert!(
-                !redeem(&store, &hasher, &email, Purpose::VerifyEmail, &secret("000000"))
+                !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("000000"))
                     .await
                     .unwrap()
             );
         }
         assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, &secret("123456"))
+            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
                 .await
                 .unwrap(),
             "sixth try"
@@ -185,7 +195,7 @@ mod tests {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         assert!(
-            !redeem(&store, &hasher, &email, Purpose::ResetPassword, &secret("123456"))
+            !redeem(&store, &hasher, &email, Purpose::ResetPassword, "", &secret("123456"))
                 .await
                 .unwrap()
         );
@@ -198,6 +208,6 @@ mod tests {
         code: &str,
         now: Timestamp,
     ) {
-        store(s, hasher, email, Purpose::VerifyEmail, &secret(code), now).await.unwrap();
+        store(s, hasher, email, Purpose::VerifyEmail, "", &secret(code), now).await.unwrap();
     }
 }

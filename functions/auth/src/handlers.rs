@@ -3,15 +3,15 @@
 //! one generic 401.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
+use jiff::SignedDuration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::auth::{
     Account, AccountStatus, AccountSummary, Admin, Authenticated, Role, Session, bearer_token,
     create_session, delete_session, read_account, token_digest, write_account,
@@ -21,14 +21,14 @@ use shared::http::{ApiError, ApiJson, ApiQuery};
 use shared::mail::{CodePurpose, Mail};
 use shared::store::{Condition, Cursor, Query};
 
-use crate::AuthState;
 use crate::codes::{self, Purpose};
 use crate::limits::{
-    self, LOGIN_FAILURES_PER_HOUR, RESEND_PER_HOUR, RESEND_PER_MINUTE, RESET_PER_HOUR,
-    RESET_PER_MINUTE,
+    self, LOGIN_FAILURES_PER_HOUR, Limit, RESEND_PER_HOUR, RESEND_PER_MINUTE, RESET_PER_HOUR,
+    RESET_PER_MINUTE, SIGNIN_CODES_PER_HOUR,
 };
 use crate::password::Password;
 use crate::secrets::{new_code, new_token};
+use crate::{AuthState, MAX_FAILURE_DELAY};
 
 type AppState = State<Arc<AuthState>>;
 
@@ -83,7 +83,7 @@ pub async fn signup(
                     state.send(Mail::already_registered(&email, &policy.product)).await
                 }
                 AccountStatus::Pending => {
-                    state.issue_code(&email, Purpose::VerifyEmail, false).await?
+                    state.issue_code(&email, Purpose::VerifyEmail, "", false).await?
                 }
                 AccountStatus::Disabled => {}
             }
@@ -104,7 +104,7 @@ pub async fn signup(
                 sessions_valid_after: None,
             };
             match write_account(store, &account, Condition::IfAbsent).await {
-                Ok(_) => state.issue_code(&email, Purpose::VerifyEmail, false).await?,
+                Ok(_) => state.issue_code(&email, Purpose::VerifyEmail, "", false).await?,
                 // Someone signed up with this address a moment ago: same answer.
                 Err(shared::auth::AuthStoreError::Store(
                     shared::store::StoreError::ConditionFailed,
@@ -165,7 +165,7 @@ pub async fn resend(
         read_account(state.store.as_ref(), &email).await.map_err(store_error)?
         && account.status == AccountStatus::Pending
     {
-        state.issue_code(&email, Purpose::VerifyEmail, true).await?;
+        state.issue_code(&email, Purpose::VerifyEmail, "", true).await?;
     }
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
 }
@@ -180,53 +180,69 @@ pub struct LoginBody {
 pub async fn login(
     State(state): AppState,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     // A malformed address is a failed sign-in like any other.
     let Ok(email) = Email::parse(&body.email) else {
         state.hasher.verify_decoy(&body.password);
         return Err(ApiError::Unauthorized);
     };
-    let store = state.store.as_ref();
-    let now = state.clock.now();
-    let failures =
-        limits::count(store, LOGIN_FAILURES_PER_HOUR, &email, now).await.map_err(store_error)?;
-    if failures >= LOGIN_FAILURES_PER_HOUR.max {
-        return Err(ApiError::TooManyRequests { retry_after: LOGIN_FAILURES_PER_HOUR.window });
-    }
-    let account = read_account(store, &email).await.map_err(store_error)?.map(|(a, _)| a);
+    state.refuse_when_locked(&email).await?;
+    let account = read_account(state.store.as_ref(), &email).await.map_err(store_error)?;
     let password_ok = match &account {
-        Some(account) => state.hasher.verify(&body.password, &account.password_hash),
+        Some((account, _)) => state.hasher.verify(&body.password, &account.password_hash),
         None => {
             state.hasher.verify_decoy(&body.password);
             false
         }
     };
     let account = match account {
-        Some(account) if password_ok && account.status != AccountStatus::Disabled => account,
-        _ => {
-            let taken = limits::take(store, LOGIN_FAILURES_PER_HOUR, &email, now)
-                .await
-                .map_err(store_error)?;
-            let failures = taken.unwrap_or(LOGIN_FAILURES_PER_HOUR.max);
-            // Each failure in the window makes the next answer slower.
-            tokio::time::sleep(Duration::from_millis((20 * failures).min(2000))).await;
-            return Err(ApiError::Unauthorized);
-        }
+        Some((account, _)) if password_ok && account.status != AccountStatus::Disabled => account,
+        _ => return Err(state.failed_sign_in(&email).await),
     };
     if account.status == AccountStatus::Pending {
         // The password is right, so saying this reveals nothing new.
         return Err(ApiError::Forbidden);
     }
-    let token = new_token().map_err(ApiError::internal)?;
-    let session = Session::new(account.email.clone(), now, state.policy.lifetimes);
-    create_session(store, &token_digest(&token), &session).await.map_err(store_error)?;
-    tracing::info!(user = %account.email.masked(), "signed in");
-    Ok(Json(json!({
-        "token": token.expose_secret(),
-        "expiresAt": session.absolute_expiry,
-        "idleExpiresAt": session.idle_expiry,
-        "user": { "email": account.email, "name": account.name, "role": account.role, "teams": account.teams },
-    })))
+    if state.policy.login_email_code {
+        return Ok(state.send_sign_in_code(&account.email).await?.into_response());
+    }
+    Ok(state.start_session(&account).await?.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginCodeBody {
+    email: String,
+    challenge: SecretString,
+    code: SecretString,
+}
+
+/// The second step of a sign-in when mailed codes are switched on: the code
+/// from the mail and the challenge from the first step's answer. Every
+/// failure is the same 401 and counts against the sign-in limit.
+pub async fn login_code(
+    State(state): AppState,
+    ApiJson(body): ApiJson<LoginCodeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(email) = Email::parse(&body.email) else { return Err(ApiError::Unauthorized) };
+    state.refuse_when_locked(&email).await?;
+    let store = state.store.as_ref();
+    let challenge = body.challenge.expose_secret();
+    let redeemed = code_shape(&body.code).is_ok()
+        && codes::redeem(store, &state.codes, &email, Purpose::SignIn, challenge, &body.code)
+            .await
+            .map_err(store_error)?;
+    let account = match redeemed {
+        true => read_account(store, &email).await.map_err(store_error)?.map(|(a, _)| a),
+        false => None,
+    };
+    match account {
+        // Disabled between the two steps: no session.
+        Some(account) if account.status == AccountStatus::Active => {
+            state.start_session(&account).await
+        }
+        _ => Err(state.failed_sign_in(&email).await),
+    }
 }
 
 pub async fn forgot_password(
@@ -239,7 +255,7 @@ pub async fn forgot_password(
         read_account(state.store.as_ref(), &email).await.map_err(store_error)?
         && account.status != AccountStatus::Disabled
     {
-        state.issue_code(&email, Purpose::ResetPassword, true).await?;
+        state.issue_code(&email, Purpose::ResetPassword, "", true).await?;
     }
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
 }
@@ -295,6 +311,76 @@ pub async fn me(Authenticated(principal): Authenticated) -> Json<shared::auth::P
 }
 
 impl AuthState {
+    /// 429 once the address has used up its failed sign-ins for the window.
+    async fn refuse_when_locked(&self, email: &Email) -> Result<(), ApiError> {
+        let now = self.clock.now();
+        let failures = limits::count(self.store.as_ref(), LOGIN_FAILURES_PER_HOUR, email, now)
+            .await
+            .map_err(store_error)?;
+        if failures >= LOGIN_FAILURES_PER_HOUR.max {
+            return Err(ApiError::TooManyRequests { retry_after: LOGIN_FAILURES_PER_HOUR.window });
+        }
+        Ok(())
+    }
+
+    /// Counts a failed sign-in and answers it the generic 401, later the
+    /// more failures the window already holds.
+    async fn failed_sign_in(&self, email: &Email) -> ApiError {
+        let now = self.clock.now();
+        let failures =
+            match limits::take(self.store.as_ref(), LOGIN_FAILURES_PER_HOUR, email, now).await {
+                Ok(taken) => taken.unwrap_or(LOGIN_FAILURES_PER_HOUR.max),
+                Err(err) => return store_error(err),
+            };
+        let steps = u32::try_from(failures).unwrap_or(u32::MAX);
+        let delay = self.policy.failure_delay.saturating_mul(steps).min(MAX_FAILURE_DELAY);
+        tokio::time::sleep(delay).await;
+        ApiError::Unauthorized
+    }
+
+    /// Mails a sign-in code bound to a fresh challenge, and answers with the
+    /// challenge: the code alone (say, from a read mailbox) signs no one in.
+    async fn send_sign_in_code(&self, email: &Email) -> Result<impl IntoResponse, ApiError> {
+        self.take_resend(email, Purpose::SignIn).await?;
+        let challenge = new_token().map_err(ApiError::internal)?;
+        self.issue_code(email, Purpose::SignIn, challenge.expose_secret(), true).await?;
+        let expires_at = self
+            .clock
+            .now()
+            .saturating_add(SignedDuration::try_from(codes::VALID_FOR).unwrap_or_default())
+            .map_err(ApiError::internal)?;
+        tracing::info!(user = %email.masked(), "sign-in code sent");
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "status": "code_sent",
+                "challenge": challenge.expose_secret(),
+                "expiresAt": expires_at,
+            })),
+        ))
+    }
+
+    /// A new session for `account`, answered as the sign-in's result.
+    async fn start_session(&self, account: &Account) -> Result<Json<Value>, ApiError> {
+        let token = new_token().map_err(ApiError::internal)?;
+        let session = Session::new(account.email.clone(), self.clock.now(), self.policy.lifetimes);
+        create_session(self.store.as_ref(), &token_digest(&token), &session)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(user = %account.email.masked(), "signed in");
+        Ok(Json(json!({
+            "token": token.expose_secret(),
+            "expiresAt": session.absolute_expiry,
+            "idleExpiresAt": session.idle_expiry,
+            "user": {
+                "email": account.email,
+                "name": account.name,
+                "role": account.role,
+                "teams": account.teams,
+            },
+        })))
+    }
+
     /// Uses up `code` and returns the account it was for; any failure is
     /// the same `invalid_code`.
     async fn redeem(
@@ -304,7 +390,10 @@ impl AuthState {
         code: &SecretString,
     ) -> Result<(Account, u64), ApiError> {
         let store = self.store.as_ref();
-        if !codes::redeem(store, &self.codes, email, purpose, code).await.map_err(store_error)? {
+        if !codes::redeem(store, &self.codes, email, purpose, "", code)
+            .await
+            .map_err(store_error)?
+        {
             return Err(invalid_code());
         }
         read_account(store, email).await.map_err(store_error)?.ok_or_else(invalid_code)
@@ -323,11 +412,12 @@ impl AuthState {
     async fn take_resend(&self, email: &Email, purpose: Purpose) -> Result<(), ApiError> {
         let store = self.store.as_ref();
         let now = self.clock.now();
-        let limits = match purpose {
-            Purpose::VerifyEmail => [RESEND_PER_MINUTE, RESEND_PER_HOUR],
-            Purpose::ResetPassword => [RESET_PER_MINUTE, RESET_PER_HOUR],
+        let limits: &[Limit] = match purpose {
+            Purpose::VerifyEmail => &[RESEND_PER_MINUTE, RESEND_PER_HOUR],
+            Purpose::ResetPassword => &[RESET_PER_MINUTE, RESET_PER_HOUR],
+            Purpose::SignIn => &[SIGNIN_CODES_PER_HOUR],
         };
-        for limit in limits {
+        for &limit in limits {
             if let Err(retry_after) =
                 limits::take(store, limit, email, now).await.map_err(store_error)?
             {
@@ -337,25 +427,28 @@ impl AuthState {
         Ok(())
     }
 
-    /// Sends a fresh code. `limited` says the caller already counted it
-    /// against the resend limits; otherwise it is counted here, and a code
-    /// over the limit is silently not sent.
+    /// Sends a fresh code, bound to `binding`. `limited` says the caller
+    /// already counted it against the resend limits; otherwise it is counted
+    /// here, and a code over the limit is silently not sent.
     async fn issue_code(
         &self,
         email: &Email,
         purpose: Purpose,
+        binding: &str,
         limited: bool,
     ) -> Result<(), ApiError> {
         if !limited && self.take_resend(email, purpose).await.is_err() {
             return Ok(());
         }
         let code = new_code().map_err(ApiError::internal)?;
-        codes::store(self.store.as_ref(), &self.codes, email, purpose, &code, self.clock.now())
+        let now = self.clock.now();
+        codes::store(self.store.as_ref(), &self.codes, email, purpose, binding, &code, now)
             .await
             .map_err(store_error)?;
         let mail_purpose = match purpose {
             Purpose::VerifyEmail => CodePurpose::VerifyEmail,
             Purpose::ResetPassword => CodePurpose::ResetPassword,
+            Purpose::SignIn => CodePurpose::SignIn,
         };
         self.send(Mail::code(email, &self.policy.product, mail_purpose, &code, codes::VALID_FOR))
             .await;

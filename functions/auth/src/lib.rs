@@ -9,6 +9,7 @@ pub mod password;
 pub mod secrets;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -29,6 +30,8 @@ pub const ADMIN_EMAILS_VAR: &str = "ADMIN_EMAILS";
 pub const ALLOWED_DOMAINS_VAR: &str = "ALLOWED_EMAIL_DOMAINS";
 /// Base64 of at least 32 random bytes: the key of the codes' HMAC.
 pub const CODE_KEY_VAR: &str = "CODE_KEY";
+/// `true`: a sign-in also needs a code mailed to the account's address.
+pub const LOGIN_EMAIL_CODE_VAR: &str = "LOGIN_EMAIL_CODE";
 
 /// What this function reads from its environment, once, at cold start.
 pub struct Settings {
@@ -68,7 +71,13 @@ impl Settings {
         if code_key.len() < 32 {
             return Err(bad(CODE_KEY_VAR, "must hold at least 32 bytes".into()));
         }
-        let policy = Policy { admin_emails, allowed_domains, ..Policy::default() };
+        let login_email_code = match vars(LOGIN_EMAIL_CODE_VAR).as_deref().map(str::trim) {
+            None | Some("" | "false") => false,
+            Some("true") => true,
+            Some(_) => return Err(bad(LOGIN_EMAIL_CODE_VAR, "must be true or false".into())),
+        };
+        let policy =
+            Policy { admin_emails, allowed_domains, login_email_code, ..Policy::default() };
         Ok(Self { store: StoreSettings::from_vars(vars)?, sender, policy, code_key })
     }
 }
@@ -93,7 +102,14 @@ pub struct Policy {
     /// These addresses become admins when they sign up.
     pub admin_emails: Vec<Email>,
     pub lifetimes: SessionLifetimes,
+    /// Whether a sign-in needs a second step: a code mailed to the account.
+    pub login_email_code: bool,
+    /// Each failed sign-in in the current window makes the answer to the
+    /// next one this much slower (at most [`MAX_FAILURE_DELAY`]).
+    pub failure_delay: Duration,
 }
+
+pub const MAX_FAILURE_DELAY: Duration = Duration::from_secs(2);
 
 impl Default for Policy {
     fn default() -> Self {
@@ -102,6 +118,8 @@ impl Default for Policy {
             allowed_domains: Vec::new(),
             admin_emails: Vec::new(),
             lifetimes: SessionLifetimes::default(),
+            login_email_code: false,
+            failure_delay: Duration::from_millis(20),
         }
     }
 }
@@ -146,6 +164,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/auth/verify", post(handlers::verify))
         .route("/auth/resend", post(handlers::resend))
         .route("/auth/login", post(handlers::login))
+        .route("/auth/login/code", post(handlers::login_code))
         .route("/auth/logout", post(handlers::logout))
         .route("/auth/password/forgot", post(handlers::forgot_password))
         .route("/auth/password/reset", post(handlers::reset_password))
@@ -183,5 +202,10 @@ mod tests {
         let sender = Settings::from_vars(&vars(&[(SENDER_VAR, "nope")])).unwrap_err();
         assert!(sender.to_string().starts_with("environment variable MAIL_SENDER:"), "{sender}");
         assert!(!format!("{settings:?}").contains("AAEC"), "the key never prints");
+        assert!(!settings.policy.login_email_code, "off unless switched on");
+        let on = Settings::from_vars(&vars(&[(LOGIN_EMAIL_CODE_VAR, "true")])).unwrap();
+        assert!(on.policy.login_email_code);
+        let typo = Settings::from_vars(&vars(&[(LOGIN_EMAIL_CODE_VAR, "yes")])).unwrap_err();
+        assert!(typo.to_string().starts_with("environment variable LOGIN_EMAIL_CODE:"), "{typo}");
     }
 }

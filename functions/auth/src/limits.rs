@@ -25,6 +25,9 @@ pub const RESET_PER_MINUTE: Limit =
     Limit { name: "reset-minute", max: 1, window: Duration::from_secs(60) };
 pub const RESET_PER_HOUR: Limit =
     Limit { name: "reset-hour", max: 5, window: Duration::from_secs(3600) };
+/// Sign-in codes mailed (the second step); only a right password asks.
+pub const SIGNIN_CODES_PER_HOUR: Limit =
+    Limit { name: "signin-codes", max: 10, window: Duration::from_secs(3600) };
 pub const LOGIN_FAILURES_PER_HOUR: Limit =
     Limit { name: "login-failures", max: 100, window: Duration::from_secs(3600) };
 

@@ -3,7 +3,8 @@
 //! and argon2id hashing (19 MiB, t = 2, p = 1, OWASP's baseline).
 
 use std::collections::HashSet;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use secrecy::{ExposeSecret, SecretString};
@@ -75,6 +76,8 @@ pub struct Hasher {
     /// A hash of a random password, verified against when an account does
     /// not exist, so that "no such account" costs what a wrong password costs.
     decoy: String,
+    /// Verifications spent, real or decoy: what an observer can time.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Hasher {
@@ -91,7 +94,7 @@ impl Hasher {
         // NB: what the decoy hashes does not matter (no account stands
         // behind it); only its cost does.
         let decoy = argon.hash_password(b"decoy: no account").map_err(HashError)?.to_string();
-        Ok(Self { argon, decoy })
+        Ok(Self { argon, decoy, verifications: Arc::default() })
     }
 
     pub fn hash(&self, password: &Password) -> Result<String, HashError> {
@@ -101,12 +104,18 @@ impl Hasher {
     /// Whether `candidate` matches `stored` (a PHC string). A malformed
     /// stored hash never matches.
     pub fn verify(&self, candidate: &SecretString, stored: &str) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         self.argon.verify_password(candidate.expose_secret().as_bytes(), stored).is_ok()
     }
 
     /// Spends one verification for an account that does not exist.
     pub fn verify_decoy(&self, candidate: &SecretString) {
         let _ = self.verify(candidate, &self.decoy);
+    }
+
+    /// How many verifications this hasher (and its clones) has spent.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 }
 

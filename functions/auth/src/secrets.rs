@@ -72,11 +72,23 @@ impl CodeHasher {
         Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &random_bytes::<32>()?) })
     }
 
-    /// The stored form of `code`, bound to what it is for and to whom.
-    pub fn digest(&self, purpose: &str, email: &Email, code: &SecretString) -> String {
+    /// The stored form of `code`, bound to what it is for, to whom, and to
+    /// `binding` (the sign-in challenge; empty for other purposes).
+    pub fn digest(
+        &self,
+        purpose: &str,
+        email: &Email,
+        binding: &str,
+        code: &SecretString,
+    ) -> String {
         let mut context = hmac::Context::with_key(&self.key);
-        for part in [purpose.as_bytes(), email.as_str().as_bytes(), code.expose_secret().as_bytes()]
-        {
+        let parts = [
+            purpose.as_bytes(),
+            email.as_str().as_bytes(),
+            binding.as_bytes(),
+            code.expose_secret().as_bytes(),
+        ];
+        for part in parts {
             // Length-prefixed, so that no two inputs run together the same way.
             context.update(&(part.len() as u32).to_be_bytes());
             context.update(part);
@@ -89,10 +101,11 @@ impl CodeHasher {
         &self,
         purpose: &str,
         email: &Email,
+        binding: &str,
         candidate: &SecretString,
         stored: &str,
     ) -> bool {
-        let computed = self.digest(purpose, email, candidate);
+        let computed = self.digest(purpose, email, binding, candidate);
         constant_time::verify_slices_are_equal(computed.as_bytes(), stored.as_bytes()).is_ok()
     }
 }
@@ -132,22 +145,19 @@ mod tests {
     }
 
     #[test]
-    fn code_digests_are_keyed_and_bound_to_purpose_and_address() {
+    fn code_digests_are_keyed_and_bound_to_purpose_address_and_binding() {
         let hasher = CodeHasher::new(&[7u8; 32]).unwrap();
         let code = SecretString::from("123456".to_owned());
-        let stored = hasher.digest("verify", &email(), &code);
-        assert!(hasher.matches("verify", &email(), &code, &stored));
-        assert!(!hasher.matches("reset", &email(), &code, &stored), "another purpose");
+        let stored = hasher.digest("verify", &email(), "", &code);
+        assert!(hasher.matches("verify", &email(), "", &code, &stored));
+        assert!(!hasher.matches("reset", &email(), "", &code, &stored), "another purpose");
         let other = Email::parse("bob@example.com").unwrap();
-        assert!(!hasher.matches("verify", &other, &code, &stored), "another address");
-        assert!(!hasher.matches(
-            "verify",
-            &email(),
-            &SecretString::from("123457".to_owned()),
-            &stored
-        ));
+        assert!(!hasher.matches("verify", &other, "", &code, &stored), "another address");
+        assert!(!hasher.matches("verify", &email(), "x", &code, &stored), "another binding");
+        let wrong = SecretString::from("123457".to_owned());
+        assert!(!hasher.matches("verify", &email(), "", &wrong, &stored));
         let other_key = CodeHasher::new(&[8u8; 32]).unwrap();
-        assert!(!other_key.matches("verify", &email(), &code, &stored), "another key");
+        assert!(!other_key.matches("verify", &email(), "", &code, &stored), "another key");
         assert!(CodeHasher::new(&[1u8; 16]).is_err());
     }
 }

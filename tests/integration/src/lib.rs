@@ -34,6 +34,18 @@ pub async fn aws() -> SdkConfig {
     shared::aws::sdk_config().await
 }
 
+/// The number after `name` on the command line (benchmarks and servers).
+pub fn numeric_arg(name: &str, default: usize) -> Result<usize, String> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == name) {
+        None => Ok(default),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{name} takes a number")),
+    }
+}
+
 /// A name no other test (or earlier run against the same moto) uses.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -94,6 +106,23 @@ pub async fn http_json(method: &str, path: &str, body: Option<&Value>) -> (u16, 
         body.to_owned()
     };
     (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+}
+
+/// Every message moto recorded as sent to `to`, oldest first: (subject,
+/// body — moto keeps the HTML part when there is one).
+pub async fn mails_to(to: &str) -> Vec<(String, String)> {
+    let (status, data) = http_json("GET", "/moto-api/data.json", None).await;
+    assert_eq!(status, 200, "{data}");
+    let mut found = Vec::new();
+    for message in data["ses"]["Message"].as_array().cloned().unwrap_or_default() {
+        let to_addresses =
+            message["destinations"]["ToAddresses"].as_array().cloned().unwrap_or_default();
+        if to_addresses.iter().any(|a| a.as_str() == Some(to)) {
+            let subject = message["subject"].as_str().unwrap_or_default().to_owned();
+            found.push((subject, message["body"].as_str().unwrap_or_default().to_owned()));
+        }
+    }
+    found
 }
 
 fn dechunk(mut body: &str) -> String {

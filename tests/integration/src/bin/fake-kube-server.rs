@@ -6,17 +6,7 @@
 use std::io::BufRead;
 
 use fake_kube::{ClusterObjects, FakeCluster, Image, TestCa, WorkloadSpec};
-
-fn arg(name: &str, default: usize) -> Result<usize, String> {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == name) {
-        None => Ok(default),
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("{name} takes a number")),
-    }
-}
+use integration_tests::numeric_arg;
 
 /// `workloads` Deployments over 20 namespaces, `pods` pods each.
 pub fn big_cluster(workloads: usize, pods: usize) -> ClusterObjects {
@@ -42,8 +32,8 @@ pub fn big_cluster(workloads: usize, pods: usize) -> ClusterObjects {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let workloads = arg("--workloads", 5000)?;
-    let pods = arg("--pods", 3)?;
+    let workloads = numeric_arg("--workloads", 5000)?;
+    let pods = numeric_arg("--pods", 3)?;
     let objects = big_cluster(workloads, pods);
     let ca = TestCa::generate()?;
     let token = "bench-token";

@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration_tests::numeric_arg;
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
@@ -23,14 +24,6 @@ use shared::store::memory::MemoryStore;
 const MAX_WALL: Duration = Duration::from_millis(1500);
 const MAX_RSS_MB: f64 = 64.0;
 const MAX_UNCHANGED_SHARE: f64 = 0.02;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
 
 /// Peak resident set size of this process so far (Linux `VmHWM`), in MB.
 fn peak_rss_mb() -> f64 {
@@ -50,8 +43,8 @@ fn reset_peak_rss() {
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let workloads = arg("--workloads", "5000");
-    let pods = arg("--pods", "3");
+    let workloads = numeric_arg("--workloads", 5000)?.to_string();
+    let pods = numeric_arg("--pods", 3)?.to_string();
     let server_path = std::env::current_exe()?.with_file_name("fake-kube-server");
     let mut server = Command::new(&server_path)
         .args(["--workloads", &workloads, "--pods", &pods])

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use integration_tests::{aws, http_json, unique};
+use integration_tests::{aws, mails_to, unique};
 use secrecy::SecretString;
 use shared::domain::Email;
 use shared::mail::ses::SesMailer;
@@ -13,21 +13,8 @@ fn email(local: &str) -> Email {
     Email::parse(format!("{}@example.com", unique(local))).unwrap()
 }
 
-/// Every message moto recorded as sent to `to`: (subject, body — moto keeps
-/// the HTML part when there is one).
 async fn sent_to(to: &Email) -> Vec<(String, String)> {
-    let (status, data) = http_json("GET", "/moto-api/data.json", None).await;
-    assert_eq!(status, 200, "{data}");
-    let mut found = Vec::new();
-    for message in data["ses"]["Message"].as_array().cloned().unwrap_or_default() {
-        let to_addresses =
-            message["destinations"]["ToAddresses"].as_array().cloned().unwrap_or_default();
-        if to_addresses.iter().any(|a| a.as_str() == Some(to.as_str())) {
-            let subject = message["subject"].as_str().unwrap_or_default().to_owned();
-            found.push((subject, message["body"].as_str().unwrap_or_default().to_owned()));
-        }
-    }
-    found
+    mails_to(to.as_str()).await
 }
 
 #[tokio::test]

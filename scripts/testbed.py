@@ -10,6 +10,11 @@ real path DescribeCluster -> IAM token -> kube list runs in tests.
      "endpoint": "https://127.0.0.1:4321", "caData": "<base64 PEM>",
      "version": "1.33"}
 
+And asynchronous Lambda invocations (`InvocationType: Event`, the API's
+refresh) are recorded instead of run (moto would need Docker to run them):
+
+    GET /_testbed/lambda-invocations  ->  [{"function": "...", "payload": {...}}]
+
 Usage: python scripts/testbed.py --port-file PATH   (port 0 = any free port)
 """
 
@@ -20,6 +25,7 @@ import signal
 import sys
 import threading
 
+from moto.awslambda.models import LambdaBackend
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.eks.models import eks_backends
 from moto.moto_server.werkzeug_app import (
@@ -50,6 +56,21 @@ def register_eks_cluster(spec):
     return {"arn": cluster.arn, "endpoint": cluster.endpoint}
 
 
+LAMBDA_INVOCATIONS = []
+_moto_lambda_invoke = LambdaBackend.invoke
+
+
+def record_event_invocations(self, function_name, qualifier, body, headers, response_headers):
+    if headers.get("X-Amz-Invocation-Type") != "Event":
+        return _moto_lambda_invoke(self, function_name, qualifier, body, headers, response_headers)
+    payload = json.loads(body) if body else None
+    LAMBDA_INVOCATIONS.append({"function": function_name, "qualifier": qualifier, "payload": payload})
+    return b""
+
+
+LambdaBackend.invoke = record_event_invocations
+
+
 class TestbedApp:
     """moto's WSGI app with the control routes in front of it."""
 
@@ -75,6 +96,8 @@ class TestbedApp:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 spec = json.loads(environ["wsgi.input"].read(length))
                 return reply(start_response, "200 OK", register_eks_cluster(spec))
+            if path == "/_testbed/lambda-invocations":
+                return reply(start_response, "200 OK", LAMBDA_INVOCATIONS)
             return reply(start_response, "404 Not Found", {"error": "no such control route"})
         except (KeyError, ValueError) as err:
             return reply(start_response, "400 Bad Request", {"error": repr(err)})

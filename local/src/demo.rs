@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use fake_kube::{FakeFleet, FleetBuilder};
-use shared::config::{ConfigError, FleetConfig};
+
 use shared::store::dynamodb::{DynamoStore, create_table};
 
 const LOCAL_TABLE: &str = "release-dashboard-local";
@@ -28,7 +28,8 @@ impl Demo {
     }
 
     /// The fleet configuration of the demo, validated like any other.
-    pub fn fleet_config(&self) -> Result<FleetConfig, ConfigError> {
+    /// The demo fleet's configuration, as a file would hold it.
+    pub fn fleet_text(&self) -> String {
         let mut yaml = String::from(
             "defaults:\n  refreshInterval: 60s\n  snapshotTtl: 15m\n  labelSelector: app.kubernetes.io/component=dab\nenvironments:\n",
         );
@@ -52,7 +53,7 @@ impl Demo {
              \x20 - name: platform\n    title: DAB platform\n    columns: [dab-platform-loe, dab-platform-stg, dab-platform-prod]\n    selector: app.kubernetes.io/part-of=dab-platform\n\
              \x20 - name: custsol\n    title: DAB customer solutions\n    columns: [dab-custsol-loe, dab-custsol-staging, dab-custsol-prod]\n    selector: app.kubernetes.io/part-of=dab-custsol\n",
         );
-        FleetConfig::parse(&yaml, "demo fleet")
+        yaml
     }
 }
 
@@ -92,7 +93,7 @@ mod tests {
     #[tokio::test]
     async fn the_demo_configuration_is_valid_and_names_the_brief() {
         let demo = Demo::start(12).await.unwrap();
-        let fleet = demo.fleet_config().unwrap();
+        let fleet = shared::config::FleetConfig::parse(&demo.fleet_text(), "demo").unwrap();
         assert_eq!(fleet.environments.len(), 6);
         assert!(fleet.cluster("eks-corda-dab-prod").is_some());
         assert_eq!(fleet.dashboard("platform").unwrap().columns.len(), 3);

@@ -5,15 +5,20 @@
 mod args;
 mod demo;
 
+use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
+use shared::fleet::FleetSource;
+use shared::snapshot::InProcessTrigger;
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
 use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
 use shared::store::Store;
 use shared::store::memory::MemoryStore;
+use shared::view::ApiContext;
 
 use crate::args::Args;
 
@@ -62,9 +67,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             (Arc::new(store), label)
         }
     };
-    let fleet = Arc::new(demo.fleet_config()?);
+    let fleet = Arc::new(FleetSource::from_text(store.clone(), &demo.fleet_text())?);
     let mailer = Arc::new(shared::mail::MemoryMailer::default());
-    let snapshots = tokio::spawn(snapshot_loops(fleet.clone(), store.clone()));
+    let snapshotter = snapshotter(store.clone());
+    let snapshots = tokio::spawn(snapshot_loop(fleet.clone(), snapshotter.clone()));
+    let trigger = Arc::new(InProcessTrigger::new(snapshotter, fleet.clone()));
+    let clock = Arc::new(SystemClock);
 
     let app = axum::Router::new()
         .merge(auth::router(auth::Deps {
@@ -76,8 +84,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             codes: auth::secrets::CodeHasher::ephemeral()?,
             policy: auth::Policy::default(),
         }))
-        .merge(inventory::router(inventory::Deps { fleet: fleet.clone(), store: store.clone() }))
-        .merge(dashboards::router(dashboards::Deps { fleet: fleet.clone(), store: store.clone() }));
+        .merge(inventory::router(inventory::Deps {
+            context: ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+            trigger,
+        }))
+        .merge(dashboards::router(dashboards::Deps {
+            context: ApiContext::new(fleet.clone(), store.clone(), clock),
+        }));
     let app = shared::http::with_api_defaults(app);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(|e| {
@@ -85,10 +98,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     })?;
     let address = listener.local_addr()?;
     println!("release dashboard (local): listening on http://{address}");
+    let config = fleet.current().await?;
     println!(
         "  demo fleet: {} environments, {} clusters, {} services on fake Kubernetes API servers",
-        fleet.environments.len(),
-        fleet.environments.iter().map(|e| e.clusters.len()).sum::<usize>(),
+        config.environments.len(),
+        config.environments.iter().map(|e| e.clusters.len()).sum::<usize>(),
         args.services,
     );
     println!("  store: {store_label}");
@@ -101,36 +115,49 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     Ok(())
 }
 
-/// Snapshots every environment now and then at its refresh interval, as the
-/// per-environment schedules do in AWS. Each cluster logs one line.
-async fn snapshot_loops(fleet: Arc<FleetConfig>, store: Arc<dyn Store>) {
+fn snapshotter(store: Arc<dyn Store>) -> Arc<Snapshotter> {
     // The demo's clusters are given by endpoint, so no AWS account is needed.
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
     let connector = Arc::new(AwsConnector::new(sdk, KubeTimeouts::default()));
-    let snapshotter = Arc::new(Snapshotter::new(
-        store,
-        connector,
-        Arc::new(SystemClock),
-        SnapshotOptions::default(),
-    ));
-    let mut loops = tokio::task::JoinSet::new();
-    for environment in &fleet.environments {
-        let (fleet, snapshotter) = (fleet.clone(), snapshotter.clone());
-        let request = SnapshotRequest::environment(environment.name.clone());
-        let mut every = tokio::time::interval(environment.refresh_interval);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loops.spawn(async move {
-            loop {
-                every.tick().await;
-                if let Err(err) = snapshotter.run(&fleet, &request).await {
+    Arc::new(Snapshotter::new(store, connector, Arc::new(SystemClock), SnapshotOptions::default()))
+}
+
+/// Snapshots every environment of the configuration in force now and then
+/// at its refresh interval, as the per-environment schedules do in AWS
+/// (environments added at run time included). Each cluster logs one line.
+async fn snapshot_loop(fleet: Arc<FleetSource>, snapshotter: Arc<Snapshotter>) {
+    let mut last_run: HashMap<String, Instant> = HashMap::new();
+    let mut running = tokio::task::JoinSet::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        while running.try_join_next().is_some() {}
+        let config = match fleet.current().await {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the fleet configuration");
+                continue;
+            }
+        };
+        for environment in &config.environments {
+            let due = last_run
+                .get(environment.name.as_str())
+                .is_none_or(|at| at.elapsed() >= environment.refresh_interval);
+            if !due {
+                continue;
+            }
+            last_run.insert(environment.name.to_string(), Instant::now());
+            let (config, snapshotter) = (config.clone(), snapshotter.clone());
+            let request = SnapshotRequest::environment(environment.name.clone());
+            running.spawn(async move {
+                if let Err(err) = snapshotter.run(&config, &request).await {
                     tracing::warn!(error = %err, "snapshot of an environment failed");
                 }
-            }
-        });
+            });
+        }
     }
-    while loops.join_next().await.is_some() {}
 }
 
 async fn shutdown() {

@@ -180,13 +180,21 @@ impl FleetConfig {
     }
 
     pub fn from_vars(vars: crate::settings::Lookup<'_>) -> Result<Self, ConfigError> {
+        Self::seed_from_vars(vars).map(|(_, config)| config)
+    }
+
+    /// The configuration the environment names, and its document (the
+    /// seed of the stored configuration).
+    pub fn seed_from_vars(
+        vars: crate::settings::Lookup<'_>,
+    ) -> Result<(serde_json::Value, Self), ConfigError> {
         if let Some(text) = vars(FLEET_CONFIG_VAR) {
-            return Self::parse(&text, FLEET_CONFIG_VAR);
+            return Self::document(&text, FLEET_CONFIG_VAR);
         }
-        match vars(FLEET_CONFIG_FILE_VAR) {
-            Some(path) => Self::from_path(Path::new(&path)),
-            None => Err(ConfigError::Missing),
-        }
+        let Some(path) = vars(FLEET_CONFIG_FILE_VAR) else { return Err(ConfigError::Missing) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Read { path: PathBuf::from(&path), source })?;
+        Self::document(&text, &path)
     }
 
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
@@ -205,6 +213,31 @@ impl FleetConfig {
             let de = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| parse_error(origin, e))?
         };
+        raw.validate()
+            .map_err(|problems| ConfigError::Invalid { origin: origin.to_owned(), problems })
+    }
+
+    /// The configuration text as a document in the file format (what is
+    /// stored, and edited one environment at a time), validated.
+    pub fn document(text: &str, origin: &str) -> Result<(serde_json::Value, Self), ConfigError> {
+        let config = Self::parse(text, origin)?;
+        let document = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text)
+        } else {
+            serde_norway::from_str(text).map_err(serde::de::Error::custom)
+        };
+        let document = document.map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            key: "(top level)".into(),
+            message: e.to_string(),
+        })?;
+        Ok((document, config))
+    }
+
+    /// Validates a document in the file format.
+    pub fn from_document(document: &serde_json::Value, origin: &str) -> Result<Self, ConfigError> {
+        let raw: RawFleet =
+            serde_path_to_error::deserialize(document).map_err(|e| parse_error(origin, e))?;
         raw.validate()
             .map_err(|problems| ConfigError::Invalid { origin: origin.to_owned(), problems })
     }

@@ -52,6 +52,11 @@ impl ApiError {
         Self::BadRequest { code, message: message.into() }
     }
 
+    /// A query parameter that cannot be used; the message names it.
+    pub fn invalid_parameter(name: &str, problem: impl std::fmt::Display) -> Self {
+        Self::bad_request("invalid_parameter", format!("{name}: {problem}"))
+    }
+
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound { what: what.into() }
     }
@@ -132,7 +137,7 @@ impl From<StoreError> for ApiError {
                 message: "the resource was changed by another request; retry".into(),
             },
             StoreError::InvalidCursor => {
-                Self::bad_request("invalid_cursor", "the cursor is not valid for this list")
+                Self::invalid_parameter("cursor", "not a cursor this list gave out")
             }
             StoreError::Throttled(_) | StoreError::Unavailable(_) => {
                 Self::Unavailable(Box::new(err))

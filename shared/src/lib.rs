@@ -7,11 +7,14 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod fleet;
 pub mod http;
 pub mod labels;
 pub mod mail;
 pub mod model;
+pub mod paging;
 pub mod pem;
+pub mod refresh;
 pub mod settings;
 #[cfg(feature = "snapshot")]
 pub mod snapshot;
@@ -19,3 +22,4 @@ pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod view;

@@ -320,6 +320,27 @@ pub struct HistoryEvent {
     pub to_images: Vec<String>,
 }
 
+/// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
+/// cluster (`{"cluster": "…"}`, the API's refresh).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterName>,
+}
+
+impl SnapshotRequest {
+    pub fn environment(name: EnvironmentName) -> Self {
+        Self { environment: Some(name), cluster: None }
+    }
+
+    pub fn cluster(name: ClusterName) -> Self {
+        Self { environment: None, cluster: Some(name) }
+    }
+}
+
 /// Where things live in the single table. Keys embed names that are
 /// validated (clusters, environments) or come from Kubernetes (namespaces,
 /// workload names: DNS labels and subdomains, which never contain `#`).

@@ -55,7 +55,10 @@ impl StoreSettings {
 #[derive(Debug)]
 pub struct FleetSettings {
     pub store: StoreSettings,
+    /// The configuration as deployed: the seed of the stored one.
     pub fleet: FleetConfig,
+    /// The same, as a document in the file format.
+    pub seed: serde_json::Value,
 }
 
 impl FleetSettings {
@@ -64,7 +67,8 @@ impl FleetSettings {
     }
 
     pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
-        Ok(Self { store: StoreSettings::from_vars(vars)?, fleet: FleetConfig::from_vars(vars)? })
+        let (seed, fleet) = FleetConfig::seed_from_vars(vars)?;
+        Ok(Self { store: StoreSettings::from_vars(vars)?, fleet, seed })
     }
 }
 

@@ -1,12 +1,12 @@
-//! The dashboards API: service × environment version matrices, compare, history, the web page.
-//! Handlers are plain functions over the ports in `shared`; the Lambda
-//! `main` and the local server both serve [`router`].
+//! The dashboards API: service × environment version matrices, compare,
+//! history, the web page. Handlers are plain functions over the ports in
+//! `shared`; the Lambda `main` and the local server both serve [`router`].
 
 use std::sync::Arc;
 
 use axum::Router;
-use shared::config::FleetConfig;
-use shared::store::Store;
+use shared::auth::{Authenticator, HasAuthenticator};
+use shared::view::ApiContext;
 
 /// What this function reads from its environment, once, at cold start:
 /// dashboards are part of the fleet configuration.
@@ -14,11 +14,23 @@ pub type Settings = shared::settings::FleetSettings;
 
 /// The ports the handlers use.
 pub struct Deps {
-    pub fleet: Arc<FleetConfig>,
-    pub store: Arc<dyn Store>,
+    pub context: ApiContext,
 }
 
-/// No routes yet: the inventory/dashboards issue fills this router.
+impl std::ops::Deref for Deps {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.context
+    }
+}
+
+impl HasAuthenticator for Deps {
+    fn authenticator(&self) -> &Authenticator {
+        self.context.authenticator()
+    }
+}
+
 pub fn router(deps: Deps) -> Router {
     Router::new().with_state(Arc::new(deps))
 }

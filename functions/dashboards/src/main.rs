@@ -2,16 +2,20 @@
 
 use std::sync::Arc;
 
+use shared::clock::SystemClock;
+use shared::fleet::FleetSource;
+use shared::store::Store;
 use shared::store::dynamodb::DynamoStore;
+use shared::view::ApiContext;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let settings = dashboards::Settings::from_env()?;
     let aws = shared::aws::sdk_config().await;
-    let deps = dashboards::Deps {
-        fleet: Arc::new(settings.fleet),
-        store: Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name)),
-    };
+    let store: Arc<dyn Store> =
+        Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
+    let fleet = Arc::new(FleetSource::new(store.clone(), settings.seed, settings.fleet));
+    let deps = dashboards::Deps { context: ApiContext::new(fleet, store, Arc::new(SystemClock)) };
     lambda_http::run(shared::http::with_api_defaults(dashboards::router(deps))).await
 }

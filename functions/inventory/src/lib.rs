@@ -1,78 +1,82 @@
-//! The inventory API: environments, clusters, workloads, pods, images,
-//! refresh. Handlers are plain functions over the ports in `shared`; the
-//! Lambda `main` and the local server both serve [`router`].
+//! The inventory API: environments (and their configuration at run time),
+//! clusters and their status, workloads, pods, stats, images, refresh and
+//! clear cache. Handlers are plain functions over the ports in `shared`;
+//! the Lambda `main` and the local server both serve [`router`].
+
+pub mod handlers;
+pub mod views;
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Serialize;
-use shared::config::FleetConfig;
-use shared::store::Store;
+use axum::Router;
+use axum::routing::{delete, get, post};
+use shared::auth::{Authenticator, HasAuthenticator};
+use shared::config::ConfigError;
+use shared::refresh::SnapshotTrigger;
+use shared::settings::{FleetSettings, Lookup, process_env, required};
+use shared::view::ApiContext;
+
+/// The snapshot function that refresh invokes (name or ARN).
+pub const SNAPSHOT_FUNCTION_VAR: &str = "SNAPSHOT_FUNCTION";
 
 /// What this function reads from its environment, once, at cold start.
-pub type Settings = shared::settings::FleetSettings;
+#[derive(Debug)]
+pub struct Settings {
+    pub fleet: FleetSettings,
+    pub snapshot_function: String,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            fleet: FleetSettings::from_vars(vars)?,
+            snapshot_function: required(vars, SNAPSHOT_FUNCTION_VAR)?,
+        })
+    }
+}
 
 /// The ports the handlers use.
 pub struct Deps {
-    pub fleet: Arc<FleetConfig>,
-    pub store: Arc<dyn Store>,
+    pub context: ApiContext,
+    /// Starts a snapshot on demand (refresh).
+    pub trigger: Arc<dyn SnapshotTrigger>,
+}
+
+impl std::ops::Deref for Deps {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.context
+    }
+}
+
+impl HasAuthenticator for Deps {
+    fn authenticator(&self) -> &Authenticator {
+        self.context.authenticator()
+    }
 }
 
 pub fn router(deps: Deps) -> Router {
-    Router::new().route("/health", get(health)).with_state(Arc::new(deps))
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct Health {
-    status: &'static str,
-    version: &'static str,
-}
-
-/// Liveness: answers without touching any dependency.
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::body::{Body, to_bytes};
-    use http::{Request, StatusCode};
-    use shared::store::memory::MemoryStore;
-    use tower::ServiceExt;
-
-    use super::*;
-
-    fn app() -> Router {
-        let fleet = FleetConfig::parse(
-            "environments: [{name: dab-platform-stg, clusters: [{name: eks-a, region: eu-west-1}]}]",
-            "test",
+    use handlers::*;
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/environments", get(list_environments))
+        .route(
+            "/environments/{env}",
+            get(get_environment).put(put_environment).delete(delete_environment),
         )
-        .unwrap();
-        shared::http::with_api_defaults(router(Deps {
-            fleet: Arc::new(fleet),
-            store: Arc::new(MemoryStore::default()),
-        }))
-    }
-
-    async fn call(uri: &str) -> (StatusCode, serde_json::Value) {
-        let response = app().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-        let status = response.status();
-        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        (status, serde_json::from_slice(&body).unwrap())
-    }
-
-    #[tokio::test]
-    async fn health_answers_without_dependencies() {
-        let (status, body) = call("/health").await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(body["status"], "ok");
-    }
-
-    #[tokio::test]
-    async fn unknown_routes_get_a_json_404() {
-        let (status, body) = call("/nope").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body["error"]["code"], "not_found");
-    }
+        .route("/environments/{env}/refresh", post(refresh_environment))
+        .route("/environments/{env}/cache", delete(clear_cache))
+        .route("/clusters", get(list_clusters))
+        .route("/clusters/{cluster}", get(get_cluster))
+        .route("/clusters/{cluster}/refresh", post(refresh_cluster))
+        .route("/clusters/{cluster}/workloads", get(list_workloads))
+        .route("/clusters/{cluster}/pods", get(list_pods))
+        .route("/clusters/{cluster}/stats", get(cluster_stats))
+        .with_state(Arc::new(deps))
 }

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, FleetConfig, parse_duration};
+use shared::config::{ConfigError, parse_duration};
+use shared::fleet::{FleetError, FleetSource};
 use shared::settings::{FleetSettings, Lookup, process_env};
 use shared::snapshot::persist::DEFAULT_HISTORY_TTL;
 use shared::snapshot::{SnapshotError, SnapshotReport, SnapshotRequest, Snapshotter};
@@ -38,23 +39,33 @@ impl Settings {
 /// The invocation's error, as the Lambda runtime reports it (and the
 /// schedule's retry policy and dead-letter queue see it).
 #[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct InvocationError(#[from] pub SnapshotError);
+pub enum InvocationError {
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot read the fleet configuration")]
+    Fleet(#[from] FleetError),
+}
 
 impl From<InvocationError> for lambda_runtime::Diagnostic {
     fn from(err: InvocationError) -> Self {
-        Self { error_type: err.0.kind().to_owned(), error_message: shared::http::error_chain(&err) }
+        let error_type = match &err {
+            InvocationError::Snapshot(err) => err.kind(),
+            InvocationError::Fleet(_) => "FleetConfiguration",
+        };
+        Self { error_type: error_type.to_owned(), error_message: shared::http::error_chain(&err) }
     }
 }
 
-/// Handles one invocation: per-cluster outcomes in the report; an error
-/// only for a bad request or when every cluster failed.
+/// Handles one invocation with the configuration in force: per-cluster
+/// outcomes in the report; an error only for a bad request, an unreadable
+/// configuration, or when every cluster failed.
 pub async fn handle(
     snapshotter: &Snapshotter,
-    fleet: &FleetConfig,
+    fleet: &FleetSource,
     request: SnapshotRequest,
 ) -> Result<SnapshotReport, InvocationError> {
-    let report = snapshotter.run(fleet, &request).await?;
+    let fleet = fleet.current().await?;
+    let report = snapshotter.run(&fleet, &request).await?;
     tracing::info!(summary = %report.summary(), "snapshot finished");
     Ok(report)
 }
@@ -73,6 +84,10 @@ mod tests {
     const CA: &str =
         "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo=";
 
+    fn fleet(text: &str) -> FleetSource {
+        FleetSource::from_text(Arc::new(MemoryStore::default()), text).unwrap()
+    }
+
     fn snapshotter() -> Snapshotter {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
@@ -89,11 +104,9 @@ mod tests {
     #[tokio::test]
     async fn when_every_cluster_fails_the_invocation_fails_with_its_kind() {
         // A token variable that is not set: the cluster fails before any network.
-        let fleet = FleetConfig::parse(
-            &format!("environments:\n  - name: stg\n    clusters:\n      - {{ name: a, endpoint: https://127.0.0.1:1, caData: {CA}, tokenFrom: {{ env: RELEASE_DASHBOARD_TEST_UNSET_TOKEN }} }}\n"),
-            "test",
-        )
-        .unwrap();
+        let fleet = fleet(&format!(
+            "environments:\n  - name: stg\n    clusters:\n      - {{ name: a, endpoint: https://127.0.0.1:1, caData: {CA}, tokenFrom: {{ env: RELEASE_DASHBOARD_TEST_UNSET_TOKEN }} }}\n"
+        ));
         let request = SnapshotRequest::environment("stg".parse().unwrap());
         let err = handle(&snapshotter(), &fleet, request).await.unwrap_err();
         let diagnostic = lambda_runtime::Diagnostic::from(err);
@@ -127,11 +140,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_environment_is_reported_as_such() {
-        let fleet = FleetConfig::parse(
-            "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]",
-            "test",
-        )
-        .unwrap();
+        let fleet = fleet("environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]");
         let request = SnapshotRequest::environment("prod".parse().unwrap());
         let diagnostic = lambda_runtime::Diagnostic::from(
             handle(&snapshotter(), &fleet, request).await.unwrap_err(),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use self::access::ClusterConnector;
 use self::collect::{CollectError, FailureKind, ListPolicy, collect_cluster};
@@ -29,26 +29,7 @@ use crate::config::{Cluster, Environment, FleetConfig};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::store::Store;
 
-/// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
-/// cluster (`{"cluster": "…"}`, the API's refresh).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SnapshotRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<EnvironmentName>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<ClusterName>,
-}
-
-impl SnapshotRequest {
-    pub fn environment(name: EnvironmentName) -> Self {
-        Self { environment: Some(name), cluster: None }
-    }
-
-    pub fn cluster(name: ClusterName) -> Self {
-        Self { environment: None, cluster: Some(name) }
-    }
-}
+pub use crate::model::SnapshotRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -371,6 +352,46 @@ fn run_id() -> String {
             .unwrap_or(0),
     );
     format!("run-{:016x}", hasher.finish())
+}
+
+/// The local server's (and tests') [`SnapshotTrigger`]: runs the snapshot
+/// in a task of this process, with the configuration in force.
+pub struct InProcessTrigger {
+    snapshotter: Arc<Snapshotter>,
+    fleet: Arc<crate::fleet::FleetSource>,
+    running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl InProcessTrigger {
+    pub fn new(snapshotter: Arc<Snapshotter>, fleet: Arc<crate::fleet::FleetSource>) -> Self {
+        Self { snapshotter, fleet, running: std::sync::Mutex::default() }
+    }
+
+    /// Waits for every snapshot started so far.
+    pub async fn settle(&self) {
+        let running = std::mem::take(
+            &mut *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in running {
+            let _ = task.await;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::refresh::SnapshotTrigger for InProcessTrigger {
+    async fn start(&self, request: SnapshotRequest) -> Result<(), crate::store::BoxError> {
+        let fleet = self.fleet.current().await?;
+        let snapshotter = self.snapshotter.clone();
+        let task = tokio::spawn(async move {
+            match snapshotter.run(&fleet, &request).await {
+                Ok(report) => tracing::info!(summary = %report.summary(), "refresh finished"),
+                Err(err) => tracing::warn!(error = %err, "refresh failed"),
+            }
+        });
+        self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(task);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_bed;
 mod auth_journey;
 mod eks;
+mod inventory;
 mod kube_fake;
 mod mail;
 mod snapshot;

@@ -1,0 +1,539 @@
+//! The inventory routes. Every route is scoped to the environments the
+//! caller's teams may see: anything else is a 404, as if it did not exist.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use futures::future::try_join_all;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::auth::{Admin, Authenticated};
+use shared::config::Environment;
+use shared::domain::Namespace;
+use shared::fleet::{put_environment as put_env_doc, remove_environment};
+use shared::http::{ApiError, ApiJson, ApiQuery};
+use shared::labels::LabelSelector;
+use shared::model::{Counts, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
+use shared::paging::{Paged, Paging, page};
+use shared::refresh;
+use shared::store::{Cursor, ItemKey, Query, SortKeyRange, Stored, WriteOp};
+use shared::view::{read_status, visible};
+
+use crate::Deps;
+use crate::views::{ClusterView, EnvironmentView};
+
+type AppState = State<Arc<Deps>>;
+
+#[derive(Debug, serde::Serialize)]
+pub struct Health {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Liveness: answers without touching any dependency.
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
+}
+
+/// Readiness: the table answers and the configuration in it validates.
+pub async fn ready(State(deps): AppState) -> Result<Json<Health>, ApiError> {
+    deps.fleet().await?;
+    Ok(Json(Health { status: "ready", version: env!("CARGO_PKG_VERSION") }))
+}
+
+async fn cluster_views(
+    deps: &Deps,
+    environment: &Environment,
+) -> Result<Vec<ClusterView>, ApiError> {
+    let now = deps.now();
+    let statuses = try_join_all(
+        environment.clusters.iter().map(|c| read_status(deps.store.as_ref(), c.name.as_str())),
+    )
+    .await?;
+    Ok(environment
+        .clusters
+        .iter()
+        .zip(statuses)
+        .map(|(cluster, status)| {
+            ClusterView::new(environment, cluster, status.map(|(s, _)| s), now)
+        })
+        .collect())
+}
+
+async fn environment_view(
+    deps: &Deps,
+    environment: &Environment,
+) -> Result<EnvironmentView, ApiError> {
+    let clusters = cluster_views(deps, environment).await?;
+    Ok(EnvironmentView::new(environment, clusters, deps.now()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list_environments(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<EnvironmentView>>, ApiError> {
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = deps.fleet().await?;
+    let mut environments: Vec<&Environment> = visible(&fleet, &principal).collect();
+    environments.sort_by(|a, b| a.name.cmp(&b.name));
+    let chosen = page(environments, |e| e.name.to_string(), &paging)?;
+    let items = try_join_all(chosen.items.into_iter().map(|e| environment_view(&deps, e))).await?;
+    Ok(Json(Paged { items, next: chosen.next }))
+}
+
+pub async fn get_environment(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<EnvironmentView>, ApiError> {
+    let (fleet, i) = deps.environment(&principal, &name).await?;
+    Ok(Json(environment_view(&deps, &fleet.environments[i]).await?))
+}
+
+/// Admins: adds or replaces an environment. The body is an environment as
+/// the configuration file writes it; the whole configuration is validated
+/// as the file is, and nothing is stored if it does not pass.
+pub async fn put_environment(
+    State(deps): AppState,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Some(object) = body.as_object_mut() else {
+        return Err(ApiError::bad_request("invalid_body", "the body must be a JSON object"));
+    };
+    match object.get("name") {
+        None => {
+            object.insert("name".into(), Value::String(name.clone()));
+        }
+        Some(given) if given.as_str() == Some(name.as_str()) => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "name: must be the environment named in the path",
+            ));
+        }
+    }
+    let existed = deps.fleet().await?.environment(&name).is_some();
+    let fleet = deps.fleet.update(|doc| put_env_doc(doc, body.clone())).await?;
+    let environment = fleet
+        .environment(&name)
+        .ok_or_else(|| ApiError::internal("stored environment vanished"))?;
+    tracing::info!(admin = %admin.email.masked(), environment = %name, "environment stored");
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(environment_view(&deps, environment).await?)))
+}
+
+/// Admins: removes an environment from the configuration (its snapshot data
+/// ages out by TTL, or goes at once with the cache route). Refused while a
+/// dashboard names it as a column.
+pub async fn delete_environment(
+    State(deps): AppState,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if deps.fleet().await?.environment(&name).is_none() {
+        return Err(ApiError::not_found("environment"));
+    }
+    deps.fleet.update(|doc| remove_environment(doc, &name).map(drop)).await?;
+    tracing::info!(admin = %admin.email.masked(), environment = %name, "environment removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClustersQuery {
+    environment: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list_clusters(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<ClustersQuery>,
+) -> Result<Json<Paged<ClusterView>>, ApiError> {
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = deps.fleet().await?;
+    let mut clusters: Vec<_> = visible(&fleet, &principal)
+        .filter(|e| query.environment.as_deref().is_none_or(|name| e.name.as_str() == name))
+        .flat_map(|e| e.clusters.iter().map(move |c| (e, c)))
+        .collect();
+    clusters.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let chosen = page(clusters, |(_, c)| c.name.to_string(), &paging)?;
+    let now = deps.now();
+    let statuses = try_join_all(
+        chosen.items.iter().map(|(_, c)| read_status(deps.store.as_ref(), c.name.as_str())),
+    )
+    .await?;
+    let items = chosen
+        .items
+        .iter()
+        .zip(statuses)
+        .map(|((e, c), status)| ClusterView::new(e, c, status.map(|(s, _)| s), now))
+        .collect();
+    Ok(Json(Paged { items, next: chosen.next }))
+}
+
+pub async fn get_cluster(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<ClusterView>, ApiError> {
+    let located = deps.cluster(&principal, &name).await?;
+    let status = read_status(deps.store.as_ref(), &name).await?.map(|(s, _)| s);
+    Ok(Json(ClusterView::new(located.environment(), located.cluster(), status, deps.now())))
+}
+
+fn namespace_param(namespace: Option<String>) -> Result<Option<Namespace>, ApiError> {
+    namespace
+        .filter(|n| !n.is_empty())
+        .map(|n| {
+            n.parse::<Namespace>().map_err(|e| ApiError::invalid_parameter("namespace", e.rule))
+        })
+        .transpose()
+}
+
+/// Reads a partition's items in order from the request's cursor, keeping
+/// those `keep` accepts, until a page is full: filters never shorten a page
+/// (unless the list ends), and the next cursor points after the last item
+/// returned.
+async fn filtered_page<T>(
+    deps: &Deps,
+    pk: String,
+    range: SortKeyRange,
+    paging: &Paging,
+    mut keep: impl FnMut(&Stored) -> Result<Option<T>, ApiError>,
+) -> Result<Paged<T>, ApiError> {
+    let mut items = Vec::new();
+    let mut cursor = paging.cursor.clone().map(Cursor::from_client);
+    let limit = paging.limit as usize;
+    loop {
+        let query = Query::partition(pk.clone()).range(range.clone()).limit(250).after(cursor);
+        let found = deps.store.query(query).await?;
+        let count = found.items.len();
+        for (i, stored) in found.items.iter().enumerate() {
+            if let Some(item) = keep(stored)? {
+                items.push(item);
+                if items.len() == limit {
+                    let more = i + 1 < count || found.next.is_some();
+                    let next = more.then(|| Cursor::after(&stored.item.key).as_str().to_owned());
+                    return Ok(Paged { items, next });
+                }
+            }
+        }
+        match found.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(Paged { items, next: None }),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(stored: &Stored) -> Result<T, ApiError> {
+    serde_json::from_value(stored.item.body.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "unreadable item {}/{}: {e}",
+            stored.item.key.pk, stored.item.key.sk
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadsQuery {
+    namespace: Option<String>,
+    kind: Option<String>,
+    label: Option<String>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn kind_param(kind: Option<String>) -> Result<Option<WorkloadKind>, ApiError> {
+    let Some(kind) = kind.filter(|k| !k.is_empty()) else { return Ok(None) };
+    [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet]
+        .into_iter()
+        .find(|k| k.as_str().eq_ignore_ascii_case(&kind))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid_parameter("kind", "must be Deployment, StatefulSet or DaemonSet")
+        })
+}
+
+fn search_param(q: Option<String>) -> Result<Option<String>, ApiError> {
+    match q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()) {
+        Some(q) if q.chars().count() > 200 => {
+            Err(ApiError::invalid_parameter("q", "at most 200 characters"))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Whether the workload's name, service, version or an image contains `q`.
+fn workload_matches(workload: &Workload, q: &str) -> bool {
+    workload.name.to_lowercase().contains(q)
+        || workload.service.to_lowercase().contains(q)
+        || workload.version.to_lowercase().contains(q)
+        || workload.images.iter().any(|c| c.image.to_string().to_lowercase().contains(q))
+}
+
+pub async fn list_workloads(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(cluster): Path<String>,
+    ApiQuery(query): ApiQuery<WorkloadsQuery>,
+) -> Result<Json<Paged<Workload>>, ApiError> {
+    let namespace = namespace_param(query.namespace)?;
+    let kind = kind_param(query.kind)?;
+    let label = query
+        .label
+        .filter(|l| !l.is_empty())
+        .map(|l| LabelSelector::parse(&l).map_err(|e| ApiError::invalid_parameter("label", e.rule)))
+        .transpose()?;
+    let q = search_param(query.q)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    deps.cluster(&principal, &cluster).await?;
+    let prefix = match &namespace {
+        Some(ns) => format!("{}{ns}#", keys::WORKLOAD_PREFIX),
+        None => keys::WORKLOAD_PREFIX.to_owned(),
+    };
+    let page = filtered_page(
+        &deps,
+        keys::cluster_pk(&cluster),
+        SortKeyRange::Prefix(prefix),
+        &paging,
+        |stored| {
+            let workload: Workload = decode(stored)?;
+            let keep = kind.is_none_or(|k| workload.kind == k)
+                && label.as_ref().is_none_or(|l| l.matches(&workload.labels))
+                && q.as_deref().is_none_or(|q| workload_matches(&workload, q));
+            Ok(keep.then_some(workload))
+        },
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodsQuery {
+    namespace: Option<String>,
+    phase: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown"];
+
+pub async fn list_pods(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(cluster): Path<String>,
+    ApiQuery(query): ApiQuery<PodsQuery>,
+) -> Result<Json<Paged<PodRecord>>, ApiError> {
+    let namespace = namespace_param(query.namespace)?;
+    let phase = match query.phase.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => Some(
+            PHASES.into_iter().find(|known| known.eq_ignore_ascii_case(&p)).ok_or_else(|| {
+                ApiError::invalid_parameter(
+                    "phase",
+                    "must be Pending, Running, Succeeded, Failed or Unknown",
+                )
+            })?,
+        ),
+    };
+    let paging = Paging::new(query.limit, query.cursor)?;
+    deps.cluster(&principal, &cluster).await?;
+    let range = match &namespace {
+        Some(ns) => SortKeyRange::Prefix(format!("{ns}#")),
+        None => SortKeyRange::All,
+    };
+    let page = filtered_page(&deps, keys::pods_pk(&cluster), range, &paging, |stored| {
+        let pod: PodRecord = decode(stored)?;
+        Ok(phase.is_none_or(|p| pod.phase == p).then_some(pod))
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    namespace: Option<String>,
+}
+
+/// Workloads and pods by phase: the last snapshot's counts, or counted
+/// over one namespace.
+pub async fn cluster_stats(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(cluster): Path<String>,
+    ApiQuery(query): ApiQuery<StatsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let namespace = namespace_param(query.namespace)?;
+    deps.cluster(&principal, &cluster).await?;
+    let counts = match &namespace {
+        None => read_status(deps.store.as_ref(), &cluster)
+            .await?
+            .map(|(s, _)| s.counts)
+            .unwrap_or_default(),
+        Some(ns) => {
+            let mut counts = Counts::default();
+            let all = Paging::new(Some(shared::paging::MAX_LIMIT), None)?;
+            let mut paging = all.clone();
+            loop {
+                let wl = filtered_page(
+                    &deps,
+                    keys::cluster_pk(&cluster),
+                    SortKeyRange::Prefix(format!("{}{ns}#", keys::WORKLOAD_PREFIX)),
+                    &paging,
+                    |_| Ok(Some(())),
+                )
+                .await?;
+                counts.workloads += wl.items.len() as u32;
+                match wl.next {
+                    Some(next) => paging.cursor = Some(next),
+                    None => break,
+                }
+            }
+            let mut paging = all;
+            loop {
+                let pods = filtered_page(
+                    &deps,
+                    keys::pods_pk(&cluster),
+                    SortKeyRange::Prefix(format!("{ns}#")),
+                    &paging,
+                    |stored| decode::<PodRecord>(stored).map(Some),
+                )
+                .await?;
+                for pod in &pods.items {
+                    counts.pods += 1;
+                    match pod.phase.as_str() {
+                        "Running" => counts.running += 1,
+                        "Pending" => counts.pending += 1,
+                        "Failed" => counts.failed += 1,
+                        _ => {}
+                    }
+                }
+                match pods.next {
+                    Some(next) => paging.cursor = Some(next),
+                    None => break,
+                }
+            }
+            counts
+        }
+    };
+    Ok(Json(json!({
+        "cluster": cluster,
+        "namespace": namespace.map(|n| n.to_string()),
+        "workloads": counts.workloads,
+        "pods": counts.pods,
+        "running": counts.running,
+        "pending": counts.pending,
+        "failed": counts.failed,
+    })))
+}
+
+/// Starts a snapshot of each cluster whose refresh window is free.
+async fn refresh(
+    deps: &Deps,
+    clusters: Vec<String>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let now = deps.now();
+    let mut started = Vec::new();
+    let mut throttled = Vec::new();
+    for cluster in clusters {
+        match refresh::claim(deps.store.as_ref(), &cluster, now).await? {
+            Err(wait) => {
+                throttled.push(json!({"cluster": cluster, "retryAfterSeconds": wait.as_secs()}))
+            }
+            Ok(()) => {
+                let request =
+                    SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
+                if let Err(err) = deps.trigger.start(request).await {
+                    // Free the window again: nothing was started.
+                    let _ = deps
+                        .store
+                        .delete(
+                            &ItemKey::new(format!("REFRESH#{cluster}"), "REFRESH"),
+                            shared::store::Condition::Always,
+                        )
+                        .await;
+                    return Err(ApiError::Unavailable(err));
+                }
+                started.push(cluster);
+            }
+        }
+    }
+    if started.is_empty() {
+        let wait =
+            throttled.iter().filter_map(|t| t["retryAfterSeconds"].as_u64()).min().unwrap_or(30);
+        return Err(ApiError::TooManyRequests {
+            retry_after: std::time::Duration::from_secs(wait),
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({ "started": started, "throttled": throttled }))))
+}
+
+pub async fn refresh_cluster(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(cluster): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    deps.cluster(&principal, &cluster).await?;
+    refresh(&deps, vec![cluster]).await
+}
+
+pub async fn refresh_environment(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (fleet, i) = deps.environment(&principal, &name).await?;
+    let clusters = fleet.environments[i].clusters.iter().map(|c| c.name.to_string()).collect();
+    refresh(&deps, clusters).await
+}
+
+/// Admins: deletes an environment's snapshot data (workloads, pods, status)
+/// so that the next snapshot starts clean. History stays.
+pub async fn clear_cache(
+    State(deps): AppState,
+    Admin(admin): Admin,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (fleet, i) = deps.environment(&admin, &name).await?;
+    let mut deleted = 0usize;
+    for cluster in &fleet.environments[i].clusters {
+        for pk in [keys::cluster_pk(cluster.name.as_str()), keys::pods_pk(cluster.name.as_str())] {
+            let mut cursor = None;
+            loop {
+                let page = deps
+                    .store
+                    .query(Query::partition(pk.clone()).limit(1000).after(cursor))
+                    .await?;
+                let ops: Vec<WriteOp> =
+                    page.items.into_iter().map(|s| WriteOp::Delete(s.item.key)).collect();
+                deleted += ops.len();
+                deps.store.batch_write(ops).await?;
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+    }
+    tracing::info!(admin = %admin.email.masked(), environment = %name, deleted, "cache cleared");
+    Ok(Json(json!({ "environment": name, "deletedItems": deleted })))
+}

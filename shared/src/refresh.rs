@@ -1,0 +1,104 @@
+//! Refresh on demand: the port through which the API starts a snapshot
+//! without waiting for it (an asynchronous Lambda invoke in AWS, a task in
+//! the local server), and the per-cluster throttle in front of it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::model::SnapshotRequest;
+use crate::store::{BoxError, Condition, Item, ItemGet, ItemKey, ItemPut, StoreError};
+
+/// At most one refresh per cluster in this window.
+pub const REFRESH_WINDOW: Duration = Duration::from_secs(30);
+
+#[async_trait]
+pub trait SnapshotTrigger: Send + Sync {
+    /// Starts a snapshot of what `request` names and returns at once.
+    async fn start(&self, request: SnapshotRequest) -> Result<(), BoxError>;
+}
+
+fn key(cluster: &str) -> ItemKey {
+    ItemKey::new(format!("REFRESH#{cluster}"), "REFRESH")
+}
+
+/// Claims the cluster's refresh window. `Err(retry_after)` when a refresh
+/// was started within the last [`REFRESH_WINDOW`].
+pub async fn claim<S: ItemGet + ItemPut + ?Sized>(
+    store: &S,
+    cluster: &str,
+    now: Timestamp,
+) -> Result<Result<(), Duration>, StoreError> {
+    let until = now
+        .saturating_add(SignedDuration::try_from(REFRESH_WINDOW).unwrap_or_default())
+        .unwrap_or(now);
+    let item = Item::new(key(cluster), json!({ "at": now })).expiring_at(until);
+    match store.put(item, Condition::IfAbsent).await {
+        Ok(_) => Ok(Ok(())),
+        Err(StoreError::ConditionFailed) => {
+            let until = store.get(&key(cluster)).await?.and_then(|s| s.item.expires_at);
+            let wait = until.map_or(REFRESH_WINDOW, |u| {
+                // Rounded up: the stored expiry has whole seconds only.
+                let left = u.duration_since(now);
+                let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
+                Duration::from_secs(secs.max(1) as u64)
+            });
+            Ok(Err(wait))
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The Lambda adapter: an asynchronous invoke (`InvocationType: Event`) of
+/// the snapshot function, which answers as soon as Lambda queued it.
+#[cfg(feature = "lambda-invoke")]
+pub struct LambdaTrigger {
+    client: aws_sdk_lambda::Client,
+    function: String,
+}
+
+#[cfg(feature = "lambda-invoke")]
+impl LambdaTrigger {
+    pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
+        Self { client, function: function.into() }
+    }
+}
+
+#[cfg(feature = "lambda-invoke")]
+#[async_trait]
+impl SnapshotTrigger for LambdaTrigger {
+    async fn start(&self, request: SnapshotRequest) -> Result<(), BoxError> {
+        let payload = serde_json::to_vec(&request)?;
+        self.client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn one_refresh_per_cluster_per_window() {
+        let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
+        let store = MemoryStore::new(clock.clone());
+        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Ok(()));
+        assert_eq!(claim(&store, "b", clock.now()).await.unwrap(), Ok(()), "per cluster");
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Err(Duration::from_secs(20)));
+        clock.advance(Duration::from_secs(20));
+        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Ok(()), "a new window");
+    }
+}

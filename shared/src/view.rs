@@ -1,0 +1,227 @@
+//! What the API functions (inventory, dashboards) share on the read side:
+//! the context every handler gets (fleet, store, clock, who is asking),
+//! team scoping, cluster status reads and freshness.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::auth::{Authenticator, HasAuthenticator, Principal, SessionLifetimes};
+use crate::clock::Clock;
+use crate::config::{Cluster, Environment, FleetConfig};
+use crate::fleet::{FleetError, FleetSource};
+use crate::http::ApiError;
+use crate::model::{ClusterStatus, keys};
+use crate::store::{ItemGet, ItemKey, Store, StoreError};
+
+/// Data older than this many refresh intervals is stale.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+/// The ports every read-side handler uses.
+pub struct ApiContext {
+    pub fleet: Arc<FleetSource>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    authenticator: Authenticator,
+}
+
+impl std::fmt::Debug for ApiContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiContext").finish_non_exhaustive()
+    }
+}
+
+impl HasAuthenticator for ApiContext {
+    fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+}
+
+impl ApiContext {
+    pub fn new(fleet: Arc<FleetSource>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let authenticator =
+            Authenticator::new(store.clone(), clock.clone(), SessionLifetimes::default());
+        Self { fleet, store, clock, authenticator }
+    }
+
+    pub async fn fleet(&self) -> Result<Arc<FleetConfig>, ApiError> {
+        Ok(self.fleet.current().await?)
+    }
+
+    /// The environment, if it exists and `principal` may see it; otherwise
+    /// 404 either way, so that names of hidden environments do not leak.
+    pub async fn environment(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<(Arc<FleetConfig>, usize), ApiError> {
+        let fleet = self.fleet().await?;
+        match fleet.environments.iter().position(|e| e.name.as_str() == name) {
+            Some(i) if principal.can_see(&fleet.environments[i]) => Ok((fleet, i)),
+            _ => Err(ApiError::not_found("environment")),
+        }
+    }
+
+    /// The cluster and its environment, under the same rule.
+    pub async fn cluster(&self, principal: &Principal, name: &str) -> Result<Located, ApiError> {
+        let fleet = self.fleet().await?;
+        for (e, environment) in fleet.environments.iter().enumerate() {
+            if let Some(c) = environment.clusters.iter().position(|c| c.name.as_str() == name)
+                && principal.can_see(environment)
+            {
+                return Ok(Located { fleet, environment: e, cluster: c });
+            }
+        }
+        Err(ApiError::not_found("cluster"))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+/// A cluster found in the configuration.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub fleet: Arc<FleetConfig>,
+    environment: usize,
+    cluster: usize,
+}
+
+impl Located {
+    pub fn environment(&self) -> &Environment {
+        &self.fleet.environments[self.environment]
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.environment().clusters[self.cluster]
+    }
+}
+
+/// The environments `principal` may see, in configuration order.
+pub fn visible<'a>(
+    fleet: &'a FleetConfig,
+    principal: &'a Principal,
+) -> impl Iterator<Item = &'a Environment> + 'a {
+    fleet.environments.iter().filter(move |e| principal.can_see(e))
+}
+
+pub fn status_key(cluster: &str) -> ItemKey {
+    ItemKey::new(keys::cluster_pk(cluster), keys::STATUS_SK)
+}
+
+/// A cluster's status and its stored version, if it was ever snapshotted.
+pub async fn read_status<S: ItemGet + ?Sized>(
+    store: &S,
+    cluster: &str,
+) -> Result<Option<(ClusterStatus, u64)>, StoreError> {
+    let Some(stored) = store.get(&status_key(cluster)).await? else { return Ok(None) };
+    let status = serde_json::from_value(stored.item.body).map_err(|e| StoreError::Corrupt {
+        pk: keys::cluster_pk(cluster),
+        sk: keys::STATUS_SK.into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Some((status, stored.version)))
+}
+
+/// How old a cluster's data is and whether to trust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Freshness {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<Timestamp>,
+    /// Seconds since the last good snapshot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<i64>,
+    /// The newest attempt failed: what is shown is the last good data.
+    pub last_attempt_failed: bool,
+    /// Never snapshotted, the newest attempt failed, or the data is older
+    /// than three refresh intervals.
+    pub stale: bool,
+}
+
+impl Freshness {
+    pub fn of(status: Option<&ClusterStatus>, refresh_interval: Duration, now: Timestamp) -> Self {
+        let last_success = status.and_then(|s| s.last_success);
+        let last_attempt_failed = status
+            .and_then(|s| s.last_error.as_ref().map(|e| (e.at, s.last_success)))
+            .is_some_and(|(failed_at, success)| success.is_none_or(|ok| failed_at >= ok));
+        let age_seconds = last_success.map(|at| now.duration_since(at).as_secs().max(0));
+        let limit = (refresh_interval * STALE_AFTER_INTERVALS).as_secs() as i64;
+        let stale = last_attempt_failed || age_seconds.is_none_or(|age| age > limit);
+        Self { last_success, age_seconds, last_attempt_failed, stale }
+    }
+
+    /// The worse of two: for a column or an environment of several clusters.
+    pub fn worst(self, other: Self) -> Self {
+        let older = match (self.age_seconds, other.age_seconds) {
+            (Some(a), Some(b)) if b > a => other.clone(),
+            (Some(_), None) => other.clone(),
+            _ => self.clone(),
+        };
+        Self {
+            last_success: older.last_success,
+            age_seconds: older.age_seconds,
+            last_attempt_failed: self.last_attempt_failed || other.last_attempt_failed,
+            stale: self.stale || other.stale,
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(err: FleetError) -> Self {
+        match err {
+            FleetError::Store(err) => err.into(),
+            FleetError::Invalid(problems) => {
+                ApiError::bad_request("invalid_configuration", problems.to_string())
+            }
+            FleetError::Contended => ApiError::Conflict { message: err.to_string() },
+            FleetError::Corrupt(_) => ApiError::internal(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ClusterError;
+
+    fn status(success: Option<&str>, error_at: Option<&str>) -> ClusterStatus {
+        let mut status = ClusterStatus::new("a".parse().unwrap(), "stg".parse().unwrap());
+        status.last_success = success.map(|s| s.parse().unwrap());
+        status.last_error = error_at.map(|at| ClusterError {
+            kind: "Timeout".into(),
+            message: "timed out".into(),
+            at: at.parse().unwrap(),
+        });
+        status
+    }
+
+    #[test]
+    fn freshness_says_how_old_and_whether_to_trust_it() {
+        let now: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
+        let minute = Duration::from_secs(60);
+        let fresh = Freshness::of(Some(&status(Some("2026-11-23T09:59:00Z"), None)), minute, now);
+        assert_eq!((fresh.age_seconds, fresh.stale), (Some(60), false));
+        let old = Freshness::of(Some(&status(Some("2026-11-23T09:56:00Z"), None)), minute, now);
+        assert!(old.stale, "four minutes at a one-minute interval");
+        let failing = Freshness::of(
+            Some(&status(Some("2026-11-23T09:59:00Z"), Some("2026-11-23T09:59:30Z"))),
+            minute,
+            now,
+        );
+        assert!(failing.last_attempt_failed && failing.stale);
+        let recovered = Freshness::of(
+            Some(&status(Some("2026-11-23T09:59:30Z"), Some("2026-11-23T09:59:00Z"))),
+            minute,
+            now,
+        );
+        assert!(!recovered.last_attempt_failed && !recovered.stale);
+        let never = Freshness::of(None, minute, now);
+        assert!(never.stale && never.age_seconds.is_none());
+        assert_eq!(fresh.clone().worst(old.clone()), old);
+        assert!(fresh.worst(never).stale);
+    }
+}

@@ -2,6 +2,8 @@
 //! history, the web page. Handlers are plain functions over the ports in
 //! `shared`; the Lambda `main` and the local server both serve [`router`].
 
+pub mod matrix;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -1,0 +1,482 @@
+//! The version matrix: services (rows) × environments (columns), built from
+//! the workloads of each column's clusters. Pure: the handler reads, this
+//! computes, so every flag is tested without a store.
+//!
+//! Row flags:
+//! - `drift`: the versions differ across columns;
+//! - `mixed`: one column runs several versions;
+//! - `digestDrift`: one tag runs with different digests (re-pushed tags);
+//! - `promotionOrderBroken`: a column runs a version that an earlier
+//!   column running the service neither runs nor, per history, ever ran;
+//! - `consistent`: none of the above;
+//! - `rolling` and `stale` describe the cells (a rollout in progress, data
+//!   from a cluster whose refresh failed or is old).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::Serialize;
+use shared::model::{ImageRef, Workload, WorkloadKind};
+use shared::view::Freshness;
+
+/// One column's input: its environment and what its clusters run.
+pub struct ColumnData {
+    pub environment: String,
+    pub clusters: Vec<ClusterData>,
+}
+
+pub struct ClusterData {
+    pub name: String,
+    pub freshness: Freshness,
+    /// The workloads the dashboard's selector chose.
+    pub workloads: Vec<Arc<Workload>>,
+}
+
+/// Which versions ran where before: `(environment, service, version)`.
+pub type History = HashSet<(String, String, String)>;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Column {
+    pub environment: String,
+    /// The worst of its clusters'.
+    pub freshness: Freshness,
+    pub clusters: Vec<ClusterFreshness>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFreshness {
+    pub cluster: String,
+    pub freshness: Freshness,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageView {
+    /// `registry/repository:tag`.
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Placement {
+    pub cluster: String,
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub name: String,
+    pub version: String,
+    pub ready: u32,
+    pub desired: u32,
+    pub rolling: bool,
+    pub changed_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cell {
+    pub versions: Vec<String>,
+    pub images: Vec<ImageView>,
+    pub placements: Vec<Placement>,
+    pub ready: u32,
+    pub desired: u32,
+    pub rolling: bool,
+    pub last_change: Timestamp,
+    pub freshness: Freshness,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flags {
+    pub consistent: bool,
+    pub drift: bool,
+    pub mixed: bool,
+    pub digest_drift: bool,
+    pub promotion_order_broken: bool,
+    pub rolling: bool,
+    pub stale: bool,
+}
+
+impl Flags {
+    /// Anything a release team should look at.
+    pub fn is_problem(&self) -> bool {
+        self.drift || self.mixed || self.digest_drift || self.promotion_order_broken || self.stale
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Row {
+    pub service: String,
+    /// One per column, `null` where the service does not run.
+    pub cells: Vec<Option<Cell>>,
+    pub flags: Flags,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub services: u32,
+    pub consistent: u32,
+    pub drift: u32,
+    pub mixed: u32,
+    pub digest_drift: u32,
+    pub promotion_order_broken: u32,
+    pub rolling: u32,
+    pub stale: u32,
+}
+
+impl Summary {
+    pub fn of(rows: &[Row]) -> Self {
+        let mut summary = Self::default();
+        for row in rows {
+            let f = row.flags;
+            summary.services += 1;
+            summary.consistent += u32::from(f.consistent);
+            summary.drift += u32::from(f.drift);
+            summary.mixed += u32::from(f.mixed);
+            summary.digest_drift += u32::from(f.digest_drift);
+            summary.promotion_order_broken += u32::from(f.promotion_order_broken);
+            summary.rolling += u32::from(f.rolling);
+            summary.stale += u32::from(f.stale);
+        }
+        summary
+    }
+}
+
+/// The columns' freshness, in column order.
+pub fn columns(data: &[ColumnData]) -> Vec<Column> {
+    data.iter()
+        .map(|column| {
+            let clusters: Vec<ClusterFreshness> = column
+                .clusters
+                .iter()
+                .map(|c| ClusterFreshness {
+                    cluster: c.name.clone(),
+                    freshness: c.freshness.clone(),
+                })
+                .collect();
+            let freshness =
+                clusters.iter().map(|c| c.freshness.clone()).reduce(Freshness::worst).unwrap_or(
+                    Freshness {
+                        last_success: None,
+                        age_seconds: None,
+                        last_attempt_failed: false,
+                        stale: true,
+                    },
+                );
+            Column { environment: column.environment.clone(), freshness, clusters }
+        })
+        .collect()
+}
+
+/// The images a workload runs: what its pods report (with the digests the
+/// kubelet resolved), else its pod template's.
+fn running_images(workload: &Workload) -> Vec<ImageView> {
+    if !workload.pods.images.is_empty() {
+        return workload
+            .pods
+            .images
+            .iter()
+            .map(|i| {
+                let parsed = ImageRef::parse(&i.image);
+                ImageView {
+                    image: parsed.name_and_tag(),
+                    digest: i.digest.clone().or(parsed.digest),
+                }
+            })
+            .collect();
+    }
+    workload
+        .images
+        .iter()
+        .map(|c| ImageView { image: c.image.name_and_tag(), digest: c.image.digest.clone() })
+        .collect()
+}
+
+fn cell(placed: &[(&ClusterData, &Workload)]) -> Option<Cell> {
+    let mut versions = BTreeSet::new();
+    let mut images = BTreeSet::new();
+    let mut placements = Vec::new();
+    let mut freshness: Option<Freshness> = None;
+    let mut clusters_seen = BTreeSet::new();
+    for (cluster, workload) in placed {
+        versions.insert(workload.version.clone());
+        images.extend(running_images(workload));
+        if clusters_seen.insert(cluster.name.as_str()) {
+            freshness = Some(match freshness {
+                None => cluster.freshness.clone(),
+                Some(f) => f.worst(cluster.freshness.clone()),
+            });
+        }
+        placements.push(Placement {
+            cluster: cluster.name.clone(),
+            namespace: workload.namespace.clone(),
+            kind: workload.kind,
+            name: workload.name.clone(),
+            version: workload.version.clone(),
+            ready: workload.replicas.ready,
+            desired: workload.replicas.desired,
+            rolling: workload.rolling,
+            changed_at: workload.changed_at,
+        });
+    }
+    let last_change = placements.iter().map(|p| p.changed_at).max()?;
+    Some(Cell {
+        versions: versions.into_iter().collect(),
+        images: images.into_iter().collect(),
+        ready: placements.iter().map(|p| p.ready).sum(),
+        desired: placements.iter().map(|p| p.desired).sum(),
+        rolling: placements.iter().any(|p| p.rolling),
+        placements,
+        last_change,
+        freshness: freshness?,
+    })
+}
+
+/// Every service of every column, sorted by name, with its flags.
+pub fn rows(data: &[ColumnData], history: &History) -> Vec<Row> {
+    // service -> column -> placements
+    let mut by_service: BTreeMap<&str, Vec<Vec<(&ClusterData, &Workload)>>> = BTreeMap::new();
+    for (i, column) in data.iter().enumerate() {
+        for cluster in &column.clusters {
+            for workload in &cluster.workloads {
+                let slots = by_service
+                    .entry(workload.service.as_str())
+                    .or_insert_with(|| vec![Vec::new(); data.len()]);
+                slots[i].push((cluster, workload.as_ref()));
+            }
+        }
+    }
+    by_service
+        .into_iter()
+        .map(|(service, slots)| {
+            let cells: Vec<Option<Cell>> = slots.iter().map(|placed| cell(placed)).collect();
+            let flags = flags(service, data, &cells, history);
+            Row { service: service.to_owned(), cells, flags }
+        })
+        .collect()
+}
+
+fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &History) -> Flags {
+    let present: Vec<(usize, &Cell)> =
+        cells.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c))).collect();
+    let mixed = present.iter().any(|(_, c)| c.versions.len() > 1);
+    let all_versions: BTreeSet<&str> =
+        present.iter().flat_map(|(_, c)| c.versions.iter().map(String::as_str)).collect();
+    let drift = all_versions.len() > 1;
+    let mut digests: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (_, c) in &present {
+        for image in &c.images {
+            if let Some(digest) = &image.digest {
+                digests.entry(image.image.as_str()).or_default().insert(digest.as_str());
+            }
+        }
+    }
+    let digest_drift = digests.values().any(|d| d.len() > 1);
+    let ran = |column: usize, cell: &Cell, version: &str| {
+        cell.versions.iter().any(|v| v == version)
+            || history.contains(&(
+                data[column].environment.clone(),
+                service.to_owned(),
+                version.to_owned(),
+            ))
+    };
+    let promotion_order_broken = present.iter().any(|(later, cell)| {
+        cell.versions.iter().any(|version| {
+            present
+                .iter()
+                .filter(|(earlier, _)| earlier < later)
+                .any(|(earlier, earlier_cell)| !ran(*earlier, earlier_cell, version))
+        })
+    });
+    Flags {
+        consistent: !(drift || mixed || digest_drift || promotion_order_broken),
+        drift,
+        mixed,
+        digest_drift,
+        promotion_order_broken,
+        rolling: present.iter().any(|(_, c)| c.rolling),
+        stale: present.iter().any(|(_, c)| c.freshness.stale),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shared::model::{
+        ContainerImage, PodSummary, Replicas, RunningImage, VersionSource, Workload,
+    };
+
+    use super::*;
+
+    fn fresh() -> Freshness {
+        Freshness {
+            last_success: None,
+            age_seconds: Some(10),
+            last_attempt_failed: false,
+            stale: false,
+        }
+    }
+
+    fn workload(cluster: &str, service: &str, version: &str, digest: &str) -> Arc<Workload> {
+        let image = ImageRef::parse(&format!("registry.example/shop/{service}:{version}"));
+        Arc::new(Workload {
+            cluster: cluster.parse().unwrap(),
+            environment: "env".parse().unwrap(),
+            namespace: "shop".into(),
+            kind: WorkloadKind::Deployment,
+            name: service.into(),
+            service: service.into(),
+            version: version.into(),
+            version_source: VersionSource::Label,
+            labels: BTreeMap::new(),
+            images: vec![ContainerImage { container: "app".into(), image }],
+            replicas: Replicas { desired: 2, ready: 2, available: 2, updated: 2 },
+            pods: PodSummary {
+                total: 2,
+                running: 2,
+                images: vec![RunningImage {
+                    container: "app".into(),
+                    image: format!("registry.example/shop/{service}:{version}"),
+                    digest: Some(format!("sha256:{digest}")),
+                }],
+                ..PodSummary::default()
+            },
+            rolling: false,
+            created_at: None,
+            changed_at: "2026-11-20T10:00:00Z".parse().unwrap(),
+        })
+    }
+
+    fn column(environment: &str, clusters: Vec<(&str, Vec<Arc<Workload>>)>) -> ColumnData {
+        ColumnData {
+            environment: environment.into(),
+            clusters: clusters
+                .into_iter()
+                .map(|(name, workloads)| ClusterData {
+                    name: name.into(),
+                    freshness: fresh(),
+                    workloads,
+                })
+                .collect(),
+        }
+    }
+
+    /// Columns of clusters of workloads.
+    type Layout<'a> = Vec<(&'a str, Vec<(&'a str, Vec<Arc<Workload>>)>)>;
+
+    /// Cart 1.2.0 and search 3.0.0 went through stg before stg moved on.
+    fn matrix(columns: Layout<'_>) -> Vec<Row> {
+        let data: Vec<ColumnData> = columns.into_iter().map(|(e, c)| column(e, c)).collect();
+        let history = History::from([
+            ("stg".into(), "cart".into(), "1.2.0".into()),
+            ("stg".into(), "search".into(), "3.0.0".into()),
+        ]);
+        rows(&data, &history)
+    }
+
+    #[test]
+    fn the_same_version_everywhere_is_consistent() {
+        let rows = matrix(vec![
+            ("stg", vec![("stg-a", vec![workload("stg-a", "checkout", "2.0.0", "aa")])]),
+            ("prod", vec![("prod-a", vec![workload("prod-a", "checkout", "2.0.0", "aa")])]),
+        ]);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].flags.consistent, "{:?}", rows[0].flags);
+        let cell = rows[0].cells[1].as_ref().unwrap();
+        assert_eq!((cell.ready, cell.desired, cell.versions.len()), (2, 2, 1));
+        assert_eq!(cell.images[0].digest.as_deref(), Some("sha256:aa"));
+    }
+
+    #[test]
+    fn each_flag_shows_for_its_case() {
+        let rows = matrix(vec![
+            (
+                "stg",
+                vec![(
+                    "stg-a",
+                    vec![
+                        workload("stg-a", "cart", "1.3.0", "c1"),
+                        workload("stg-a", "billing", "1.0.0", "b1"),
+                        workload("stg-a", "ledger", "4.9.0", "l1"),
+                        workload("stg-a", "search", "3.1.0", "s1"),
+                    ],
+                )],
+            ),
+            (
+                "prod",
+                vec![
+                    (
+                        "prod-a",
+                        vec![
+                            workload("prod-a", "cart", "1.2.0", "c0"),
+                            workload("prod-a", "billing", "1.0.0", "b2"),
+                            workload("prod-a", "ledger", "5.0.0", "l2"),
+                            workload("prod-a", "search", "3.1.0", "s1"),
+                        ],
+                    ),
+                    ("prod-b", vec![workload("prod-b", "search", "3.0.0", "s0")]),
+                ],
+            ),
+        ]);
+        let flags: BTreeMap<&str, Flags> =
+            rows.iter().map(|r| (r.service.as_str(), r.flags)).collect();
+        assert!(flags["cart"].drift && !flags["cart"].mixed && !flags["cart"].consistent);
+        assert!(
+            !flags["cart"].promotion_order_broken,
+            "prod runs the version stg ran before: behind, not out of order"
+        );
+        assert!(flags["billing"].digest_drift && !flags["billing"].drift);
+        assert!(flags["ledger"].promotion_order_broken && flags["ledger"].drift);
+        assert!(flags["search"].mixed && flags["search"].drift);
+        let summary = Summary::of(&rows);
+        assert_eq!(
+            (
+                summary.services,
+                summary.drift,
+                summary.mixed,
+                summary.digest_drift,
+                summary.promotion_order_broken,
+                summary.consistent
+            ),
+            (4, 3, 1, 1, 1, 0)
+        );
+        let search = rows.iter().find(|r| r.service == "search").unwrap();
+        let prod = search.cells[1].as_ref().unwrap();
+        assert_eq!(prod.versions, ["3.0.0", "3.1.0"]);
+        assert_eq!(prod.placements.len(), 2);
+    }
+
+    #[test]
+    fn history_of_an_earlier_column_keeps_the_promotion_order() {
+        let data = vec![
+            column("stg", vec![("stg-a", vec![workload("stg-a", "ledger", "5.1.0", "x")])]),
+            column("prod", vec![("prod-a", vec![workload("prod-a", "ledger", "5.0.0", "y")])]),
+        ];
+        let mut history = History::new();
+        assert!(rows(&data, &history)[0].flags.promotion_order_broken);
+        history.insert(("stg".into(), "ledger".into(), "5.0.0".into()));
+        assert!(!rows(&data, &history)[0].flags.promotion_order_broken, "5.0.0 ran in stg before");
+    }
+
+    #[test]
+    fn a_service_missing_from_a_column_is_an_empty_cell_and_stale_data_is_flagged() {
+        let mut data = vec![
+            column("dev", vec![("dev-a", vec![])]),
+            column("prod", vec![("prod-a", vec![workload("prod-a", "orders", "7.1.0", "o")])]),
+        ];
+        data[1].clusters[0].freshness.stale = true;
+        data[1].clusters[0].freshness.last_attempt_failed = true;
+        let rows = rows(&data, &History::new());
+        assert!(rows[0].cells[0].is_none());
+        assert!(rows[0].flags.stale && rows[0].flags.consistent);
+        assert!(rows[0].cells[1].as_ref().unwrap().freshness.last_attempt_failed);
+        let columns = columns(&data);
+        assert!(columns[1].freshness.stale && !columns[0].freshness.stale);
+    }
+}

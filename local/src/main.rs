@@ -88,9 +88,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             context: ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
             trigger,
         }))
-        .merge(dashboards::router(dashboards::Deps {
-            context: ApiContext::new(fleet.clone(), store.clone(), clock),
-        }));
+        .merge(dashboards::router(ApiContext::new(fleet.clone(), store.clone(), clock)));
     let app = shared::http::with_api_defaults(app);
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(|e| {

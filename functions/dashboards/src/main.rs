@@ -16,6 +16,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let store: Arc<dyn Store> =
         Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
     let fleet = Arc::new(FleetSource::new(store.clone(), settings.seed, settings.fleet));
-    let deps = dashboards::Deps { context: ApiContext::new(fleet, store, Arc::new(SystemClock)) };
-    lambda_http::run(shared::http::with_api_defaults(dashboards::router(deps))).await
+    let context = ApiContext::new(fleet, store, Arc::new(SystemClock));
+    lambda_http::run(shared::http::with_api_defaults(dashboards::router(context))).await
 }

@@ -193,7 +193,7 @@ impl ApiBed {
                 context: context(),
                 trigger: trigger.clone(),
             }))
-            .merge(dashboards::router(dashboards::Deps { context: context() }));
+            .merge(dashboards::router(context()));
         let app = shared::http::with_api_defaults(app);
         let user = |local: &str, role: Role, teams: &[&str]| {
             let store = dyn_store.clone();

@@ -105,7 +105,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     );
     println!("  store: {store_label}");
     println!(
-        "  health: http://{address}/health   (sign-in, inventory and dashboards arrive with their functions)"
+        "  routes: /health, /auth/* (sign-in; codes are logged as sent and kept in memory), /environments, /clusters"
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     snapshots.abort();

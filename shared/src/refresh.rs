@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::model::SnapshotRequest;
-use crate::store::{BoxError, Condition, Item, ItemGet, ItemKey, ItemPut, StoreError};
+use crate::store::{BoxError, Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, StoreError};
 
 /// At most one refresh per cluster in this window.
 pub const REFRESH_WINDOW: Duration = Duration::from_secs(30);
@@ -80,6 +80,11 @@ impl SnapshotTrigger for LambdaTrigger {
             .await?;
         Ok(())
     }
+}
+
+/// Frees the cluster's refresh window (the snapshot could not be started).
+pub async fn release<S: ItemDelete + ?Sized>(store: &S, cluster: &str) -> Result<(), StoreError> {
+    store.delete(&key(cluster), Condition::Always).await
 }
 
 #[cfg(test)]

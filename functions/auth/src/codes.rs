@@ -146,17 +146,8 @@ mod tests {
     async fn a_right_code_works_once() {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
-        assert!(
-            redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
-                .await
-                .unwrap(),
-            "reused"
-        );
+        assert!(try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await);
+        assert!(!try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await, "reused");
     }
 
     #[tokio::test]
@@ -164,11 +155,7 @@ mod tests {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         clock.advance(VALID_FOR + Duration::from_secs(1));
-        assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
-                .await
-                .unwrap()
-        );
+        assert!(!try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await);
     }
 
     #[tokio::test]
@@ -176,16 +163,10 @@ mod tests {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
         for _ in 0..MAX_TRIES {
-            assert!(
-                !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("000000"))
-                    .await
-                    .unwrap()
-            );
+            assert!(!try_code(&store, &hasher, &email, Purpose::VerifyEmail, "000000").await);
         }
         assert!(
-            !redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("123456"))
-                .await
-                .unwrap(),
+            !try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await,
             "sixth try"
         );
     }
@@ -194,11 +175,17 @@ mod tests {
     async fn a_code_is_for_one_purpose() {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
-        assert!(
-            !redeem(&store, &hasher, &email, Purpose::ResetPassword, "", &secret("123456"))
-                .await
-                .unwrap()
-        );
+        assert!(!try_code(&store, &hasher, &email, Purpose::ResetPassword, "123456").await);
+    }
+
+    async fn try_code(
+        s: &MemoryStore,
+        hasher: &CodeHasher,
+        email: &Email,
+        purpose: Purpose,
+        code: &str,
+    ) -> bool {
+        redeem(s, hasher, email, purpose, "", &secret(code)).await.unwrap()
     }
 
     async fn store_code(

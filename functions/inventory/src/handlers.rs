@@ -19,7 +19,7 @@ use shared::labels::LabelSelector;
 use shared::model::{Counts, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
 use shared::refresh;
-use shared::store::{Cursor, ItemKey, Query, SortKeyRange, Stored, WriteOp};
+use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
 use shared::view::{read_status, visible};
 
 use crate::Deps;
@@ -464,13 +464,7 @@ async fn refresh(
                     SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
                 if let Err(err) = deps.trigger.start(request).await {
                     // Free the window again: nothing was started.
-                    let _ = deps
-                        .store
-                        .delete(
-                            &ItemKey::new(format!("REFRESH#{cluster}"), "REFRESH"),
-                            shared::store::Condition::Always,
-                        )
-                        .await;
+                    let _ = refresh::release(deps.store.as_ref(), &cluster).await;
                     return Err(ApiError::Unavailable(err));
                 }
                 started.push(cluster);

@@ -89,7 +89,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             trigger,
         }))
         .merge(dashboards::router(ApiContext::new(fleet.clone(), store.clone(), clock)));
-    let app = shared::http::with_api_defaults(app);
+    let app = shared::http::with_api_defaults(app, store.clone());
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await.map_err(|e| {
         format!("cannot listen on 127.0.0.1:{}: {e} (pick another with --port, or --port 0 for any free one)", args.port)

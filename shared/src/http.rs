@@ -220,10 +220,41 @@ pub async fn route_not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
+#[derive(Debug, Serialize)]
+struct Probe {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Readiness reads this key: any answer, item or none, proves the table
+/// is reachable with the function's permissions.
+fn probe_key() -> crate::store::ItemKey {
+    crate::store::ItemKey::new("PROBE", "READY")
+}
+
 /// What every API router gets once, after the function's (or the local
-/// server's merged) routes: the JSON 404 and the body size limit.
-pub fn with_api_defaults(router: axum::Router) -> axum::Router {
-    router.fallback(route_not_found).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+/// server's merged) routes: `GET /health` (liveness: no dependency is
+/// touched), `GET /ready` (the table answers), the JSON 404 and the body
+/// size limit.
+pub fn with_api_defaults(
+    router: axum::Router,
+    store: std::sync::Arc<dyn crate::store::ItemGet>,
+) -> axum::Router {
+    let version = env!("CARGO_PKG_VERSION");
+    router
+        .route(
+            "/health",
+            axum::routing::get(move || async move { Json(Probe { status: "ok", version }) }),
+        )
+        .route(
+            "/ready",
+            axum::routing::get(move || async move {
+                store.get(&probe_key()).await.map_err(ApiError::from)?;
+                Ok::<_, ApiError>(Json(Probe { status: "ready", version }))
+            }),
+        )
+        .fallback(route_not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 #[cfg(test)]

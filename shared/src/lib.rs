@@ -13,7 +13,9 @@ pub mod labels;
 pub mod mail;
 pub mod model;
 pub mod paging;
+pub mod params;
 pub mod pem;
+pub mod reader;
 pub mod refresh;
 pub mod settings;
 #[cfg(feature = "snapshot")]

@@ -318,6 +318,25 @@ pub struct HistoryEvent {
     pub from_images: Vec<String>,
     #[serde(default)]
     pub to_images: Vec<String>,
+    /// When the version this event replaced or removed was deployed: what a
+    /// matrix rebuilt for a time before this event shows as its last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_changed_at: Option<Timestamp>,
+    /// The workload's labels (before a removal, after any other change), so
+    /// that a dashboard rebuilt for a past time selects it like the live one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The first time a cluster ran a version of a service. Kept as long as
+/// history, and renewed while the version runs, so that promotion order
+/// ("did staging ever run this?") needs no history read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionSeen {
+    pub service: String,
+    pub version: String,
+    pub first_seen: Timestamp,
 }
 
 /// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
@@ -351,6 +370,9 @@ pub mod keys {
 
     pub const STATUS_SK: &str = "STATUS";
     pub const WORKLOAD_PREFIX: &str = "WL#";
+    /// [`super::VersionSeen`] items, in the cluster's partition so that the
+    /// one query that reads its workloads reads them too.
+    pub const SEEN_PREFIX: &str = "SEEN#";
 
     /// A cluster's workloads and its status item.
     pub fn cluster_pk(cluster: &str) -> String {
@@ -359,6 +381,10 @@ pub mod keys {
 
     pub fn workload_sk(namespace: &str, kind: WorkloadKind, name: &str) -> String {
         format!("{WORKLOAD_PREFIX}{namespace}#{kind}#{name}")
+    }
+
+    pub fn seen_sk(service: &str, version: &str) -> String {
+        format!("{SEEN_PREFIX}{service}#{version}")
     }
 
     /// A cluster's pods, sorted by namespace then name.

@@ -2,10 +2,25 @@
 //! function reads only the variables it needs, through these helpers, so a
 //! missing or malformed variable fails the cold start with its name.
 
-use crate::config::{ConfigError, FleetConfig};
+use std::time::Duration;
+
+use crate::config::{ConfigError, FleetConfig, parse_duration};
 
 /// The DynamoDB table every function shares.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";
+/// How long history is kept (`90d`, `30d`, …): the snapshot writes with
+/// it, the dashboards refuse to rebuild further back.
+pub const HISTORY_TTL_VAR: &str = "HISTORY_TTL";
+pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(90 * 86_400);
+
+/// [`HISTORY_TTL_VAR`], or the default.
+pub fn history_ttl(vars: Lookup<'_>) -> Result<Duration, ConfigError> {
+    match vars(HISTORY_TTL_VAR) {
+        None => Ok(DEFAULT_HISTORY_TTL),
+        Some(text) => parse_duration(&text)
+            .map_err(|message| ConfigError::BadVar { name: HISTORY_TTL_VAR, message }),
+    }
+}
 
 /// Where settings come from: the process environment in production, a map
 /// in tests (changing the real environment is `unsafe` and racy).

@@ -14,6 +14,7 @@ use crate::config::{Cluster, Environment, FleetConfig};
 use crate::fleet::{FleetError, FleetSource};
 use crate::http::ApiError;
 use crate::model::{ClusterStatus, keys};
+use crate::reader::SnapshotReader;
 use crate::store::{ItemGet, ItemKey, Store, StoreError};
 
 /// Data older than this many refresh intervals is stale.
@@ -24,6 +25,10 @@ pub struct ApiContext {
     pub fleet: Arc<FleetSource>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// Cluster data cached across requests for as long as it is current.
+    pub snapshots: SnapshotReader,
+    /// How far back history goes (the snapshot function's `HISTORY_TTL`).
+    pub history_retention: Duration,
     authenticator: Authenticator,
 }
 
@@ -43,7 +48,19 @@ impl ApiContext {
     pub fn new(fleet: Arc<FleetSource>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let authenticator =
             Authenticator::new(store.clone(), clock.clone(), SessionLifetimes::default());
-        Self { fleet, store, clock, authenticator }
+        Self {
+            fleet,
+            store,
+            clock,
+            snapshots: SnapshotReader::new(),
+            history_retention: crate::settings::DEFAULT_HISTORY_TTL,
+            authenticator,
+        }
+    }
+
+    pub fn with_history_retention(mut self, retention: Duration) -> Self {
+        self.history_retention = retention;
+        self
     }
 
     pub async fn fleet(&self) -> Result<Arc<FleetConfig>, ApiError> {

@@ -2,18 +2,51 @@
 //! history, the web page. Handlers are plain functions over the ports in
 //! `shared`; the Lambda `main` and the local server both serve [`router`].
 
+pub mod compare;
+pub mod csv;
+pub mod handlers;
+pub mod history;
+pub mod load;
 pub mod matrix;
+pub mod timeline;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::routing::get;
+use shared::config::ConfigError;
+use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
 use shared::view::ApiContext;
 
 /// What this function reads from its environment, once, at cold start:
-/// dashboards are part of the fleet configuration.
-pub type Settings = shared::settings::FleetSettings;
+/// dashboards are part of the fleet configuration, and history goes back
+/// as far as the snapshot function keeps it.
+#[derive(Debug)]
+pub struct Settings {
+    pub fleet: FleetSettings,
+    pub history_retention: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self { fleet: FleetSettings::from_vars(vars)?, history_retention: history_ttl(vars)? })
+    }
+}
 
 /// The handlers need only the read-side context every API function shares.
 pub fn router(context: ApiContext) -> Router {
-    Router::new().with_state(Arc::new(context))
+    use handlers::*;
+    Router::new()
+        .route("/dashboards", get(list_dashboards))
+        .route("/dashboards/{name}", get(get_dashboard))
+        .route("/dashboards/{name}/compare", get(compare))
+        .route("/dashboards/{name}/diff", get(diff))
+        .route("/dashboards/{name}/services/{service}", get(get_service))
+        .route("/history", get(list_history))
+        .with_state(Arc::new(context))
 }

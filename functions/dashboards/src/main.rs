@@ -14,8 +14,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = dashboards::Settings::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let store: Arc<dyn Store> =
-        Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
-    let fleet = Arc::new(FleetSource::new(store.clone(), settings.seed, settings.fleet));
-    let context = ApiContext::new(fleet, store, Arc::new(SystemClock));
-    lambda_http::run(shared::http::with_api_defaults(dashboards::router(context))).await
+        Arc::new(DynamoStore::from_sdk_config(&aws, settings.fleet.store.table_name));
+    let fleet =
+        Arc::new(FleetSource::new(store.clone(), settings.fleet.seed, settings.fleet.fleet));
+    let context = ApiContext::new(fleet, store.clone(), Arc::new(SystemClock))
+        .with_history_retention(settings.history_retention);
+    lambda_http::run(shared::http::with_api_defaults(dashboards::router(context), store)).await
 }

@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::{Admin, Authenticated};
 use shared::config::Environment;
-use shared::domain::Namespace;
 use shared::fleet::{put_environment as put_env_doc, remove_environment};
 use shared::http::{ApiError, ApiJson, ApiQuery};
 use shared::labels::LabelSelector;
 use shared::model::{Counts, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
+use shared::params;
 use shared::refresh;
 use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
 use shared::view::{read_status, visible};
@@ -26,23 +26,6 @@ use crate::Deps;
 use crate::views::{ClusterView, EnvironmentView};
 
 type AppState = State<Arc<Deps>>;
-
-#[derive(Debug, serde::Serialize)]
-pub struct Health {
-    status: &'static str,
-    version: &'static str,
-}
-
-/// Liveness: answers without touching any dependency.
-pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
-}
-
-/// Readiness: the table answers and the configuration in it validates.
-pub async fn ready(State(deps): AppState) -> Result<Json<Health>, ApiError> {
-    deps.fleet().await?;
-    Ok(Json(Health { status: "ready", version: env!("CARGO_PKG_VERSION") }))
-}
 
 async fn cluster_views(
     deps: &Deps,
@@ -196,15 +179,6 @@ pub async fn get_cluster(
     Ok(Json(ClusterView::new(located.environment(), located.cluster(), status, deps.now())))
 }
 
-fn namespace_param(namespace: Option<String>) -> Result<Option<Namespace>, ApiError> {
-    namespace
-        .filter(|n| !n.is_empty())
-        .map(|n| {
-            n.parse::<Namespace>().map_err(|e| ApiError::invalid_parameter("namespace", e.rule))
-        })
-        .transpose()
-}
-
 /// Reads a partition's items in order from the request's cursor, keeping
 /// those `keep` accepts, until a page is full: filters never shorten a page
 /// (unless the list ends), and the next cursor points after the last item
@@ -271,15 +245,6 @@ fn kind_param(kind: Option<String>) -> Result<Option<WorkloadKind>, ApiError> {
         })
 }
 
-fn search_param(q: Option<String>) -> Result<Option<String>, ApiError> {
-    match q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()) {
-        Some(q) if q.chars().count() > 200 => {
-            Err(ApiError::invalid_parameter("q", "at most 200 characters"))
-        }
-        other => Ok(other),
-    }
-}
-
 /// Whether the workload's name, service, version or an image contains `q`.
 fn workload_matches(workload: &Workload, q: &str) -> bool {
     workload.name.to_lowercase().contains(q)
@@ -294,14 +259,14 @@ pub async fn list_workloads(
     Path(cluster): Path<String>,
     ApiQuery(query): ApiQuery<WorkloadsQuery>,
 ) -> Result<Json<Paged<Workload>>, ApiError> {
-    let namespace = namespace_param(query.namespace)?;
+    let namespace = params::namespace(query.namespace)?;
     let kind = kind_param(query.kind)?;
     let label = query
         .label
         .filter(|l| !l.is_empty())
         .map(|l| LabelSelector::parse(&l).map_err(|e| ApiError::invalid_parameter("label", e.rule)))
         .transpose()?;
-    let q = search_param(query.q)?;
+    let q = params::search(query.q)?;
     let paging = Paging::new(query.limit, query.cursor)?;
     deps.cluster(&principal, &cluster).await?;
     let prefix = match &namespace {
@@ -342,7 +307,7 @@ pub async fn list_pods(
     Path(cluster): Path<String>,
     ApiQuery(query): ApiQuery<PodsQuery>,
 ) -> Result<Json<Paged<PodRecord>>, ApiError> {
-    let namespace = namespace_param(query.namespace)?;
+    let namespace = params::namespace(query.namespace)?;
     let phase = match query.phase.filter(|p| !p.is_empty()) {
         None => None,
         Some(p) => Some(
@@ -382,7 +347,7 @@ pub async fn cluster_stats(
     Path(cluster): Path<String>,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let namespace = namespace_param(query.namespace)?;
+    let namespace = params::namespace(query.namespace)?;
     deps.cluster(&principal, &cluster).await?;
     let counts = match &namespace {
         None => read_status(deps.store.as_ref(), &cluster)
@@ -517,8 +482,14 @@ pub async fn clear_cache(
                     .store
                     .query(Query::partition(pk.clone()).limit(1000).after(cursor))
                     .await?;
-                let ops: Vec<WriteOp> =
-                    page.items.into_iter().map(|s| WriteOp::Delete(s.item.key)).collect();
+                // Which versions ran here is history, not snapshot data:
+                // promotion order still needs it after a clear.
+                let ops: Vec<WriteOp> = page
+                    .items
+                    .into_iter()
+                    .filter(|s| !s.item.key.sk.starts_with(keys::SEEN_PREFIX))
+                    .map(|s| WriteOp::Delete(s.item.key))
+                    .collect();
                 deleted += ops.len();
                 deps.store.batch_write(ops).await?;
                 match page.next {

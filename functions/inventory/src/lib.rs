@@ -63,8 +63,6 @@ impl HasAuthenticator for Deps {
 pub fn router(deps: Deps) -> Router {
     use handlers::*;
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
         .route("/environments", get(list_environments))
         .route(
             "/environments/{env}",

@@ -19,11 +19,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let fleet =
         Arc::new(FleetSource::new(store.clone(), settings.fleet.seed, settings.fleet.fleet));
     let deps = inventory::Deps {
-        context: ApiContext::new(fleet, store, Arc::new(SystemClock)),
+        context: ApiContext::new(fleet, store.clone(), Arc::new(SystemClock)),
         trigger: Arc::new(LambdaTrigger::new(
             aws_sdk_lambda::Client::new(&aws),
             settings.snapshot_function,
         )),
     };
-    lambda_http::run(shared::http::with_api_defaults(inventory::router(deps))).await
+    lambda_http::run(shared::http::with_api_defaults(inventory::router(deps), store)).await
 }

@@ -5,14 +5,10 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, parse_duration};
+use shared::config::ConfigError;
 use shared::fleet::{FleetError, FleetSource};
-use shared::settings::{FleetSettings, Lookup, process_env};
-use shared::snapshot::persist::DEFAULT_HISTORY_TTL;
+use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
 use shared::snapshot::{SnapshotError, SnapshotReport, SnapshotRequest, Snapshotter};
-
-/// How long history events are kept (`90d`, `30d`, …).
-pub const HISTORY_TTL_VAR: &str = "HISTORY_TTL";
 
 /// What this function reads from its environment, once, at cold start.
 #[derive(Debug)]
@@ -27,12 +23,7 @@ impl Settings {
     }
 
     pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
-        let history_ttl = match vars(HISTORY_TTL_VAR) {
-            None => DEFAULT_HISTORY_TTL,
-            Some(text) => parse_duration(&text)
-                .map_err(|message| ConfigError::BadVar { name: HISTORY_TTL_VAR, message })?,
-        };
-        Ok(Self { fleet: FleetSettings::from_vars(vars)?, history_ttl })
+        Ok(Self { fleet: FleetSettings::from_vars(vars)?, history_ttl: history_ttl(vars)? })
     }
 }
 
@@ -129,7 +120,10 @@ mod tests {
                 _ => None,
             }
         };
-        assert_eq!(Settings::from_vars(&vars(None)).unwrap().history_ttl, DEFAULT_HISTORY_TTL);
+        assert_eq!(
+            Settings::from_vars(&vars(None)).unwrap().history_ttl,
+            shared::settings::DEFAULT_HISTORY_TTL
+        );
         assert_eq!(
             Settings::from_vars(&vars(Some("30d"))).unwrap().history_ttl,
             Duration::from_secs(30 * 86_400)

@@ -98,7 +98,7 @@ impl Default for SnapshotOptions {
             list: ListPolicy::default(),
             cluster_timeout: Duration::from_secs(60),
             lease_for: Duration::from_secs(300),
-            history_ttl: persist::DEFAULT_HISTORY_TTL,
+            history_ttl: crate::settings::DEFAULT_HISTORY_TTL,
         }
     }
 }

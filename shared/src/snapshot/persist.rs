@@ -13,12 +13,11 @@ use serde_json::Value;
 use super::collect::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, Workload, keys,
+    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, VersionSeen,
+    Workload, keys,
 };
 use crate::store::{Condition, Item, ItemKey, Query, SortKeyRange, Store, StoreError, WriteOp};
 
-/// How long history events are kept.
-pub const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(90 * 86_400);
 /// Status items of clusters no longer refreshed age out after this.
 const STATUS_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// The fingerprint field added to stored bodies.
@@ -35,6 +34,8 @@ pub struct WriteStats {
     pub ttl_renewed: u32,
     pub deleted: u32,
     pub history_events: u32,
+    /// Versions this cluster ran for the first time (or whose record was renewed).
+    pub versions_recorded: u32,
     /// Every item put or deleted, status included.
     pub item_writes: u32,
 }
@@ -231,6 +232,7 @@ struct PreviousWorkload {
     name: String,
     version: String,
     images: Vec<String>,
+    labels: std::collections::BTreeMap<String, String>,
     changed_at: Timestamp,
 }
 
@@ -264,6 +266,7 @@ async fn previous(
                         kind: w.kind,
                         name: w.name,
                         version: w.version,
+                        labels: w.labels,
                         changed_at: w.changed_at,
                     })),
                     // A body this code cannot read is rewritten, not trusted.
@@ -276,6 +279,36 @@ async fn previous(
                 stored.item.key.sk,
                 Previous { fingerprint, expires_at: stored.item.expires_at, workload },
             );
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(found),
+        }
+    }
+}
+
+/// The versions this cluster has run: sort key → when the record expires
+/// and when the version was first seen.
+async fn previous_seen(
+    store: &dyn Store,
+    pk: String,
+) -> Result<HashMap<String, (Option<Timestamp>, Timestamp)>, StoreError> {
+    let mut found = HashMap::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(
+                Query::partition(pk.clone())
+                    .range(SortKeyRange::Prefix(keys::SEEN_PREFIX.into()))
+                    .limit(1000)
+                    .after(cursor),
+            )
+            .await?;
+        for stored in page.items {
+            // An unreadable record is rewritten as first seen now.
+            if let Ok(seen) = serde_json::from_value::<VersionSeen>(stored.item.body) {
+                found.insert(stored.item.key.sk, (stored.item.expires_at, seen.first_seen));
+            }
         }
         match page.next {
             Some(next) => cursor = Some(next),
@@ -321,9 +354,12 @@ pub struct SnapshotWriter<'a> {
     pods_pk: String,
     previous_workloads: HashMap<String, Previous>,
     previous_pods: HashMap<String, Previous>,
+    previous_seen: HashMap<String, (Option<Timestamp>, Timestamp)>,
+    history_ttl: Duration,
     /// Keys handled in this run: a list that starts over over yields them again.
     seen_workloads: HashSet<String>,
     seen_pods: HashSet<String>,
+    seen_versions: HashSet<String>,
     stats: WriteStats,
     counts: Counts,
 }
@@ -346,6 +382,8 @@ impl<'a> SnapshotWriter<'a> {
         let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, false)
             .await
             .map_err(store_failure)?;
+        let previous_seen =
+            previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
         Ok(Self {
             lease,
             now,
@@ -357,8 +395,11 @@ impl<'a> SnapshotWriter<'a> {
             pods_pk,
             previous_workloads,
             previous_pods,
+            previous_seen,
+            history_ttl,
             seen_workloads: HashSet::new(),
             seen_pods: HashSet::new(),
+            seen_versions: HashSet::new(),
             stats: WriteStats::default(),
             counts: Counts::default(),
         })
@@ -438,6 +479,9 @@ impl<'a> SnapshotWriter<'a> {
                 .expiring_at(self.expires_at);
             self.batch.push(WriteOp::Put(item)).await?;
         }
+        if workload.version_source != crate::model::VersionSource::None {
+            self.version_seen(&workload.service, &workload.version).await?;
+        }
         if let Some(change) = change {
             let event = HistoryEvent {
                 at: self.now,
@@ -452,10 +496,36 @@ impl<'a> SnapshotWriter<'a> {
                 to_version: Some(workload.version),
                 from_images: prev_workload.map(|p| p.images.clone()).unwrap_or_default(),
                 to_images: images,
+                from_changed_at: prev_workload.map(|p| p.changed_at),
+                labels: workload.labels,
             };
             self.history(event).await?;
         }
         Ok(())
+    }
+
+    /// Records that this cluster runs `version` of `service`: once, then
+    /// again only when the record's TTL is half spent.
+    async fn version_seen(&mut self, service: &str, version: &str) -> Result<(), CollectError> {
+        let sk = keys::seen_sk(service, version);
+        if !self.seen_versions.insert(sk.clone()) {
+            return Ok(());
+        }
+        let first_seen = match self.previous_seen.get(&sk) {
+            None => self.now,
+            Some(&(expires_at, first_seen)) => {
+                if !needs_renewal(expires_at, self.now, self.history_ttl) {
+                    return Ok(());
+                }
+                first_seen
+            }
+        };
+        let seen =
+            VersionSeen { service: service.to_owned(), version: version.to_owned(), first_seen };
+        let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), to_body(&seen)?)
+            .expiring_at(self.history_expires);
+        self.stats.versions_recorded += 1;
+        self.batch.push(WriteOp::Put(item)).await
     }
 
     /// One copy per service and one per environment, for the two ways
@@ -506,6 +576,8 @@ impl<'a> SnapshotWriter<'a> {
                     to_version: None,
                     from_images: p.images,
                     to_images: Vec::new(),
+                    from_changed_at: Some(p.changed_at),
+                    labels: p.labels,
                 };
                 self.history(event).await?;
             }

@@ -51,15 +51,16 @@ fn summary(name: &str, samples: &mut [Duration]) -> f64 {
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let accounts = numeric_arg("--accounts", 60)?;
     let mailer = Arc::new(MemoryMailer::default());
+    let store = Arc::new(MemoryStore::new(Arc::new(SystemClock)));
     let deps = Deps {
-        store: Arc::new(MemoryStore::new(Arc::new(SystemClock))),
+        store: store.clone(),
         mailer: mailer.clone(),
         clock: Arc::new(SystemClock),
         hasher: Hasher::new()?,
         codes: CodeHasher::ephemeral()?,
         policy: Policy { failure_delay: Duration::ZERO, ..Policy::default() },
     };
-    let app = shared::http::with_api_defaults(auth::router(deps));
+    let app = shared::http::with_api_defaults(auth::router(deps), store);
 
     let addresses: Vec<String> = (0..accounts).map(|i| format!("user{i}@example.com")).collect();
     for address in &addresses {

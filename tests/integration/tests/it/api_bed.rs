@@ -194,7 +194,7 @@ impl ApiBed {
                 trigger: trigger.clone(),
             }))
             .merge(dashboards::router(context()));
-        let app = shared::http::with_api_defaults(app);
+        let app = shared::http::with_api_defaults(app, dyn_store.clone());
         let user = |local: &str, role: Role, teams: &[&str]| {
             let store = dyn_store.clone();
             let clock = clock.clone();

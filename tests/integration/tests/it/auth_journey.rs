@@ -71,8 +71,9 @@ async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
     };
     configure(&mut policy);
     let hasher = Hasher::new().unwrap();
+    let store = Arc::new(fresh_table(clock.clone()).await);
     let deps = Deps {
-        store: Arc::new(fresh_table(clock.clone()).await),
+        store: store.clone(),
         mailer: Arc::new(SesMailer::new(ses, sender)),
         clock: clock.clone(),
         hasher: hasher.clone(),
@@ -80,7 +81,7 @@ async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
         policy,
     };
     Bed {
-        app: shared::http::with_api_defaults(auth::router(deps)),
+        app: shared::http::with_api_defaults(auth::router(deps), store),
         clock,
         hasher,
         admin,

@@ -1,0 +1,587 @@
+//! The dashboards routes. Every route is scoped to the environments the
+//! caller's teams may see: hidden environments are not columns, and a
+//! dashboard, service or event outside them is a 404 or absent.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use shared::auth::Authenticated;
+use shared::domain::Namespace;
+use shared::http::{ApiError, ApiQuery};
+use shared::model::{HistoryEvent, Workload};
+use shared::paging::{Paged, Paging, page};
+use shared::params::{self, Format};
+use shared::reader::ClusterRead;
+use shared::view::ApiContext;
+
+use crate::compare::{CompareSummary, Difference, Standing, compare as compare_columns};
+use crate::csv::Csv;
+use crate::history::{self, Filter};
+use crate::load::{self, Visible};
+use crate::matrix::{self, Column, ColumnData, Flags, Row, Summary};
+use crate::timeline::{ClusterState, ColumnTimeline};
+
+type AppState = State<Arc<ApiContext>>;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardView {
+    name: String,
+    title: String,
+    /// The columns the caller may see, in promotion order.
+    columns: Vec<String>,
+}
+
+fn view(visible: &Visible<'_>) -> DashboardView {
+    DashboardView {
+        name: visible.dashboard.name.as_str().to_owned(),
+        title: visible.dashboard.title.clone(),
+        columns: visible.columns.iter().map(|e| e.name.as_str().to_owned()).collect(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub async fn list_dashboards(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<DashboardView>>, ApiError> {
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let mut views: Vec<DashboardView> = fleet
+        .dashboards
+        .iter()
+        .map(|d| load::visible(&fleet, &principal, d))
+        .filter(|v| !v.columns.is_empty())
+        .map(|v| view(&v))
+        .collect();
+    views.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(page(views, |v| v.name.clone(), &paging)?))
+}
+
+/// Which rows a matrix holds.
+struct RowFilter {
+    namespace: Option<Namespace>,
+    q: Option<String>,
+}
+
+impl RowFilter {
+    fn new(namespace: Option<String>, q: Option<String>) -> Result<Self, ApiError> {
+        Ok(Self { namespace: params::namespace(namespace)?, q: params::search(q)? })
+    }
+
+    fn keeps(&self, visible: &Visible<'_>, workload: &Workload) -> bool {
+        visible.dashboard.selector.matches(&workload.labels)
+            && self.namespace.as_ref().is_none_or(|n| workload.namespace == n.as_str())
+    }
+
+    fn keeps_row(&self, row: &Row) -> bool {
+        self.q.as_deref().is_none_or(|q| row.service.to_lowercase().contains(q))
+    }
+}
+
+/// A matrix's rows for now, or for each of `times` (newest first) rebuilt
+/// from history.
+async fn matrices(
+    context: &ApiContext,
+    visible: &Visible<'_>,
+    filter: &RowFilter,
+    times: &[(Timestamp, &str)],
+) -> Result<(Vec<Column>, Vec<Vec<Row>>), ApiError> {
+    let reads = load::read(context, visible).await?;
+    let keep = |w: &Arc<Workload>| filter.keeps(visible, w);
+    let rows_of = |data: &[ColumnData], until: Timestamp| -> Vec<Row> {
+        let history = load::history(visible, &reads, until);
+        matrix::rows(data, &history).into_iter().filter(|r| filter.keeps_row(r)).collect()
+    };
+    if times.is_empty() {
+        let data = load::columns(context, visible, &reads, |c, k| {
+            reads[c][k].data.workloads.iter().filter(|w| keep(w)).cloned().collect()
+        });
+        let rows = rows_of(&data, context.now());
+        return Ok((matrix::columns(&data), vec![rows]));
+    }
+    let mut timelines = rewindable(context, visible, &reads, times).await?;
+    let mut results = Vec::with_capacity(times.len());
+    let mut columns = Vec::new();
+    for (at, _) in times {
+        for timeline in &mut timelines {
+            timeline.rewind_to(*at);
+        }
+        let data = load::columns(context, visible, &reads, |c, k| {
+            timelines[c]
+                .cluster(k)
+                .map(|s| s.workloads().filter(|w| keep(w)).cloned().collect())
+                .unwrap_or_default()
+        });
+        columns = matrix::columns(&data);
+        results.push(rows_of(&data, *at));
+    }
+    Ok((columns, results))
+}
+
+/// Each column's current state and its events since the earliest time.
+async fn rewindable(
+    context: &ApiContext,
+    visible: &Visible<'_>,
+    reads: &[Vec<ClusterRead>],
+    times: &[(Timestamp, &str)],
+) -> Result<Vec<ColumnTimeline>, ApiError> {
+    let oldest = times.iter().min_by_key(|(at, _)| *at).copied().unwrap_or((context.now(), "at"));
+    check_retained(context, oldest)?;
+    let mut timelines = Vec::with_capacity(visible.columns.len());
+    for (environment, clusters) in visible.columns.iter().zip(reads) {
+        let events =
+            history::since(context.store.as_ref(), environment.name.as_str(), oldest.0, oldest.1)
+                .await?;
+        let states = environment
+            .clusters
+            .iter()
+            .zip(clusters)
+            .map(|(cluster, read)| {
+                (cluster.name.as_str().to_owned(), ClusterState::now(&read.data.workloads))
+            })
+            .collect();
+        timelines.push(ColumnTimeline::new(states, events));
+    }
+    Ok(timelines)
+}
+
+/// A past time must be within the history kept, and not in the future.
+fn check_retained(context: &ApiContext, (at, name): (Timestamp, &str)) -> Result<(), ApiError> {
+    let now = context.now();
+    if at > now {
+        return Err(ApiError::invalid_parameter(name, "is in the future"));
+    }
+    let retention = jiff::SignedDuration::try_from(context.history_retention)
+        .unwrap_or(jiff::SignedDuration::MAX);
+    if now.duration_since(at) > retention {
+        let days = context.history_retention.as_secs() / 86_400;
+        return Err(ApiError::invalid_parameter(
+            name,
+            format!("is older than the history kept ({days} days)"),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixQuery {
+    namespace: Option<String>,
+    q: Option<String>,
+    problems: Option<String>,
+    flag: Option<String>,
+    at: Option<String>,
+    format: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+const FLAG_NAMES: [&str; 7] =
+    ["consistent", "drift", "mixed", "digestDrift", "promotionOrderBroken", "rolling", "stale"];
+
+fn flag_set(flags: &Flags, name: &str) -> bool {
+    match name {
+        "consistent" => flags.consistent,
+        "drift" => flags.drift,
+        "mixed" => flags.mixed,
+        "digestDrift" => flags.digest_drift,
+        "promotionOrderBroken" => flags.promotion_order_broken,
+        "rolling" => flags.rolling,
+        "stale" => flags.stale,
+        _ => false,
+    }
+}
+
+fn flag_list(flags: &Flags) -> String {
+    FLAG_NAMES.iter().filter(|n| flag_set(flags, n)).copied().collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatrixPage {
+    dashboard: DashboardView,
+    /// The time this matrix was rebuilt for; absent for the current one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<Timestamp>,
+    columns: Vec<Column>,
+    /// Counts over every row the filters other than `problems` and `flag` keep.
+    summary: Summary,
+    items: Vec<Row>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+fn versions_text(cell: Option<&matrix::Cell>) -> String {
+    cell.map(|c| c.versions.join(" ")).unwrap_or_default()
+}
+
+pub async fn get_dashboard(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<MatrixQuery>,
+) -> Result<Response, ApiError> {
+    let filter = RowFilter::new(query.namespace, query.q)?;
+    let problems = params::flag("problems", query.problems)?;
+    let flag = match query.flag.filter(|f| !f.is_empty()) {
+        Some(f) if FLAG_NAMES.contains(&f.as_str()) => Some(f),
+        Some(_) => {
+            return Err(ApiError::invalid_parameter(
+                "flag",
+                format!("must be one of {}", FLAG_NAMES.join(", ")),
+            ));
+        }
+        None => None,
+    };
+    let at = params::time("at", query.at)?;
+    let format = Format::negotiate(query.format, &headers)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let visible = load::dashboard(&fleet, &principal, &name)?;
+    let times: Vec<(Timestamp, &str)> = at.map(|at| (at, "at")).into_iter().collect();
+    let (columns, mut matrices) = matrices(&context, &visible, &filter, &times).await?;
+    let rows = matrices.pop().unwrap_or_default();
+    let summary = Summary::of(&rows);
+    let selected = rows.into_iter().filter(|r| {
+        (!problems || r.flags.is_problem()) && flag.as_deref().is_none_or(|f| flag_set(&r.flags, f))
+    });
+    if format == Format::Csv {
+        let mut header = vec!["service"];
+        header.extend(visible.columns.iter().map(|e| e.name.as_str()));
+        header.push("flags");
+        let mut csv = Csv::new(format!("{name}.csv"), &header);
+        for row in selected {
+            let mut cells: Vec<String> = vec![row.service.clone()];
+            cells.extend(row.cells.iter().map(|c| versions_text(c.as_ref())));
+            cells.push(flag_list(&row.flags));
+            csv.row(cells.iter().map(String::as_str));
+        }
+        return Ok(csv.into_response());
+    }
+    let Paged { items, next } = page(selected, |r| r.service.clone(), &paging)?;
+    Ok(Json(MatrixPage { dashboard: view(&visible), at, columns, summary, items, next })
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareQuery {
+    from: Option<String>,
+    to: Option<String>,
+    namespace: Option<String>,
+    q: Option<String>,
+    /// Include services that are the same on both sides.
+    all: Option<String>,
+    format: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparePage {
+    dashboard: DashboardView,
+    from: String,
+    to: String,
+    summary: CompareSummary,
+    items: Vec<Difference>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+fn required(name: &str, value: Option<String>) -> Result<String, ApiError> {
+    value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::invalid_parameter(name, "is required"))
+}
+
+pub async fn compare(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<CompareQuery>,
+) -> Result<Response, ApiError> {
+    let from = required("from", query.from)?;
+    let to = required("to", query.to)?;
+    let filter = RowFilter::new(query.namespace, query.q)?;
+    let all = params::flag("all", query.all)?;
+    let format = Format::negotiate(query.format, &headers)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let visible = load::dashboard(&fleet, &principal, &name)?;
+    let (from_column, to_column) = (visible.column("from", &from)?, visible.column("to", &to)?);
+    let (_, mut matrices) = matrices(&context, &visible, &filter, &[]).await?;
+    let rows = matrices.pop().unwrap_or_default();
+    let differences = compare_columns(&rows, from_column, to_column);
+    let summary = CompareSummary::of(&differences);
+    let selected = differences.into_iter().filter(|d| all || d.standing != Standing::Same);
+    if format == Format::Csv {
+        let mut csv = Csv::new(
+            format!("{name}-{from}-{to}.csv"),
+            &["service", "standing", "basis", &from, &to, "since"],
+        );
+        for d in selected {
+            let side = |s: &Option<crate::compare::Side>| {
+                s.as_ref().map(|s| s.versions.join(" ")).unwrap_or_default()
+            };
+            let basis = match d.basis {
+                Some(crate::compare::Basis::SemanticVersion) => "semanticVersion",
+                Some(crate::compare::Basis::DeploymentTime) => "deploymentTime",
+                None => "",
+            };
+            let since = d.since.map(|t| t.to_string()).unwrap_or_default();
+            csv.row([
+                d.service.as_str(),
+                d.standing.as_str(),
+                basis,
+                &side(&d.from),
+                &side(&d.to),
+                &since,
+            ]);
+        }
+        return Ok(csv.into_response());
+    }
+    let Paged { items, next } = page(selected, |d| d.service.clone(), &paging)?;
+    Ok(Json(ComparePage { dashboard: view(&visible), from, to, summary, items, next })
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
+    namespace: Option<String>,
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellChange {
+    environment: String,
+    from: Vec<String>,
+    to: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceChanges {
+    service: String,
+    changes: Vec<CellChange>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffPage {
+    dashboard: DashboardView,
+    from: Timestamp,
+    to: Timestamp,
+    items: Vec<ServiceChanges>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// What changed in the matrix between two times: per service, the cells
+/// whose versions differ.
+pub async fn diff(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    ApiQuery(query): ApiQuery<DiffQuery>,
+) -> Result<Json<DiffPage>, ApiError> {
+    let from = params::time("from", Some(required("from", query.from)?))?.unwrap_or_default();
+    let to = params::time("to", Some(required("to", query.to)?))?.unwrap_or_default();
+    if from > to {
+        return Err(ApiError::invalid_parameter("from", "must not be after to"));
+    }
+    let filter = RowFilter::new(query.namespace, query.q)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let visible = load::dashboard(&fleet, &principal, &name)?;
+    let to_time = to.min(context.now());
+    let (_, matrices) =
+        matrices(&context, &visible, &filter, &[(to_time, "to"), (from, "from")]).await?;
+    let (after, before) = (&matrices[0], &matrices[1]);
+    let versions = |rows: &[Row], service: &str, column: usize| -> Vec<String> {
+        rows.iter()
+            .find(|r| r.service == service)
+            .and_then(|r| r.cells[column].as_ref())
+            .map(|c| c.versions.clone())
+            .unwrap_or_default()
+    };
+    let services: std::collections::BTreeSet<&str> =
+        before.iter().chain(after.iter()).map(|r| r.service.as_str()).collect();
+    let changed = services.into_iter().filter_map(|service| {
+        let changes: Vec<CellChange> = visible
+            .columns
+            .iter()
+            .enumerate()
+            .filter_map(|(c, environment)| {
+                let (was, is) = (versions(before, service, c), versions(after, service, c));
+                (was != is).then(|| CellChange {
+                    environment: environment.name.as_str().to_owned(),
+                    from: was,
+                    to: is,
+                })
+            })
+            .collect();
+        (!changes.is_empty()).then(|| ServiceChanges { service: service.to_owned(), changes })
+    });
+    let Paged { items, next } = page(changed, |s| s.service.clone(), &paging)?;
+    Ok(Json(DiffPage { dashboard: view(&visible), from, to, items, next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    dashboard: DashboardView,
+    columns: Vec<Column>,
+    row: Row,
+    /// Its changes in the dashboard's columns, newest first.
+    history: Paged<HistoryEvent>,
+}
+
+pub async fn get_service(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    Path((name, service)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<ServiceQuery>,
+) -> Result<Json<ServiceView>, ApiError> {
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let visible = load::dashboard(&fleet, &principal, &name)?;
+    let filter = RowFilter { namespace: None, q: None };
+    let (columns, mut matrices) = matrices(&context, &visible, &filter, &[]).await?;
+    let row = matrices
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.service == service)
+        .ok_or_else(|| ApiError::not_found("service"))?;
+    let history_filter = Filter {
+        service: Some(service),
+        within: visible.columns.iter().map(|e| e.name.as_str().to_owned()).collect(),
+        ..Filter::default()
+    };
+    let history =
+        history::page(context.store.as_ref(), &fleet, &principal, &history_filter, &paging).await?;
+    Ok(Json(ServiceView { dashboard: view(&visible), columns, row, history }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    service: Option<String>,
+    environment: Option<String>,
+    cluster: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    format: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn name_param(name: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        Some(v)
+            if v.len() > 253
+                || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            Err(ApiError::invalid_parameter(
+                name,
+                "must be a name of letters, digits, '-', '_' and '.'",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+pub async fn list_history(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let filter = Filter {
+        service: name_param("service", query.service)?,
+        environment: name_param("environment", query.environment)?,
+        cluster: name_param("cluster", query.cluster)?,
+        since: params::time("since", query.since)?,
+        until: params::time("until", query.until)?,
+        within: Vec::new(),
+    };
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since > until
+    {
+        return Err(ApiError::invalid_parameter("since", "must not be after until"));
+    }
+    let format = Format::negotiate(query.format, &headers)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    let fleet = context.fleet().await?;
+    let events =
+        history::page(context.store.as_ref(), &fleet, &principal, &filter, &paging).await?;
+    if format == Format::Csv {
+        let mut csv = Csv::new(
+            "history.csv",
+            &[
+                "at",
+                "change",
+                "service",
+                "environment",
+                "cluster",
+                "namespace",
+                "kind",
+                "name",
+                "fromVersion",
+                "toVersion",
+            ],
+        );
+        for e in &events.items {
+            let change = match e.change {
+                shared::model::Change::Added => "added",
+                shared::model::Change::Changed => "changed",
+                shared::model::Change::Removed => "removed",
+            };
+            csv.row([
+                e.at.to_string().as_str(),
+                change,
+                &e.service,
+                e.environment.as_str(),
+                e.cluster.as_str(),
+                &e.namespace,
+                e.kind.as_str(),
+                &e.name,
+                e.from_version.as_deref().unwrap_or(""),
+                e.to_version.as_deref().unwrap_or(""),
+            ]);
+        }
+        let mut response = csv.into_response();
+        if let Some(next) = events.next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+            response.headers_mut().insert("x-next-cursor", next);
+        }
+        return Ok(response);
+    }
+    Ok(Json(events).into_response())
+}

@@ -1,0 +1,206 @@
+//! Reading change events: a page of history, newest first, from the
+//! service partition or from the environment partitions (merged by time),
+//! and every event of an environment after a time, for rebuilding the past.
+
+use base64::Engine as _;
+use futures::future::try_join_all;
+use jiff::Timestamp;
+use shared::auth::Principal;
+use shared::config::FleetConfig;
+use shared::http::ApiError;
+use shared::model::{HistoryEvent, keys};
+use shared::paging::{Paged, Paging};
+use shared::store::{ItemQuery, Query, SortKeyRange, Stored};
+
+/// Above every history sort key (they start with a year).
+const AFTER_ALL: &str = "~";
+/// A rebuild of the past reads at most this many events per column.
+pub const MAX_REWIND_EVENTS: usize = 20_000;
+
+/// Which events a page holds.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub service: Option<String>,
+    pub environment: Option<String>,
+    pub cluster: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only these environments (a dashboard's columns); empty: any.
+    pub within: Vec<String>,
+}
+
+/// The sort-key bound just after every event at `at` (events are keyed
+/// `<time>#<place>`, and `~` sorts after every place).
+fn after_time(at: Timestamp) -> String {
+    format!("{}#{AFTER_ALL}", keys::time_key(at))
+}
+
+fn cursor_for(sk: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("before:{sk}"))
+}
+
+fn cursor_key(cursor: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid_parameter("cursor", "not a cursor this list gave out");
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let sk = text.strip_prefix("before:").ok_or_else(bad)?;
+    // A history key starts with its time.
+    if sk.len() < 27 || sk[..27].parse::<Timestamp>().is_err() {
+        return Err(bad());
+    }
+    Ok(sk.to_owned())
+}
+
+fn decode(stored: &Stored) -> Result<HistoryEvent, ApiError> {
+    serde_json::from_value(stored.item.body.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "unreadable event {}/{}: {e}",
+            stored.item.key.pk, stored.item.key.sk
+        ))
+    })
+}
+
+/// Whether `principal` may see events of `environment`: as configured, and
+/// only admins for environments no longer configured.
+pub fn may_see(fleet: &FleetConfig, principal: &Principal, environment: &str) -> bool {
+    match fleet.environment(environment) {
+        Some(e) => principal.can_see(e),
+        None => principal.is_admin(),
+    }
+}
+
+/// The partitions a filter reads: the service's, else the environments'.
+/// Names the caller may not see are 404s.
+fn partitions(
+    fleet: &FleetConfig,
+    principal: &Principal,
+    filter: &Filter,
+) -> Result<Vec<String>, ApiError> {
+    if let Some(environment) = &filter.environment
+        && !fleet.environment(environment).is_some_and(|e| principal.can_see(e))
+    {
+        return Err(ApiError::not_found("environment"));
+    }
+    let cluster_environment = match &filter.cluster {
+        Some(cluster) => match fleet.cluster(cluster) {
+            Some((e, _)) if principal.can_see(e) => Some(e.name.as_str()),
+            _ => return Err(ApiError::not_found("cluster")),
+        },
+        None => None,
+    };
+    if let Some(service) = &filter.service {
+        return Ok(vec![keys::service_history_pk(service)]);
+    }
+    let environments: Vec<&str> = match (filter.environment.as_deref(), cluster_environment) {
+        (Some(e), _) | (None, Some(e)) => vec![e],
+        (None, None) => fleet
+            .environments
+            .iter()
+            .filter(|e| principal.can_see(e))
+            .map(|e| e.name.as_str())
+            .collect(),
+    };
+    Ok(environments.into_iter().map(keys::environment_history_pk).collect())
+}
+
+/// One page of events, newest first. Each partition is read from the same
+/// upper bound and the results merged by key, so one cursor (the key of the
+/// last event given out) serves any number of partitions.
+pub async fn page<S: ItemQuery + ?Sized>(
+    store: &S,
+    fleet: &FleetConfig,
+    principal: &Principal,
+    filter: &Filter,
+    paging: &Paging,
+) -> Result<Paged<HistoryEvent>, ApiError> {
+    let partitions = partitions(fleet, principal, filter)?;
+    let before = paging.cursor.as_deref().map(cursor_key).transpose()?;
+    let upper = match (&before, filter.until) {
+        (Some(sk), _) => sk.clone(),
+        (None, Some(until)) => after_time(until),
+        (None, None) => AFTER_ALL.to_owned(),
+    };
+    let lower = filter.since.map(keys::time_key).unwrap_or_default();
+    let want = paging.limit as usize + 1;
+    let keep = |event: &HistoryEvent| {
+        may_see(fleet, principal, event.environment.as_str())
+            && filter.environment.as_deref().is_none_or(|e| event.environment.as_str() == e)
+            && filter.cluster.as_deref().is_none_or(|c| event.cluster.as_str() == c)
+            && (filter.within.is_empty()
+                || filter.within.iter().any(|e| e == event.environment.as_str()))
+    };
+    if !lower.is_empty() && lower > upper {
+        return Ok(Paged { items: Vec::new(), next: None });
+    }
+    let reads = partitions.into_iter().map(|pk| {
+        let (lower, upper, before) = (lower.clone(), upper.clone(), before.clone());
+        async move {
+            let mut found: Vec<(String, HistoryEvent)> = Vec::new();
+            let mut cursor = None;
+            loop {
+                let query = Query::partition(pk.clone())
+                    .range(SortKeyRange::Between(lower.clone(), upper.clone()))
+                    .descending()
+                    .limit(250)
+                    .after(cursor);
+                let page = store.query(query).await?;
+                for stored in &page.items {
+                    if before.as_deref() == Some(stored.item.key.sk.as_str()) {
+                        continue;
+                    }
+                    let event = decode(stored)?;
+                    if keep(&event) {
+                        found.push((stored.item.key.sk.clone(), event));
+                    }
+                }
+                match page.next {
+                    Some(next) if found.len() < want => cursor = Some(next),
+                    _ => return Ok::<_, ApiError>(found),
+                }
+            }
+        }
+    });
+    let mut events: Vec<(String, HistoryEvent)> =
+        try_join_all(reads).await?.into_iter().flatten().collect();
+    events.sort_by(|a, b| b.0.cmp(&a.0));
+    let more = events.len() > paging.limit as usize;
+    events.truncate(paging.limit as usize);
+    let next = more.then(|| events.last().map(|(sk, _)| cursor_for(sk))).flatten();
+    Ok(Paged { items: events.into_iter().map(|(_, e)| e).collect(), next })
+}
+
+/// Every event of `environment` after `at`, newest first; a 400 naming
+/// `parameter` when there are more than a rebuild reads.
+pub async fn since<S: ItemQuery + ?Sized>(
+    store: &S,
+    environment: &str,
+    at: Timestamp,
+    parameter: &str,
+) -> Result<Vec<HistoryEvent>, ApiError> {
+    let mut events = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = Query::partition(keys::environment_history_pk(environment))
+            .range(SortKeyRange::Between(after_time(at), AFTER_ALL.to_owned()))
+            .descending()
+            .limit(1000)
+            .after(cursor);
+        let page = store.query(query).await?;
+        for stored in &page.items {
+            events.push(decode(stored)?);
+        }
+        if events.len() > MAX_REWIND_EVENTS {
+            return Err(ApiError::invalid_parameter(
+                parameter,
+                format!(
+                    "more than {MAX_REWIND_EVENTS} changes since then in {environment}; pick a later time"
+                ),
+            ));
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(events),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Reading what the snapshots stored, for the request path: one `GetItem`
+//! of a cluster's status, and one query of its partition (workloads and the
+//! versions it has run) only when a newer snapshot succeeded since this
+//! process last read it. A warm function answers a dashboard of forty
+//! clusters with forty small reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+
+use crate::model::{ClusterStatus, VersionSeen, Workload, keys};
+use crate::store::{ItemGet, ItemQuery, Query, StoreError, StoreResult};
+use crate::view::read_status;
+
+/// What one cluster's last good snapshot holds.
+#[derive(Debug, Default)]
+pub struct SnapshotData {
+    /// Sorted by namespace, kind and name (the table's order).
+    pub workloads: Vec<Arc<Workload>>,
+    /// Every version this cluster ran within the history retention.
+    pub seen: Vec<VersionSeen>,
+}
+
+/// A cluster as the read side sees it now: its newest status (attempts and
+/// errors included) and the data of its last successful snapshot.
+#[derive(Debug, Clone)]
+pub struct ClusterRead {
+    pub status: Option<ClusterStatus>,
+    pub data: Arc<SnapshotData>,
+}
+
+/// Which successful snapshot some data came from. The generation restarts
+/// when a cache clear deletes the status item, the time does not.
+type DataKey = (u64, Option<Timestamp>);
+
+fn data_key(status: &ClusterStatus) -> DataKey {
+    (status.generation, status.last_success)
+}
+
+/// The per-process cache of cluster data, keyed by cluster name.
+#[derive(Debug, Default)]
+pub struct SnapshotReader {
+    cache: Mutex<HashMap<String, (DataKey, Arc<SnapshotData>)>>,
+}
+
+impl SnapshotReader {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads one cluster: at most one get and one (paged) query.
+    pub async fn read<S: ItemGet + ItemQuery + ?Sized>(
+        &self,
+        store: &S,
+        cluster: &str,
+    ) -> StoreResult<ClusterRead> {
+        let Some((status, _)) = read_status(store, cluster).await? else {
+            self.forget(cluster);
+            return Ok(ClusterRead { status: None, data: Arc::default() });
+        };
+        let key = data_key(&status);
+        if let Some(data) = self.cached(cluster, key) {
+            return Ok(ClusterRead { status: Some(status), data });
+        }
+        let (data, status_in_query) = query_partition(store, cluster).await?;
+        let data = Arc::new(data);
+        // A snapshot that finished between the get and the query may have
+        // left a mix of old and new items: serve it, but do not keep it.
+        if status_in_query.as_ref().map(data_key) == Some(key) {
+            self.remember(cluster, key, data.clone());
+        }
+        Ok(ClusterRead { status: Some(status), data })
+    }
+
+    fn cached(&self, cluster: &str, key: DataKey) -> Option<Arc<SnapshotData>> {
+        let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.get(cluster).filter(|(k, _)| *k == key).map(|(_, data)| data.clone())
+    }
+
+    fn remember(&self, cluster: &str, key: DataKey, data: Arc<SnapshotData>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.insert(cluster.to_owned(), (key, data));
+    }
+
+    fn forget(&self, cluster: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.remove(cluster);
+    }
+}
+
+/// The whole cluster partition in one paged query: `SEEN#…`, `STATUS`,
+/// `WL#…` sort in that order.
+async fn query_partition<S: ItemQuery + ?Sized>(
+    store: &S,
+    cluster: &str,
+) -> StoreResult<(SnapshotData, Option<ClusterStatus>)> {
+    let pk = keys::cluster_pk(cluster);
+    let mut data = SnapshotData::default();
+    let mut status = None;
+    let mut cursor = None;
+    loop {
+        let page = store.query(Query::partition(pk.clone()).limit(1000).after(cursor)).await?;
+        for stored in page.items {
+            let sk = stored.item.key.sk;
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+                pk: pk.clone(),
+                sk: sk.clone(),
+                reason: e.to_string(),
+            };
+            if sk.starts_with(keys::WORKLOAD_PREFIX) {
+                data.workloads
+                    .push(Arc::new(serde_json::from_value(stored.item.body).map_err(corrupt)?));
+            } else if sk.starts_with(keys::SEEN_PREFIX) {
+                data.seen.push(serde_json::from_value(stored.item.body).map_err(corrupt)?);
+            } else if sk == keys::STATUS_SK {
+                status = Some(serde_json::from_value(stored.item.body).map_err(corrupt)?);
+            }
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok((data, status)),
+        }
+    }
+}

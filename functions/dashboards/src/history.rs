@@ -12,8 +12,10 @@ use shared::model::{HistoryEvent, keys};
 use shared::paging::{Paged, Paging};
 use shared::store::{ItemQuery, Query, SortKeyRange, Stored};
 
-/// Above every history sort key (they start with a year).
+/// Above and below every history sort key (they start with a year);
+/// DynamoDB refuses an empty bound.
 const AFTER_ALL: &str = "~";
+const BEFORE_ALL: &str = "0";
 /// A rebuild of the past reads at most this many events per column.
 pub const MAX_REWIND_EVENTS: usize = 20_000;
 
@@ -121,7 +123,7 @@ pub async fn page<S: ItemQuery + ?Sized>(
         (None, Some(until)) => after_time(until),
         (None, None) => AFTER_ALL.to_owned(),
     };
-    let lower = filter.since.map(keys::time_key).unwrap_or_default();
+    let lower = filter.since.map_or_else(|| BEFORE_ALL.to_owned(), keys::time_key);
     let want = paging.limit as usize + 1;
     let keep = |event: &HistoryEvent| {
         may_see(fleet, principal, event.environment.as_str())
@@ -130,7 +132,7 @@ pub async fn page<S: ItemQuery + ?Sized>(
             && (filter.within.is_empty()
                 || filter.within.iter().any(|e| e == event.environment.as_str()))
     };
-    if !lower.is_empty() && lower > upper {
+    if lower > upper {
         return Ok(Paged { items: Vec::new(), next: None });
     }
     let reads = partitions.into_iter().map(|pk| {

@@ -1,5 +1,6 @@
-//! A store wrapper that counts item writes, for tests and benchmarks that
-//! assert what a run cost (DynamoDB bills writes per item).
+//! A store wrapper that counts item writes, gets and queries, for tests and
+//! benchmarks that assert what a run or a request cost (DynamoDB bills
+//! writes per item, and the request path must never scan).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,6 +14,8 @@ use super::{
 pub struct CountingStore<S> {
     inner: S,
     writes: AtomicU64,
+    gets: AtomicU64,
+    queries: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for CountingStore<S> {
@@ -25,7 +28,12 @@ impl<S> std::fmt::Debug for CountingStore<S> {
 
 impl<S: Store> CountingStore<S> {
     pub fn new(inner: S) -> Self {
-        Self { inner, writes: AtomicU64::new(0) }
+        Self {
+            inner,
+            writes: AtomicU64::new(0),
+            gets: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
+        }
     }
 
     /// Items put or deleted so far (attempted, successful or not).
@@ -38,6 +46,11 @@ impl<S: Store> CountingStore<S> {
         self.writes.swap(0, Ordering::SeqCst)
     }
 
+    /// `(gets, queries)` since the last call, each query page counted once.
+    pub fn take_reads(&self) -> (u64, u64) {
+        (self.gets.swap(0, Ordering::SeqCst), self.queries.swap(0, Ordering::SeqCst))
+    }
+
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -46,6 +59,7 @@ impl<S: Store> CountingStore<S> {
 #[async_trait]
 impl<S: Store> ItemGet for CountingStore<S> {
     async fn get(&self, key: &ItemKey) -> StoreResult<Option<Stored>> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
     }
 }
@@ -69,6 +83,7 @@ impl<S: Store> ItemDelete for CountingStore<S> {
 #[async_trait]
 impl<S: Store> ItemQuery for CountingStore<S> {
     async fn query(&self, query: Query) -> StoreResult<Page> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
         self.inner.query(query).await
     }
 }

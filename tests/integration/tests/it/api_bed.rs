@@ -239,17 +239,32 @@ impl ApiBed {
 
     /// Snapshots every environment, as the schedules would.
     pub async fn snapshot_all(&self) {
-        let config = self.fleet.current().await.unwrap();
         for (env, _) in ENVIRONMENTS {
-            let request = SnapshotRequest::environment(env.parse().unwrap());
-            let report = self.snapshotter.run(&config, &request).await.unwrap();
-            let ok = report.count(OutcomeStatus::Ok);
-            assert_eq!(ok, report.outcomes.len(), "{env}: {}", report.summary());
+            self.snapshot(env).await;
         }
     }
 
+    /// Snapshots one environment; every cluster must succeed.
+    pub async fn snapshot(&self, env: &str) {
+        let config = self.fleet.current().await.unwrap();
+        let request = SnapshotRequest::environment(env.parse().unwrap());
+        let report = self.snapshotter.run(&config, &request).await.unwrap();
+        let ok = report.count(OutcomeStatus::Ok);
+        assert_eq!(ok, report.outcomes.len(), "{env}: {}", report.summary());
+    }
+
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>, user: &User) -> Reply {
-        let request = shared::testing::api_request(method, path, body, Some(&user.token));
+        self.send(shared::testing::api_request(method, path, body, Some(&user.token))).await
+    }
+
+    /// A GET that asks for CSV by its `Accept` header.
+    pub async fn get_csv(&self, path: &str, user: &User) -> Reply {
+        let mut request = shared::testing::api_request("GET", path, None, Some(&user.token));
+        request.headers_mut().insert(http::header::ACCEPT, "text/csv".parse().unwrap());
+        self.send(request).await
+    }
+
+    pub async fn send(&self, request: http::Request<axum::body::Body>) -> Reply {
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();

@@ -4,6 +4,7 @@
 
 mod api_bed;
 mod auth_journey;
+mod dashboards;
 mod eks;
 mod inventory;
 mod kube_fake;

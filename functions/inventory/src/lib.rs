@@ -4,6 +4,7 @@
 //! the Lambda `main` and the local server both serve [`router`].
 
 pub mod handlers;
+pub mod images;
 pub mod views;
 
 use std::sync::Arc;
@@ -76,5 +77,6 @@ pub fn router(deps: Deps) -> Router {
         .route("/clusters/{cluster}/workloads", get(list_workloads))
         .route("/clusters/{cluster}/pods", get(list_pods))
         .route("/clusters/{cluster}/stats", get(cluster_stats))
+        .route("/images", get(images::find_images))
         .with_state(Arc::new(deps))
 }

@@ -316,3 +316,41 @@ async fn health_answers_without_dependencies_and_ready_checks_the_table() {
     let ready = bed.get("/ready", &nobody).await;
     assert_eq!((ready.status, ready.body["status"].as_str()), (StatusCode::OK, Some("ready")));
 }
+
+#[tokio::test]
+async fn images_are_found_by_repository_tag_or_digest_within_the_callers_environments() {
+    let bed = ApiBed::new().await;
+    bed.snapshot_all().await;
+    let billing = bed.all("/images?q=shop/billing:1.0.0&limit=2", &bed.platform).await;
+    let places: Vec<(String, String)> = billing
+        .iter()
+        .map(|p| {
+            (
+                p["environment"].as_str().unwrap().to_owned(),
+                p["cluster"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(places.len(), 4, "one container in each of 4 clusters: {billing:?}");
+    let digests: std::collections::BTreeSet<&str> =
+        billing.iter().map(|p| p["digest"].as_str().unwrap()).collect();
+    assert_eq!(digests.len(), 2, "prod runs the re-pushed tag");
+    let prod_digest = billing.iter().find(|p| p["environment"] == "prod").unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_digest = bed.all(&format!("/images?q={prod_digest}"), &bed.platform).await;
+    assert_eq!(by_digest.len(), 2, "prod-a and prod-b");
+    assert!(by_digest.iter().all(|p| p["environment"] == "prod" && p["service"] == "billing"));
+    assert_eq!(bed.all("/images?q=billing", &bed.platform).await.len(), 4);
+    assert!(bed.all("/images?q=shop/billing:9.9.9", &bed.platform).await.is_empty());
+
+    let dev = bed.all("/images?q=billing", &bed.dev).await;
+    assert_eq!(names(&dev, "environment"), ["dev"], "dev sees only dev");
+    assert!(bed.all(&format!("/images?q={prod_digest}"), &bed.dev).await.is_empty());
+    for bad in ["/images", "/images?q=sha256:123", "/images?q=a%20b"] {
+        let reply = bed.get(bad, &bed.platform).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(reply.body["error"]["message"].as_str().unwrap().starts_with("q:"));
+    }
+}

@@ -20,7 +20,17 @@ pub struct Paging {
 
 impl Paging {
     pub fn new(limit: Option<u32>, cursor: Option<String>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        Self::with_default(limit, cursor, DEFAULT_LIMIT)
+    }
+
+    /// For lists whose items are large (a matrix row holds a cell per
+    /// column), a smaller page by default; the maximum is the same.
+    pub fn with_default(
+        limit: Option<u32>,
+        cursor: Option<String>,
+        default: u32,
+    ) -> Result<Self, ApiError> {
+        let limit = limit.unwrap_or(default);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid_parameter(
                 "limit",

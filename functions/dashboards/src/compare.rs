@@ -101,8 +101,12 @@ fn standing(from: &Cell, to: &Cell) -> (Standing, Option<Basis>) {
 }
 
 /// Every service of the two columns, with how `to` stands against `from`.
-pub fn compare(rows: &[Row], from: usize, to: usize) -> Vec<Difference> {
-    rows.iter()
+pub fn compare<'a>(
+    rows: impl IntoIterator<Item = &'a Row>,
+    from: usize,
+    to: usize,
+) -> Vec<Difference> {
+    rows.into_iter()
         .filter_map(|row| {
             let (f, t) = (row.cells.get(from)?.as_ref(), row.cells.get(to)?.as_ref());
             let (standing, basis, since) = match (f, t) {
@@ -181,6 +185,7 @@ mod tests {
                 last_attempt_failed: false,
                 stale: false,
             },
+            clusters: vec![0],
         })
     }
 

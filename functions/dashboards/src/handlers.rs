@@ -17,16 +17,17 @@ use shared::model::{HistoryEvent, Workload};
 use shared::paging::{Paged, Paging, page};
 use shared::params::{self, Format};
 use shared::reader::ClusterRead;
-use shared::view::ApiContext;
+use shared::view::{ApiContext, Freshness};
 
 use crate::compare::{CompareSummary, Difference, Standing, compare as compare_columns};
 use crate::csv::Csv;
 use crate::history::{self, Filter};
 use crate::load::{self, Visible};
-use crate::matrix::{self, Column, ColumnData, Flags, Row, Summary};
+use crate::matrix::{self, Column, ColumnData, Flags, Row, RowView, Summary};
 use crate::timeline::{ClusterState, ColumnTimeline};
+use crate::{Deps, cache};
 
-type AppState = State<Arc<ApiContext>>;
+type AppState = State<Arc<Deps>>;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,44 +92,68 @@ impl RowFilter {
     }
 }
 
-/// A matrix's rows for now, or for each of `times` (newest first) rebuilt
-/// from history.
+/// Matrices for now (cached while every cluster's data is unchanged), or
+/// for each of `times` (newest first) rebuilt from history; rows are not
+/// filtered by `q` and carry the freshness they were computed with.
+struct Matrices {
+    columns: Vec<Column>,
+    /// Each column's clusters' freshness now.
+    freshness: Vec<Vec<Freshness>>,
+    rows: Vec<Arc<Vec<Row>>>,
+}
+
+impl Matrices {
+    /// The row's flags with its staleness as of now.
+    fn flags(&self, row: &Row) -> Flags {
+        Flags { stale: matrix::is_stale(row, &self.freshness), ..row.flags }
+    }
+
+    /// The row with its cells' freshness as of now.
+    fn current<'a>(&self, row: &'a Row) -> RowView<'a> {
+        matrix::view(row, &self.freshness)
+    }
+}
+
 async fn matrices(
-    context: &ApiContext,
+    deps: &Deps,
     visible: &Visible<'_>,
     filter: &RowFilter,
     times: &[(Timestamp, &str)],
-) -> Result<(Vec<Column>, Vec<Vec<Row>>), ApiError> {
-    let reads = load::read(context, visible).await?;
+) -> Result<Matrices, ApiError> {
+    let reads = load::read(deps, visible).await?;
     let keep = |w: &Arc<Workload>| filter.keeps(visible, w);
+    let shape = load::columns(deps, visible, &reads, |_, _| Vec::new());
+    let freshness =
+        shape.iter().map(|c| c.clusters.iter().map(|k| k.freshness.clone()).collect()).collect();
+    let columns = matrix::columns(&shape);
     let rows_of = |data: &[ColumnData], until: Timestamp| -> Vec<Row> {
-        let history = load::history(visible, &reads, until);
-        matrix::rows(data, &history).into_iter().filter(|r| filter.keeps_row(r)).collect()
+        matrix::rows(data, &load::history(visible, &reads, until))
     };
     if times.is_empty() {
-        let data = load::columns(context, visible, &reads, |c, k| {
-            reads[c][k].data.workloads.iter().filter(|w| keep(w)).cloned().collect()
+        let namespace = filter.namespace.as_ref().map(|n| n.as_str());
+        let rows = deps.matrices.get_or_compute(cache::key(visible, namespace, &reads), || {
+            let data = load::columns(deps, visible, &reads, |c, k| {
+                reads[c][k].data.workloads.iter().filter(|w| keep(w)).cloned().collect()
+            });
+            rows_of(&data, deps.now())
         });
-        let rows = rows_of(&data, context.now());
-        return Ok((matrix::columns(&data), vec![rows]));
+        return Ok(Matrices { columns, freshness, rows: vec![rows] });
     }
-    let mut timelines = rewindable(context, visible, &reads, times).await?;
-    let mut results = Vec::with_capacity(times.len());
-    let mut columns = Vec::new();
+    let mut timelines = rewindable(deps, visible, &reads, times).await?;
+    let mut rows = Vec::with_capacity(times.len());
     for (at, _) in times {
         for timeline in &mut timelines {
             timeline.rewind_to(*at);
         }
-        let data = load::columns(context, visible, &reads, |c, k| {
+        let data = load::columns(deps, visible, &reads, |c, k| {
             timelines[c]
                 .cluster(k)
                 .map(|s| s.workloads().filter(|w| keep(w)).cloned().collect())
                 .unwrap_or_default()
         });
-        columns = matrix::columns(&data);
-        results.push(rows_of(&data, *at));
+        rows.push(Arc::new(rows_of(&data, *at)));
     }
-    Ok((columns, results))
+    Ok(Matrices { columns, freshness, rows })
 }
 
 /// Each column's current state and its events since the earliest time.
@@ -189,6 +214,10 @@ pub struct MatrixQuery {
     cursor: Option<String>,
 }
 
+/// Matrix rows by default per page: a row holds a cell per column, each
+/// with its placements (about 12 KB for ten columns of four clusters).
+pub const MATRIX_PAGE: u32 = 50;
+
 const FLAG_NAMES: [&str; 7] =
     ["consistent", "drift", "mixed", "digestDrift", "promotionOrderBroken", "rolling", "stale"];
 
@@ -211,7 +240,7 @@ fn flag_list(flags: &Flags) -> String {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MatrixPage {
+pub struct MatrixPage<'a> {
     dashboard: DashboardView,
     /// The time this matrix was rebuilt for; absent for the current one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,7 +248,7 @@ pub struct MatrixPage {
     columns: Vec<Column>,
     /// Counts over every row the filters other than `problems` and `flag` keep.
     summary: Summary,
-    items: Vec<Row>,
+    items: Vec<RowView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next: Option<String>,
 }
@@ -249,30 +278,38 @@ pub async fn get_dashboard(
     };
     let at = params::time("at", query.at)?;
     let format = Format::negotiate(query.format, &headers)?;
-    let paging = Paging::new(query.limit, query.cursor)?;
+    let paging = Paging::with_default(query.limit, query.cursor, MATRIX_PAGE)?;
     let fleet = context.fleet().await?;
     let visible = load::dashboard(&fleet, &principal, &name)?;
     let times: Vec<(Timestamp, &str)> = at.map(|at| (at, "at")).into_iter().collect();
-    let (columns, mut matrices) = matrices(&context, &visible, &filter, &times).await?;
-    let rows = matrices.pop().unwrap_or_default();
-    let summary = Summary::of(&rows);
-    let selected = rows.into_iter().filter(|r| {
-        (!problems || r.flags.is_problem()) && flag.as_deref().is_none_or(|f| flag_set(&r.flags, f))
+    let m = matrices(&context, &visible, &filter, &times).await?;
+    let rows: Vec<(&Row, Flags)> = m
+        .rows
+        .iter()
+        .flat_map(|rows| rows.iter())
+        .filter(|r| filter.keeps_row(r))
+        .map(|r| (r, m.flags(r)))
+        .collect();
+    let summary = Summary::of(rows.iter().map(|(_, f)| *f));
+    let selected = rows.into_iter().filter(|(_, f)| {
+        (!problems || f.is_problem()) && flag.as_deref().is_none_or(|name| flag_set(f, name))
     });
     if format == Format::Csv {
         let mut header = vec!["service"];
         header.extend(visible.columns.iter().map(|e| e.name.as_str()));
         header.push("flags");
         let mut csv = Csv::new(format!("{name}.csv"), &header);
-        for row in selected {
+        for (row, flags) in selected {
             let mut cells: Vec<String> = vec![row.service.clone()];
             cells.extend(row.cells.iter().map(|c| versions_text(c.as_ref())));
-            cells.push(flag_list(&row.flags));
+            cells.push(flag_list(&flags));
             csv.row(cells.iter().map(String::as_str));
         }
         return Ok(csv.into_response());
     }
-    let Paged { items, next } = page(selected, |r| r.service.clone(), &paging)?;
+    let Paged { items, next } = page(selected, |(r, _)| r.service.clone(), &paging)?;
+    let items = items.into_iter().map(|(r, _)| m.current(r)).collect();
+    let columns = m.columns;
     Ok(Json(MatrixPage { dashboard: view(&visible), at, columns, summary, items, next })
         .into_response())
 }
@@ -323,9 +360,9 @@ pub async fn compare(
     let fleet = context.fleet().await?;
     let visible = load::dashboard(&fleet, &principal, &name)?;
     let (from_column, to_column) = (visible.column("from", &from)?, visible.column("to", &to)?);
-    let (_, mut matrices) = matrices(&context, &visible, &filter, &[]).await?;
-    let rows = matrices.pop().unwrap_or_default();
-    let differences = compare_columns(&rows, from_column, to_column);
+    let m = matrices(&context, &visible, &filter, &[]).await?;
+    let rows = m.rows.iter().flat_map(|rows| rows.iter()).filter(|r| filter.keeps_row(r));
+    let differences = compare_columns(rows, from_column, to_column);
     let summary = CompareSummary::of(&differences);
     let selected = differences.into_iter().filter(|d| all || d.standing != Standing::Same);
     if format == Format::Csv {
@@ -414,9 +451,8 @@ pub async fn diff(
     let fleet = context.fleet().await?;
     let visible = load::dashboard(&fleet, &principal, &name)?;
     let to_time = to.min(context.now());
-    let (_, matrices) =
-        matrices(&context, &visible, &filter, &[(to_time, "to"), (from, "from")]).await?;
-    let (after, before) = (&matrices[0], &matrices[1]);
+    let m = matrices(&context, &visible, &filter, &[(to_time, "to"), (from, "from")]).await?;
+    let (after, before) = (m.rows[0].as_slice(), m.rows[1].as_slice());
     let versions = |rows: &[Row], service: &str, column: usize| -> Vec<String> {
         rows.iter()
             .find(|r| r.service == service)
@@ -424,8 +460,12 @@ pub async fn diff(
             .map(|c| c.versions.clone())
             .unwrap_or_default()
     };
-    let services: std::collections::BTreeSet<&str> =
-        before.iter().chain(after.iter()).map(|r| r.service.as_str()).collect();
+    let services: std::collections::BTreeSet<&str> = before
+        .iter()
+        .chain(after)
+        .filter(|r| filter.keeps_row(r))
+        .map(|r| r.service.as_str())
+        .collect();
     let changed = services.into_iter().filter_map(|service| {
         let changes: Vec<CellChange> = visible
             .columns
@@ -455,10 +495,10 @@ pub struct ServiceQuery {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ServiceView {
+pub struct ServiceView<'a> {
     dashboard: DashboardView,
     columns: Vec<Column>,
-    row: Row,
+    row: RowView<'a>,
     /// Its changes in the dashboard's columns, newest first.
     history: Paged<HistoryEvent>,
 }
@@ -468,18 +508,20 @@ pub async fn get_service(
     Authenticated(principal): Authenticated,
     Path((name, service)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<ServiceQuery>,
-) -> Result<Json<ServiceView>, ApiError> {
+) -> Result<Response, ApiError> {
     let paging = Paging::new(query.limit, query.cursor)?;
     let fleet = context.fleet().await?;
     let visible = load::dashboard(&fleet, &principal, &name)?;
     let filter = RowFilter { namespace: None, q: None };
-    let (columns, mut matrices) = matrices(&context, &visible, &filter, &[]).await?;
-    let row = matrices
-        .pop()
-        .unwrap_or_default()
-        .into_iter()
+    let m = matrices(&context, &visible, &filter, &[]).await?;
+    let row = m
+        .rows
+        .iter()
+        .flat_map(|rows| rows.iter())
         .find(|r| r.service == service)
+        .map(|r| m.current(r))
         .ok_or_else(|| ApiError::not_found("service"))?;
+    let columns = m.columns;
     let history_filter = Filter {
         service: Some(service),
         within: visible.columns.iter().map(|e| e.name.as_str().to_owned()).collect(),
@@ -487,7 +529,7 @@ pub async fn get_service(
     };
     let history =
         history::page(context.store.as_ref(), &fleet, &principal, &history_filter, &paging).await?;
-    Ok(Json(ServiceView { dashboard: view(&visible), columns, row, history }))
+    Ok(Json(ServiceView { dashboard: view(&visible), columns, row, history }).into_response())
 }
 
 #[derive(Deserialize)]

@@ -2,6 +2,7 @@
 //! history, the web page. Handlers are plain functions over the ports in
 //! `shared`; the Lambda `main` and the local server both serve [`router`].
 
+pub mod cache;
 pub mod compare;
 pub mod csv;
 pub mod handlers;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use shared::auth::{Authenticator, HasAuthenticator};
 use shared::config::ConfigError;
 use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
 use shared::view::ApiContext;
@@ -38,7 +40,33 @@ impl Settings {
     }
 }
 
-/// The handlers need only the read-side context every API function shares.
+/// The read-side context every API function shares, and this function's
+/// cache of computed matrices.
+pub struct Deps {
+    pub context: ApiContext,
+    pub matrices: cache::MatrixCache,
+}
+
+impl Deps {
+    pub fn new(context: ApiContext) -> Self {
+        Self { context, matrices: cache::MatrixCache::default() }
+    }
+}
+
+impl std::ops::Deref for Deps {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.context
+    }
+}
+
+impl HasAuthenticator for Deps {
+    fn authenticator(&self) -> &Authenticator {
+        self.context.authenticator()
+    }
+}
+
 pub fn router(context: ApiContext) -> Router {
     use handlers::*;
     Router::new()
@@ -48,5 +76,5 @@ pub fn router(context: ApiContext) -> Router {
         .route("/dashboards/{name}/diff", get(diff))
         .route("/dashboards/{name}/services/{service}", get(get_service))
         .route("/history", get(list_history))
-        .with_state(Arc::new(context))
+        .with_state(Arc::new(Deps::new(context)))
 }

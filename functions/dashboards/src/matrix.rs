@@ -86,6 +86,10 @@ pub struct Cell {
     pub rolling: bool,
     pub last_change: Timestamp,
     pub freshness: Freshness,
+    /// Which of its column's clusters the placements are on, so that a
+    /// cached matrix gets current freshness without being rebuilt.
+    #[serde(skip)]
+    pub clusters: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -130,10 +134,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn of(rows: &[Row]) -> Self {
+    pub fn of(flags: impl IntoIterator<Item = Flags>) -> Self {
         let mut summary = Self::default();
-        for row in rows {
-            let f = row.flags;
+        for f in flags {
             summary.services += 1;
             summary.consistent += u32::from(f.consistent);
             summary.drift += u32::from(f.drift);
@@ -197,16 +200,16 @@ fn running_images(workload: &Workload) -> Vec<ImageView> {
         .collect()
 }
 
-fn cell(placed: &[(&ClusterData, &Workload)]) -> Option<Cell> {
+fn cell(placed: &[(usize, &ClusterData, &Workload)]) -> Option<Cell> {
     let mut versions = BTreeSet::new();
     let mut images = BTreeSet::new();
     let mut placements = Vec::new();
     let mut freshness: Option<Freshness> = None;
     let mut clusters_seen = BTreeSet::new();
-    for (cluster, workload) in placed {
+    for (index, cluster, workload) in placed {
         versions.insert(workload.version.clone());
         images.extend(running_images(workload));
-        if clusters_seen.insert(cluster.name.as_str()) {
+        if clusters_seen.insert(*index) {
             freshness = Some(match freshness {
                 None => cluster.freshness.clone(),
                 Some(f) => f.worst(cluster.freshness.clone()),
@@ -234,20 +237,22 @@ fn cell(placed: &[(&ClusterData, &Workload)]) -> Option<Cell> {
         placements,
         last_change,
         freshness: freshness?,
+        clusters: clusters_seen.into_iter().collect(),
     })
 }
 
 /// Every service of every column, sorted by name, with its flags.
 pub fn rows(data: &[ColumnData], history: &History) -> Vec<Row> {
     // service -> column -> placements
-    let mut by_service: BTreeMap<&str, Vec<Vec<(&ClusterData, &Workload)>>> = BTreeMap::new();
+    type Placed<'a> = Vec<Vec<(usize, &'a ClusterData, &'a Workload)>>;
+    let mut by_service: BTreeMap<&str, Placed<'_>> = BTreeMap::new();
     for (i, column) in data.iter().enumerate() {
-        for cluster in &column.clusters {
+        for (k, cluster) in column.clusters.iter().enumerate() {
             for workload in &cluster.workloads {
                 let slots = by_service
                     .entry(workload.service.as_str())
                     .or_insert_with(|| vec![Vec::new(); data.len()]);
-                slots[i].push((cluster, workload.as_ref()));
+                slots[i].push((k, cluster, workload.as_ref()));
             }
         }
     }
@@ -259,6 +264,71 @@ pub fn rows(data: &[ColumnData], history: &History) -> Vec<Row> {
             Row { service: service.to_owned(), cells, flags }
         })
         .collect()
+}
+
+/// Whether any cell's data is stale, per the current freshness of each
+/// column's clusters (`freshness[column][cluster]`).
+pub fn is_stale(row: &Row, freshness: &[Vec<Freshness>]) -> bool {
+    row.cells.iter().zip(freshness).any(|(cell, clusters)| {
+        cell.as_ref()
+            .is_some_and(|c| c.clusters.iter().any(|&k| clusters.get(k).is_none_or(|f| f.stale)))
+    })
+}
+
+/// A row as the API answers it: borrowed from a (possibly cached) row,
+/// with each cell's freshness and the stale flag as of now.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RowView<'a> {
+    pub service: &'a str,
+    pub cells: Vec<Option<CellView<'a>>>,
+    pub flags: Flags,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellView<'a> {
+    pub versions: &'a [String],
+    pub images: &'a [ImageView],
+    pub placements: &'a [Placement],
+    pub ready: u32,
+    pub desired: u32,
+    pub rolling: bool,
+    pub last_change: Timestamp,
+    pub freshness: Freshness,
+}
+
+/// The row with freshness from `freshness[column][cluster]`.
+pub fn view<'a>(row: &'a Row, freshness: &[Vec<Freshness>]) -> RowView<'a> {
+    let cells = row
+        .cells
+        .iter()
+        .zip(freshness)
+        .map(|(cell, clusters)| {
+            let cell = cell.as_ref()?;
+            let worst = cell
+                .clusters
+                .iter()
+                .filter_map(|&k| clusters.get(k).cloned())
+                .reduce(Freshness::worst)
+                .unwrap_or_else(|| cell.freshness.clone());
+            Some(CellView {
+                versions: &cell.versions,
+                images: &cell.images,
+                placements: &cell.placements,
+                ready: cell.ready,
+                desired: cell.desired,
+                rolling: cell.rolling,
+                last_change: cell.last_change,
+                freshness: worst,
+            })
+        })
+        .collect();
+    RowView {
+        service: &row.service,
+        cells,
+        flags: Flags { stale: is_stale(row, freshness), ..row.flags },
+    }
 }
 
 fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &History) -> Flags {
@@ -434,7 +504,7 @@ mod tests {
         assert!(flags["billing"].digest_drift && !flags["billing"].drift);
         assert!(flags["ledger"].promotion_order_broken && flags["ledger"].drift);
         assert!(flags["search"].mixed && flags["search"].drift);
-        let summary = Summary::of(&rows);
+        let summary = Summary::of(rows.iter().map(|r| r.flags));
         assert_eq!(
             (
                 summary.services,

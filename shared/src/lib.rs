@@ -12,6 +12,7 @@ pub mod http;
 pub mod labels;
 pub mod mail;
 pub mod model;
+pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod pem;

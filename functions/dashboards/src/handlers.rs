@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -626,4 +626,10 @@ pub async fn list_history(
         return Ok(response);
     }
     Ok(Json(events).into_response())
+}
+
+/// The API's description (every function's routes), built once.
+pub async fn openapi() -> Response {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(shared::openapi::text);
+    ([(header::CONTENT_TYPE, "application/json")], TEXT.as_str()).into_response()
 }

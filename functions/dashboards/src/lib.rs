@@ -76,5 +76,6 @@ pub fn router(context: ApiContext) -> Router {
         .route("/dashboards/{name}/diff", get(diff))
         .route("/dashboards/{name}/services/{service}", get(get_service))
         .route("/history", get(list_history))
+        .route("/openapi.json", get(openapi))
         .with_state(Arc::new(Deps::new(context)))
 }

@@ -9,5 +9,6 @@ mod eks;
 mod inventory;
 mod kube_fake;
 mod mail;
+mod openapi;
 mod snapshot;
 mod store_contract;

@@ -1,0 +1,511 @@
+//! The API's OpenAPI 3.1 description, built from one table of routes. The
+//! dashboards function serves it at `/openapi.json`; `docs/openapi.json` is
+//! the same document checked in, and a test fails when they differ or when
+//! a documented route is not routed (`UPDATE_OPENAPI=1` rewrites the file).
+
+use serde_json::{Map, Value, json};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    SignedIn,
+    Admin,
+}
+
+/// One route: what it does, what it takes, what it answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Query parameters: name and description.
+    pub query: &'static [(&'static str, &'static str)],
+    /// JSON body fields: name, JSON type, required.
+    pub body: &'static [(&'static str, &'static str, bool)],
+    pub ok: u16,
+    /// Answers `{items, next}`.
+    pub list: bool,
+    /// Also answers CSV (`?format=csv` or `Accept: text/csv`).
+    pub csv: bool,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        tag,
+        summary,
+        access: Access::SignedIn,
+        query: &[],
+        body: &[],
+        ok: 200,
+        list: false,
+        csv: false,
+    }
+}
+
+const PAGE: [(&str, &str); 2] = [
+    ("limit", "Items per page, 1 to 500."),
+    ("cursor", "The `next` of the previous page, passed back untouched."),
+];
+const FORMAT: (&str, &str) =
+    ("format", "`json` (default) or `csv`; `Accept: text/csv` also asks for CSV.");
+const MATRIX_QUERY: [(&str, &str); 8] = [
+    ("namespace", "Only workloads in this namespace."),
+    ("q", "Only services whose name contains this (case-insensitive)."),
+    (
+        "problems",
+        "`true`: only rows with drift, mixed versions, digest drift, broken promotion order or stale data.",
+    ),
+    (
+        "flag",
+        "Only rows with this flag: consistent, drift, mixed, digestDrift, promotionOrderBroken, rolling, stale.",
+    ),
+    ("at", "An RFC 3339 time: the matrix as it was then, rebuilt from history."),
+    FORMAT,
+    ("limit", "Rows per page, 1 to 500 (default 50)."),
+    PAGE[1],
+];
+
+/// Every route of the API.
+pub const ROUTES: &[Route] = &[
+    Route {
+        access: Access::Public,
+        ..route(
+            "GET",
+            "/health",
+            "operations",
+            "Liveness: answers without touching any dependency.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        ..route("GET", "/ready", "operations", "Readiness: the table answers.")
+    },
+    Route {
+        access: Access::Public,
+        ..route("GET", "/openapi.json", "operations", "This document.")
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true), ("password", "string", true), ("name", "string", true)],
+        ok: 202,
+        ..route(
+            "POST",
+            "/auth/signup",
+            "auth",
+            "Start a sign-up: a verification code is mailed. The same answer for any address.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true), ("code", "string", true)],
+        ..route(
+            "POST",
+            "/auth/verify",
+            "auth",
+            "Verify an address with its code; answers a session.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true)],
+        ok: 202,
+        ..route(
+            "POST",
+            "/auth/resend",
+            "auth",
+            "Mail a new verification code (at most one a minute, five an hour).",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true), ("password", "string", true)],
+        ..route(
+            "POST",
+            "/auth/login",
+            "auth",
+            "Sign in; answers a session, or 202 with a challenge when a mailed code is the second step.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true), ("challenge", "string", true), ("code", "string", true)],
+        ..route(
+            "POST",
+            "/auth/login/code",
+            "auth",
+            "The second step of a sign-in: the mailed code.",
+        )
+    },
+    Route { ok: 204, ..route("POST", "/auth/logout", "auth", "End this session.") },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true)],
+        ok: 202,
+        ..route(
+            "POST",
+            "/auth/password/forgot",
+            "auth",
+            "Mail a password reset code. The same answer for any address.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[
+            ("email", "string", true),
+            ("code", "string", true),
+            ("newPassword", "string", true),
+        ],
+        ..route(
+            "POST",
+            "/auth/password/reset",
+            "auth",
+            "Set a new password with a reset code; ends every other session.",
+        )
+    },
+    route("GET", "/auth/me", "auth", "Who is signed in."),
+    Route {
+        access: Access::Admin,
+        query: &PAGE,
+        list: true,
+        ..route("GET", "/auth/users", "auth", "Accounts.")
+    },
+    Route {
+        access: Access::Admin,
+        body: &[
+            ("role", "string", false),
+            ("teams", "array", false),
+            ("disabled", "boolean", false),
+        ],
+        ..route(
+            "PATCH",
+            "/auth/users/{email}",
+            "auth",
+            "Change an account's role or teams, or disable it (its sessions end at once).",
+        )
+    },
+    Route {
+        query: &PAGE,
+        list: true,
+        ..route(
+            "GET",
+            "/environments",
+            "inventory",
+            "Environments: clusters, refresh interval, freshness.",
+        )
+    },
+    route("GET", "/environments/{env}", "inventory", "One environment."),
+    Route {
+        access: Access::Admin,
+        body: &[("clusters", "array", true)],
+        ..route(
+            "PUT",
+            "/environments/{env}",
+            "inventory",
+            "Add or replace an environment (as the configuration file writes it; validated like the file). 201 when added.",
+        )
+    },
+    Route {
+        access: Access::Admin,
+        ok: 204,
+        ..route(
+            "DELETE",
+            "/environments/{env}",
+            "inventory",
+            "Remove an environment from the configuration.",
+        )
+    },
+    Route {
+        ok: 202,
+        ..route(
+            "POST",
+            "/environments/{env}/refresh",
+            "inventory",
+            "Snapshot every cluster of the environment now (each at most once per 30 s).",
+        )
+    },
+    Route {
+        access: Access::Admin,
+        ..route(
+            "DELETE",
+            "/environments/{env}/cache",
+            "inventory",
+            "Delete the environment's snapshot data.",
+        )
+    },
+    Route {
+        query: &[("environment", "Only this environment's clusters."), PAGE[0], PAGE[1]],
+        list: true,
+        ..route("GET", "/clusters", "inventory", "Clusters and their status.")
+    },
+    route(
+        "GET",
+        "/clusters/{cluster}",
+        "inventory",
+        "A cluster's status: last attempt, last success, last error, counts, Kubernetes version, freshness.",
+    ),
+    Route {
+        ok: 202,
+        ..route(
+            "POST",
+            "/clusters/{cluster}/refresh",
+            "inventory",
+            "Snapshot the cluster now (at most once per 30 s).",
+        )
+    },
+    Route {
+        query: &[
+            ("namespace", "Only this namespace."),
+            ("kind", "Deployment, StatefulSet or DaemonSet."),
+            ("label", "A Kubernetes label selector."),
+            ("q", "Name, service, version or image contains this."),
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        ..route("GET", "/clusters/{cluster}/workloads", "inventory", "A cluster's workloads.")
+    },
+    Route {
+        query: &[
+            ("namespace", "Only this namespace."),
+            ("phase", "Pending, Running, Succeeded, Failed or Unknown."),
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        ..route("GET", "/clusters/{cluster}/pods", "inventory", "A cluster's pods.")
+    },
+    Route {
+        query: &[("namespace", "Only this namespace.")],
+        ..route(
+            "GET",
+            "/clusters/{cluster}/stats",
+            "inventory",
+            "Workloads, pods, running, pending, failed.",
+        )
+    },
+    Route {
+        query: &[
+            ("q", "A repository (`shop/cart`), `repository:tag` or `sha256:` digest. Required."),
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        ..route("GET", "/images", "inventory", "Where an image runs.")
+    },
+    Route {
+        query: &PAGE,
+        list: true,
+        ..route(
+            "GET",
+            "/dashboards",
+            "dashboards",
+            "Dashboards and the columns the caller may see.",
+        )
+    },
+    Route {
+        query: &MATRIX_QUERY,
+        list: true,
+        csv: true,
+        ..route(
+            "GET",
+            "/dashboards/{name}",
+            "dashboards",
+            "The version matrix: services × environments, cells with versions, images, digests, placements, ready/desired, last change and freshness; row flags and summary counts.",
+        )
+    },
+    Route {
+        query: &[
+            ("from", "An environment column. Required."),
+            ("to", "A later (or any other) column. Required."),
+            ("namespace", "Only workloads in this namespace."),
+            ("q", "Only services whose name contains this."),
+            ("all", "`true`: include services that are the same on both sides."),
+            FORMAT,
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        csv: true,
+        ..route(
+            "GET",
+            "/dashboards/{name}/compare",
+            "dashboards",
+            "What differs between two columns: `to` ahead of or behind `from` (by semantic version, else by deployment time), and since when.",
+        )
+    },
+    Route {
+        query: &[
+            ("from", "An RFC 3339 time. Required."),
+            ("to", "A later RFC 3339 time. Required."),
+            ("namespace", "Only workloads in this namespace."),
+            ("q", "Only services whose name contains this."),
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        ..route(
+            "GET",
+            "/dashboards/{name}/diff",
+            "dashboards",
+            "What changed in the matrix between two times, per service and column.",
+        )
+    },
+    Route {
+        query: &PAGE,
+        ..route(
+            "GET",
+            "/dashboards/{name}/services/{service}",
+            "dashboards",
+            "One service across the dashboard's columns and clusters, with a page of its history.",
+        )
+    },
+    Route {
+        query: &[
+            ("service", "Only this service."),
+            ("environment", "Only this environment."),
+            ("cluster", "Only this cluster."),
+            ("since", "RFC 3339: events at or after."),
+            ("until", "RFC 3339: events at or before."),
+            FORMAT,
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        csv: true,
+        ..route(
+            "GET",
+            "/history",
+            "dashboards",
+            "Change events (added, changed, removed), newest first.",
+        )
+    },
+];
+
+fn path_parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect()
+}
+
+fn operation(route: &Route) -> Value {
+    let mut parameters = path_parameters(route.path);
+    parameters.extend(route.query.iter().map(|(name, description)| {
+        let schema = if *name == "limit" { json!({"type": "integer", "minimum": 1, "maximum": 500}) } else { json!({"type": "string"}) };
+        json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
+    }));
+    let ok_schema = if route.list {
+        json!({"$ref": "#/components/schemas/Page"})
+    } else {
+        json!({"type": "object"})
+    };
+    let mut ok_content = Map::new();
+    if route.ok != 204 {
+        ok_content.insert("application/json".into(), json!({"schema": ok_schema}));
+    }
+    if route.csv {
+        ok_content.insert("text/csv".into(), json!({"schema": {"type": "string"}}));
+    }
+    let mut ok = json!({"description": "Success."});
+    if !ok_content.is_empty() {
+        ok["content"] = Value::Object(ok_content);
+    }
+    let mut responses = Map::new();
+    responses.insert(route.ok.to_string(), ok);
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    responses
+        .insert("400".into(), error("Bad input: the message starts with the parameter's name."));
+    if route.access != Access::Public {
+        responses.insert("401".into(), error("No valid session."));
+        responses.insert("404".into(), error("Not found, or not visible to the caller's teams."));
+    }
+    if route.access == Access::Admin {
+        responses.insert("403".into(), error("Admins only."));
+    }
+    responses.insert("429".into(), error("Too many requests: see Retry-After."));
+    responses.insert("503".into(), error("A dependency is unavailable: retry later."));
+    let mut op = json!({
+        "tags": [route.tag],
+        "summary": route.summary,
+        "operationId": format!("{} {}", route.method.to_lowercase(), route.path),
+        "responses": responses,
+    });
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    op["security"] = match route.access {
+        Access::Public => json!([]),
+        _ => json!([{"session": []}]),
+    };
+    if !route.body.is_empty() {
+        let properties: Map<String, Value> = route
+            .body
+            .iter()
+            .map(|(name, kind, _)| ((*name).to_owned(), json!({"type": kind})))
+            .collect();
+        let required: Vec<&str> =
+            route.body.iter().filter(|(_, _, r)| *r).map(|(n, _, _)| *n).collect();
+        op["requestBody"] = json!({
+            "required": true,
+            "content": {"application/json": {"schema": {"type": "object", "properties": properties, "required": required}}}
+        });
+    }
+    op
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let entry = paths.entry(route.path).or_insert_with(|| json!({}));
+        entry[route.method.to_lowercase()] = operation(route);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Release dashboard API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Which version of which service runs in which environment of an EKS fleet, whether it is the same everywhere it should be, and since when. Every list is paginated (`limit`, `cursor`); errors are `{\"error\": {\"code\", \"message\"}}`; environments outside the caller's teams do not exist for them."
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "operations"},
+            {"name": "auth", "description": "Accounts, sign-in and sessions."},
+            {"name": "inventory", "description": "Environments, clusters, workloads, pods, images, refresh."},
+            {"name": "dashboards", "description": "Version matrices, compare, history."}
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"session": {"type": "http", "scheme": "bearer", "description": "The token a sign-in answers."}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}
+                },
+                "Page": {
+                    "type": "object",
+                    "required": ["items"],
+                    "properties": {"items": {"type": "array"}, "next": {"type": "string", "description": "Absent on the last page."}}
+                }
+            }
+        }
+    })
+}
+
+/// The document as served and checked in: pretty, with a final newline.
+pub fn text() -> String {
+    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,122 @@
+//! The API description: the served document is the checked-in one, every
+//! documented route is routed by the functions, and the template sends
+//! every documented path to a function.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::to_bytes;
+use http::StatusCode;
+use shared::clock::SystemClock;
+use shared::fleet::FleetSource;
+use shared::refresh::SnapshotTrigger;
+use shared::snapshot::SnapshotRequest;
+use shared::store::memory::MemoryStore;
+use shared::store::{BoxError, Store};
+use shared::view::ApiContext;
+use tower::ServiceExt;
+
+const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+
+struct NoTrigger;
+
+#[async_trait::async_trait]
+impl SnapshotTrigger for NoTrigger {
+    async fn start(&self, _: SnapshotRequest) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Every API function's router, merged as the local server merges them.
+fn app() -> Router {
+    let clock = Arc::new(SystemClock);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+    let fleet = Arc::new(
+        FleetSource::from_text(
+            store.clone(),
+            "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]",
+        )
+        .unwrap(),
+    );
+    let context = || ApiContext::new(fleet.clone(), store.clone(), clock.clone());
+    let app = Router::new()
+        .merge(auth::router(auth::Deps {
+            store: store.clone(),
+            mailer: Arc::new(shared::mail::MemoryMailer::default()),
+            clock: clock.clone(),
+            hasher: auth::password::Hasher::new().unwrap(),
+            codes: auth::secrets::CodeHasher::ephemeral().unwrap(),
+            policy: auth::Policy::default(),
+        }))
+        .merge(inventory::router(inventory::Deps {
+            context: context(),
+            trigger: Arc::new(NoTrigger),
+        }))
+        .merge(dashboards::router(context()));
+    shared::http::with_api_defaults(app, store)
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_checked_in_one() {
+    let text = shared::openapi::text();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(CHECKED_IN, &text).unwrap();
+    }
+    let file = std::fs::read_to_string(CHECKED_IN).unwrap_or_default();
+    assert!(
+        file == text,
+        "docs/openapi.json is not the document the code builds: run \
+         `UPDATE_OPENAPI=1 scripts/testbed.sh cargo test -p integration-tests --test it openapi` and commit it"
+    );
+    let request = shared::testing::api_request("GET", "/openapi.json", None, None);
+    let response = app().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&served), text);
+    let document: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn every_documented_route_is_routed() {
+    let app = app();
+    for route in shared::openapi::ROUTES {
+        let path = route.path.replace('{', "x").replace('}', "");
+        let request = shared::testing::api_request(route.method, &path, None, None);
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{} {}", route.method, route.path);
+        assert!(!text.contains("route not found"), "{} {} is not routed", route.method, route.path);
+        if route.access != shared::openapi::Access::Public {
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} needs a session",
+                route.method,
+                route.path
+            );
+        }
+    }
+    // And the fallback is what the check above looks for.
+    let request = shared::testing::api_request("GET", "/no/such/route", None, None);
+    let body = to_bytes(app.oneshot(request).await.unwrap().into_body(), 1 << 16).await.unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("route not found"));
+}
+
+#[test]
+fn the_template_sends_every_documented_path_to_a_function() {
+    let template = std::fs::read_to_string(TEMPLATE).unwrap();
+    let paths: Vec<&str> =
+        template.lines().filter_map(|l| l.trim().strip_prefix("Path: ")).collect();
+    for route in shared::openapi::ROUTES {
+        let covered = paths.iter().any(|p| match p.strip_suffix("{proxy+}") {
+            Some(prefix) => route.path.starts_with(prefix) && route.path.len() > prefix.len(),
+            None => *p == route.path,
+        });
+        assert!(covered, "template.yaml routes no function for {}", route.path);
+    }
+}

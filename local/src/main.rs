@@ -105,7 +105,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     );
     println!("  store: {store_label}");
     println!(
-        "  routes: /health, /auth/* (sign-in; codes are logged as sent and kept in memory), /environments, /clusters"
+        "  routes: /health, /ready, /auth/* (sign-in; codes are logged as sent and kept in memory), /environments, /clusters, /images, /dashboards, /history; /openapi.json describes them"
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     snapshots.abort();

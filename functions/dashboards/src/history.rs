@@ -48,7 +48,7 @@ fn cursor_key(cursor: &str) -> Result<String, ApiError> {
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
     let sk = text.strip_prefix("before:").ok_or_else(bad)?;
     // A history key starts with its time.
-    if sk.len() < 27 || sk[..27].parse::<Timestamp>().is_err() {
+    if sk.get(..27).is_none_or(|time| time.parse::<Timestamp>().is_err()) {
         return Err(bad());
     }
     Ok(sk.to_owned())
@@ -203,6 +203,28 @@ pub async fn since<S: ItemQuery + ?Sized>(
         match page.next {
             Some(next) => cursor = Some(next),
             None => return Ok(events),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_anything_else_is_a_400() {
+        let sk = "2026-11-23T10:00:00.000000Z#c#ns#Deployment#x";
+        assert_eq!(cursor_key(&cursor_for(sk)).unwrap(), sk);
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        for bad in [
+            "not base64!".to_owned(),
+            encode("after:2026-11-23T10:00:00.000000Z#c"),
+            encode("before:yesterday"),
+            // A multi-byte character across the time's end must not panic.
+            encode(&format!("before:{}", "é".repeat(20))),
+        ] {
+            let err = cursor_key(&bad).unwrap_err();
+            assert!(err.to_string().starts_with("cursor:"), "{bad}: {err}");
         }
     }
 }

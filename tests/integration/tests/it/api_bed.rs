@@ -178,7 +178,7 @@ impl ApiBed {
         let fleet = Arc::new(FleetSource::from_text(dyn_store.clone(), &yaml).unwrap());
         let connector = AwsConnector::new(
             aws().await,
-            KubeTimeouts { connect: Duration::from_secs(2), read: Duration::from_secs(5) },
+            KubeTimeouts { connect: Duration::from_secs(5), read: Duration::from_secs(5) },
         );
         let snapshotter = Arc::new(Snapshotter::new(
             dyn_store.clone(),

@@ -149,7 +149,9 @@ impl Bed {
         let store = Arc::new(CountingStore::new(fresh_table(clock.clone()).await));
         let connector = AwsConnector::new(
             aws().await,
-            KubeTimeouts { connect: Duration::from_secs(2), read: Duration::from_secs(2) },
+            // Generous for a loaded 2-core machine running every test at
+            // once; the timeout test's latency is well above `read`.
+            KubeTimeouts { connect: Duration::from_secs(5), read: Duration::from_secs(3) },
         );
         let options = SnapshotOptions {
             // Small pages so that every list follows `continue`.
@@ -447,7 +449,7 @@ async fn a_cluster_answering_500_fails_alone() {
 #[tokio::test]
 async fn a_cluster_that_times_out_fails_alone() {
     one_cluster_fails(
-        |bed| bed.fakes[1].inject(FaultRule::on("/pods", Fault::Latency(Duration::from_secs(4)))),
+        |bed| bed.fakes[1].inject(FaultRule::on("/pods", Fault::Latency(Duration::from_secs(6)))),
         "Timeout",
     )
     .await;

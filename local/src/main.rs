@@ -10,14 +10,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use secrecy::{ExposeSecret, SecretString};
+use shared::auth::{Account, AccountStatus, Role, write_account};
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
+use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::snapshot::InProcessTrigger;
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
 use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
-use shared::store::Store;
 use shared::store::memory::MemoryStore;
+use shared::store::{Condition, Store};
 use shared::view::ApiContext;
 
 use crate::args::Args;
@@ -73,6 +76,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let snapshots = tokio::spawn(snapshot_loop(fleet.clone(), snapshotter.clone()));
     let trigger = Arc::new(InProcessTrigger::new(snapshotter, fleet.clone()));
     let clock = Arc::new(SystemClock);
+    let hasher = auth::password::Hasher::new()?;
+    let demo_password = demo_login(store.as_ref(), &hasher).await?;
 
     let app = axum::Router::new()
         .merge(auth::router(auth::Deps {
@@ -80,7 +85,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             // Codes are kept in memory and logged as sent, never mailed.
             mailer: mailer.clone(),
             clock: Arc::new(SystemClock),
-            hasher: auth::password::Hasher::new()?,
+            hasher,
             codes: auth::secrets::CodeHasher::ephemeral()?,
             policy: auth::Policy::default(),
         }))
@@ -105,12 +110,42 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     );
     println!("  store: {store_label}");
     println!(
+        "  demo login: {DEMO_EMAIL} / {} (an admin; new each start)",
+        demo_password.expose_secret()
+    );
+    println!(
         "  routes: /health, /ready, /auth/* (sign-in; codes are logged as sent and kept in memory), /environments, /clusters, /images, /dashboards, /history; /openapi.json describes them"
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     snapshots.abort();
     drop(demo);
     Ok(())
+}
+
+const DEMO_EMAIL: &str = "demo@example.com";
+
+/// An admin account to sign in with, its password random for each start
+/// (and replaced when the store already has the account).
+async fn demo_login(
+    store: &dyn Store,
+    hasher: &auth::password::Hasher,
+) -> Result<SecretString, Box<dyn std::error::Error + Send + Sync>> {
+    let password = auth::secrets::new_token()?;
+    let hash = hasher.hash(&auth::password::Password::new(password.clone())?)?;
+    let now = jiff::Timestamp::now();
+    let account = Account {
+        email: Email::parse(DEMO_EMAIL)?,
+        name: "Demo admin".into(),
+        password_hash: hash,
+        role: Role::Admin,
+        teams: Vec::new(),
+        status: AccountStatus::Active,
+        created_at: now,
+        verified_at: Some(now),
+        sessions_valid_after: None,
+    };
+    write_account(store, &account, Condition::Always).await?;
+    Ok(password)
 }
 
 fn snapshotter(store: Arc<dyn Store>) -> Arc<Snapshotter> {

@@ -9,6 +9,7 @@ pub mod handlers;
 pub mod history;
 pub mod load;
 pub mod matrix;
+pub mod page;
 pub mod timeline;
 
 use std::sync::Arc;
@@ -77,5 +78,8 @@ pub fn router(context: ApiContext) -> Router {
         .route("/dashboards/{name}/services/{service}", get(get_service))
         .route("/history", get(list_history))
         .route("/openapi.json", get(openapi))
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
         .with_state(Arc::new(Deps::new(context)))
 }

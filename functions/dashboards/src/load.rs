@@ -76,15 +76,12 @@ pub async fn read(
 
 /// Which versions each column ran, as first seen no later than `until`.
 pub fn history(visible: &Visible<'_>, reads: &[Vec<ClusterRead>], until: Timestamp) -> History {
-    let mut history = History::new();
+    let mut history = History::default();
     for (environment, clusters) in visible.columns.iter().zip(reads) {
         for seen in clusters.iter().flat_map(|read| &read.data.seen) {
             if seen.first_seen <= until {
-                history.insert((
-                    environment.name.as_str().to_owned(),
-                    seen.service.clone(),
-                    seen.version.clone(),
-                ));
+                let environment = environment.name.as_str();
+                history.record(environment, &seen.service, &seen.version, seen.first_seen);
             }
         }
     }

@@ -7,12 +7,13 @@
 //! - `mixed`: one column runs several versions;
 //! - `digestDrift`: one tag runs with different digests (re-pushed tags);
 //! - `promotionOrderBroken`: a column runs a version that an earlier
-//!   column running the service neither runs nor, per history, ever ran;
+//!   column running the service neither runs nor, per history, ever ran,
+//!   though that column was watched before the version arrived;
 //! - `consistent`: none of the above;
 //! - `rolling` and `stale` describe the cells (a rollout in progress, data
 //!   from a cluster whose refresh failed or is old).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -33,8 +34,32 @@ pub struct ClusterData {
     pub workloads: Vec<Arc<Workload>>,
 }
 
-/// Which versions ran where before: `(environment, service, version)`.
-pub type History = HashSet<(String, String, String)>;
+/// Which versions ran where, and since when: the `SEEN#` records of each
+/// column's clusters.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// `(environment, service, version)` → first seen in any of its clusters.
+    first_seen: HashMap<(String, String, String), Timestamp>,
+    /// When each environment's record begins (its earliest first sighting).
+    watched_since: HashMap<String, Timestamp>,
+}
+
+impl History {
+    pub fn record(&mut self, environment: &str, service: &str, version: &str, at: Timestamp) {
+        let key = (environment.to_owned(), service.to_owned(), version.to_owned());
+        let first = self.first_seen.entry(key).or_insert(at);
+        *first = (*first).min(at);
+        let since = self.watched_since.entry(environment.to_owned()).or_insert(at);
+        *since = (*since).min(at);
+    }
+
+    fn first_seen(&self, environment: &str, service: &str, version: &str) -> Option<Timestamp> {
+        // The key is owned; a lookup per cell version is cheap next to the
+        // matrix it guards.
+        let key = (environment.to_owned(), service.to_owned(), version.to_owned());
+        self.first_seen.get(&key).copied()
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -347,20 +372,27 @@ fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &H
         }
     }
     let digest_drift = digests.values().any(|d| d.len() > 1);
-    let ran = |column: usize, cell: &Cell, version: &str| {
-        cell.versions.iter().any(|v| v == version)
-            || history.contains(&(
-                data[column].environment.clone(),
-                service.to_owned(),
-                version.to_owned(),
-            ))
+    // Out of order: a later column runs a version an earlier column never
+    // ran, though the earlier column was watched before that version showed
+    // up in the later one. What ran before the record began is unknown, so
+    // the first snapshot of a fleet never raises the flag.
+    let skipped = |earlier: usize, earlier_cell: &Cell, later: usize, version: &str| {
+        let earlier_env = data[earlier].environment.as_str();
+        if earlier_cell.versions.iter().any(|v| v == version)
+            || history.first_seen(earlier_env, service, version).is_some()
+        {
+            return false;
+        }
+        let arrived = history.first_seen(&data[later].environment, service, version);
+        let watched = history.watched_since.get(earlier_env);
+        matches!((watched, arrived), (Some(watched), Some(arrived)) if watched < &arrived)
     };
     let promotion_order_broken = present.iter().any(|(later, cell)| {
         cell.versions.iter().any(|version| {
             present
                 .iter()
                 .filter(|(earlier, _)| earlier < later)
-                .any(|(earlier, earlier_cell)| !ran(*earlier, earlier_cell, version))
+                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, *later, version))
         })
     });
     Flags {
@@ -440,13 +472,24 @@ mod tests {
     /// Columns of clusters of workloads.
     type Layout<'a> = Vec<(&'a str, Vec<(&'a str, Vec<Arc<Workload>>)>)>;
 
-    /// Cart 1.2.0 and search 3.0.0 went through stg before stg moved on.
+    fn at(hour: u32) -> Timestamp {
+        format!("2026-11-20T{hour:02}:00:00Z").parse().unwrap()
+    }
+
+    /// Both columns watched since 08:00; cart 1.2.0 and search 3.0.0 went
+    /// through stg before stg moved on; everything prod runs arrived at 09:00.
     fn matrix(columns: Layout<'_>) -> Vec<Row> {
         let data: Vec<ColumnData> = columns.into_iter().map(|(e, c)| column(e, c)).collect();
-        let history = History::from([
-            ("stg".into(), "cart".into(), "1.2.0".into()),
-            ("stg".into(), "search".into(), "3.0.0".into()),
-        ]);
+        let mut history = History::default();
+        history.record("stg", "cart", "1.2.0", at(8));
+        history.record("stg", "search", "3.0.0", at(8));
+        history.record("prod", "cart", "1.1.0", at(8));
+        for column in &data {
+            for workload in column.clusters.iter().flat_map(|c| &c.workloads) {
+                let time = if column.environment == "prod" { at(9) } else { at(8) };
+                history.record(&column.environment, &workload.service, &workload.version, time);
+            }
+        }
         rows(&data, &history)
     }
 
@@ -528,9 +571,18 @@ mod tests {
             column("stg", vec![("stg-a", vec![workload("stg-a", "ledger", "5.1.0", "x")])]),
             column("prod", vec![("prod-a", vec![workload("prod-a", "ledger", "5.0.0", "y")])]),
         ];
-        let mut history = History::new();
-        assert!(rows(&data, &history)[0].flags.promotion_order_broken);
-        history.insert(("stg".into(), "ledger".into(), "5.0.0".into()));
+        let mut history = History::default();
+        history.record("stg", "ledger", "5.1.0", at(8));
+        history.record("prod", "ledger", "5.0.0", at(8));
+        assert!(
+            !rows(&data, &history)[0].flags.promotion_order_broken,
+            "both first seen when the record began: what ran before is unknown"
+        );
+        let mut history = History::default();
+        history.record("stg", "ledger", "5.1.0", at(8));
+        history.record("prod", "ledger", "5.0.0", at(9));
+        assert!(rows(&data, &history)[0].flags.promotion_order_broken, "prod got 5.0.0 later");
+        history.record("stg", "ledger", "5.0.0", at(7));
         assert!(!rows(&data, &history)[0].flags.promotion_order_broken, "5.0.0 ran in stg before");
     }
 
@@ -542,7 +594,7 @@ mod tests {
         ];
         data[1].clusters[0].freshness.stale = true;
         data[1].clusters[0].freshness.last_attempt_failed = true;
-        let rows = rows(&data, &History::new());
+        let rows = rows(&data, &History::default());
         assert!(rows[0].cells[0].is_none());
         assert!(rows[0].flags.stale && rows[0].flags.consistent);
         assert!(rows[0].cells[1].as_ref().unwrap().freshness.last_attempt_failed);

@@ -14,10 +14,11 @@ use shared::clock::Clock;
 use crate::api_bed::{ApiBed, objects, plan};
 
 /// The bed after two rounds, as a release goes: at `t0` cart 1.2.0 runs in
-/// dev and search 3.0.0 everywhere; at `t1` dev has moved cart to 1.3.0,
-/// and dev, stg and prod-a search to 3.1.0 (prod-b is still on 3.0.0). So
-/// the earlier columns ran what the later ones run: drift and mixed
-/// versions without a broken promotion order.
+/// dev, search 3.0.0 and ledger 4.9.0 everywhere; at `t1` dev has moved
+/// cart to 1.3.0, and dev, stg and prod-a search to 3.1.0 (prod-b is still
+/// on 3.0.0): the earlier columns ran what the later ones run, so drift and
+/// mixed versions without a broken promotion order. But prod has taken
+/// ledger 5.0.0, which dev and stg, watched since `t0`, never ran.
 struct Rounds {
     bed: ApiBed,
     t0: Timestamp,
@@ -32,6 +33,7 @@ async fn two_rounds() -> Rounds {
             match p.service {
                 "cart" => p.version = "1.2.0",
                 "search" => p.version = "3.0.0",
+                "ledger" => p.version = "4.9.0",
                 _ => {}
             }
         }
@@ -273,7 +275,11 @@ async fn history_point_in_time_and_diff() {
         bed.all(&format!("/history?cluster={}", bed.cluster("dev-a")), &bed.platform).await;
     assert!(dev_only.iter().all(|e| e["environment"] == "dev") && !dev_only.is_empty());
     let window = bed.all(&format!("/history?since={}&until={}", t1, t1), &bed.platform).await;
-    assert_eq!(window.len(), 4, "only the changes at t1 (cart in dev, search in 3 clusters)");
+    assert_eq!(
+        window.len(),
+        6,
+        "only the changes at t1 (cart in dev, search in 3 clusters, ledger in 2)"
+    );
     assert!(window.iter().all(|e| e["change"] == "changed"));
     let csv = bed.get("/history?service=cart&format=csv", &bed.platform).await;
     assert!(csv.text.starts_with(
@@ -302,7 +308,7 @@ async fn history_point_in_time_and_diff() {
     assert_eq!(rows["cart"]["cells"][0]["versions"], serde_json::json!(["1.2.0"]));
     assert!(flag(&rows["cart"], "consistent"), "cart ran 1.2.0 everywhere then");
     assert!(flag(&rows["search"], "consistent"), "and search 3.0.0");
-    assert!(flag(&rows["ledger"], "promotionOrderBroken"));
+    assert!(flag(&rows["ledger"], "consistent"), "and ledger 4.9.0");
     let before = bed.get(&format!("/dashboards/shop?at={}", plus(t0, -1)), &bed.platform).await;
     assert_eq!(before.body["items"], serde_json::json!([]), "nothing had been seen yet");
     let now = rows_by_service(&bed.get("/dashboards/shop", &bed.platform).await.body);
@@ -316,6 +322,7 @@ async fn history_point_in_time_and_diff() {
         diff.body["items"],
         serde_json::json!([
             {"service": "cart", "changes": [{"environment": "dev", "from": ["1.2.0"], "to": ["1.3.0"]}]},
+            {"service": "ledger", "changes": [{"environment": "prod", "from": ["4.9.0"], "to": ["5.0.0"]}]},
             {"service": "search", "changes": [
                 {"environment": "dev", "from": ["3.0.0"], "to": ["3.1.0"]},
                 {"environment": "stg", "from": ["3.0.0"], "to": ["3.1.0"]},

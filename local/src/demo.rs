@@ -1,9 +1,15 @@
 //! The demo fleet: the brief's environments and clusters served by fake
-//! Kubernetes API servers on 127.0.0.1, and the fleet configuration that
-//! points at them.
+//! Kubernetes API servers on 127.0.0.1, the fleet configuration that points
+//! at them, and the clock that moves them on: every tick new releases reach
+//! the first stage and earlier ones are promoted, and the scenarios of
+//! `fake_kube::fleet::scenario` play out (a stuck rollout, a re-pushed tag,
+//! a hotfix that skips stg, a cluster that goes unreachable for a while).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use fake_kube::fleet::scenario;
 use fake_kube::{FakeFleet, FleetBuilder};
 
 use shared::store::dynamodb::{DynamoStore, create_table};
@@ -11,23 +17,30 @@ use shared::store::dynamodb::{DynamoStore, create_table};
 const LOCAL_TABLE: &str = "release-dashboard-local";
 
 pub struct Demo {
-    fleet: FakeFleet,
+    fleet: Arc<FakeFleet>,
     token_file: PathBuf,
+    clock: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Demo {
-    pub async fn start(services: usize) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let fleet =
-            FakeFleet::start_with_random_token(FleetBuilder::brief(services).build()).await?;
+    /// Starts the fake clusters at tick 0 and moves them on every `tick`
+    /// (never, when `tick` is zero).
+    pub async fn start(
+        services: usize,
+        tick: Duration,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let fleet = Arc::new(
+            FakeFleet::start_with_random_token(FleetBuilder::brief(services).build()).await?,
+        );
         // The clusters' bearer token reaches the snapshot the way a real
         // non-EKS cluster's would: from a file named in the configuration.
         let token_file = std::env::temp_dir()
             .join(format!("release-dashboard-demo-{}.token", std::process::id()));
         std::fs::write(&token_file, fleet.token())?;
-        Ok(Self { fleet, token_file })
+        let clock = (!tick.is_zero()).then(|| tokio::spawn(advance(fleet.clone(), tick)));
+        Ok(Self { fleet, token_file, clock })
     }
 
-    /// The fleet configuration of the demo, validated like any other.
     /// The demo fleet's configuration, as a file would hold it.
     pub fn fleet_text(&self) -> String {
         let mut yaml = String::from(
@@ -59,7 +72,47 @@ impl Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        if let Some(clock) = self.clock.take() {
+            clock.abort();
+        }
         let _ = std::fs::remove_file(&self.token_file);
+    }
+}
+
+/// Moves the fleet one tick on every `period`, logging what changes.
+async fn advance(fleet: Arc<FakeFleet>, period: Duration) {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    for tick in 1.. {
+        timer.tick().await;
+        fleet.advance_to(tick);
+        let changed = fleet
+            .fleet
+            .services
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| {
+                fleet.fleet.release(i, 0, tick) != fleet.fleet.release(i, 0, tick - 1)
+            })
+            .count();
+        tracing::info!(tick, new_releases = changed, "demo fleet moved on");
+        for (name, window) in [
+            ("a stuck rollout in stg", scenario::STUCK),
+            (scenario::UNREACHABLE_CLUSTER, scenario::UNREACHABLE),
+        ] {
+            if tick == window.start {
+                tracing::info!(scenario = name, until_tick = window.end, "demo scenario begins");
+            } else if tick == window.end {
+                tracing::info!(scenario = name, "demo scenario ends");
+            }
+        }
+        for (name, at) in [
+            ("a tag re-pushed with new content, redeployed in prod", scenario::RETAG_FROM),
+            ("a hotfix straight into prod", scenario::HOTFIX_FROM),
+        ] {
+            if tick == at {
+                tracing::info!(scenario = name, "demo scenario happens");
+            }
+        }
     }
 }
 
@@ -92,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_configuration_is_valid_and_names_the_brief() {
-        let demo = Demo::start(12).await.unwrap();
+        let demo = Demo::start(12, Duration::ZERO).await.unwrap();
         let fleet = shared::config::FleetConfig::parse(&demo.fleet_text(), "demo").unwrap();
         assert_eq!(fleet.environments.len(), 6);
         assert!(fleet.cluster("eks-corda-dab-prod").is_some());

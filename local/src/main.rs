@@ -4,6 +4,8 @@
 
 mod args;
 mod demo;
+mod kubeconfig;
+mod outbox;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use shared::config::FleetConfig;
 use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::snapshot::InProcessTrigger;
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
+use shared::snapshot::access::{AwsConnector, ClusterConnector, KubeTimeouts};
 use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
 use shared::store::memory::MemoryStore;
 use shared::store::{Condition, Store};
@@ -60,8 +62,28 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Where the clusters come from: the demo fleet or a kubeconfig.
+enum Source {
+    Demo(demo::Demo),
+    Kubeconfig(Box<kubeconfig::KubeconfigConnector>),
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let demo = demo::Demo::start(args.services).await?;
+    let (source, fleet_text) = match &args.kubeconfig {
+        None => {
+            let demo = demo::Demo::start(args.services, args.demo_tick).await?;
+            let text = demo.fleet_text();
+            (Source::Demo(demo), text)
+        }
+        Some(path) => {
+            let (file, contexts) = kubeconfig::read(path)?;
+            let text = kubeconfig::fleet_text(&contexts);
+            let others = Box::new(aws_connector());
+            let connector =
+                kubeconfig::KubeconfigConnector::new(file, KubeTimeouts::default(), others);
+            (Source::Kubeconfig(Box::new(connector)), text)
+        }
+    };
     let (store, store_label): (Arc<dyn Store>, String) = match &args.dynamodb_endpoint {
         None => (Arc::new(MemoryStore::default()), "in-memory".to_owned()),
         Some(url) => {
@@ -70,9 +92,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             (Arc::new(store), label)
         }
     };
-    let fleet = Arc::new(FleetSource::from_text(store.clone(), &demo.fleet_text())?);
-    let mailer = Arc::new(shared::mail::MemoryMailer::default());
-    let snapshotter = snapshotter(store.clone());
+    let fleet = Arc::new(FleetSource::from_text(store.clone(), &fleet_text)?);
+    let mail_dir = args.mail_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("release-dashboard-mail-{}", std::process::id()))
+    });
+    let mailer =
+        Arc::new(outbox::Outbox::create(&mail_dir).map_err(|e| {
+            format!("cannot create the mail directory {}: {e}", mail_dir.display())
+        })?);
+    let (connector, demo): (Arc<dyn ClusterConnector>, _) = match source {
+        Source::Demo(demo) => (Arc::new(aws_connector()), Some(demo)),
+        Source::Kubeconfig(connector) => (Arc::from(connector as Box<dyn ClusterConnector>), None),
+    };
+    let snapshotter = Arc::new(Snapshotter::new(
+        store.clone(),
+        connector,
+        Arc::new(SystemClock),
+        SnapshotOptions::default(),
+    ));
     let snapshots = tokio::spawn(snapshot_loop(fleet.clone(), snapshotter.clone()));
     let trigger = Arc::new(InProcessTrigger::new(snapshotter, fleet.clone()));
     let clock = Arc::new(SystemClock);
@@ -82,12 +119,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let app = axum::Router::new()
         .merge(auth::router(auth::Deps {
             store: store.clone(),
-            // Codes are kept in memory and logged as sent, never mailed.
             mailer: mailer.clone(),
             clock: Arc::new(SystemClock),
             hasher,
             codes: auth::secrets::CodeHasher::ephemeral()?,
-            policy: auth::Policy::default(),
+            policy: auth::Policy { admin_emails: args.admin_emails.clone(), ..Default::default() },
         }))
         .merge(inventory::router(inventory::Deps {
             context: ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
@@ -102,19 +138,28 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let address = listener.local_addr()?;
     println!("release dashboard (local): listening on http://{address}");
     let config = fleet.current().await?;
-    println!(
-        "  demo fleet: {} environments, {} clusters, {} services on fake Kubernetes API servers",
-        config.environments.len(),
-        config.environments.iter().map(|e| e.clusters.len()).sum::<usize>(),
-        args.services,
-    );
+    let clusters = config.environments.iter().map(|e| e.clusters.len()).sum::<usize>();
+    match (&demo, &args.kubeconfig) {
+        (Some(_), _) => println!(
+            "  demo fleet: {} environments, {clusters} clusters, {} services on fake Kubernetes API servers, moving on every {} s",
+            config.environments.len(),
+            args.services,
+            args.demo_tick.as_secs(),
+        ),
+        (None, Some(path)) => println!(
+            "  clusters: the {clusters} contexts of {} (one environment each; dashboard \"kubeconfig\")",
+            path.display()
+        ),
+        (None, None) => {}
+    }
     println!("  store: {store_label}");
+    println!("  mail (sign-up and reset codes): {}", mailer.dir().display());
     println!(
         "  demo login: {DEMO_EMAIL} / {} (an admin; new each start)",
         demo_password.expose_secret()
     );
     println!(
-        "  routes: /health, /ready, /auth/* (sign-in; codes are logged as sent and kept in memory), /environments, /clusters, /images, /dashboards, /history; /openapi.json describes them"
+        "  routes: / (the web page), /health, /ready, /auth/*, /environments, /clusters, /images, /dashboards, /history; /openapi.json describes them"
     );
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     snapshots.abort();
@@ -148,13 +193,14 @@ async fn demo_login(
     Ok(password)
 }
 
-fn snapshotter(store: Arc<dyn Store>) -> Arc<Snapshotter> {
-    // The demo's clusters are given by endpoint, so no AWS account is needed.
+/// The production connector without AWS configuration: the demo's
+/// clusters are given by endpoint and the kubeconfig's by context, and
+/// loading the AWS defaults would probe for an instance role at start.
+fn aws_connector() -> AwsConnector {
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
-    let connector = Arc::new(AwsConnector::new(sdk, KubeTimeouts::default()));
-    Arc::new(Snapshotter::new(store, connector, Arc::new(SystemClock), SnapshotOptions::default()))
+    AwsConnector::new(sdk, KubeTimeouts::default())
 }
 
 /// Snapshots every environment of the configuration in force now and then

@@ -123,6 +123,10 @@ pub enum ClusterAccess {
         ca_data: String,
         token_from: TokenSource,
     },
+    /// A context of the kubeconfig the local server was given
+    /// (`release-dashboard-local --kubeconfig`), with its own auth (exec
+    /// plugins, tokens, client certificates). Not reachable from Lambda.
+    Kubeconfig { context: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -335,6 +339,7 @@ struct RawCluster {
     endpoint: Option<HttpsUrl>,
     ca_data: Option<String>,
     token_from: Option<TokenSource>,
+    kubeconfig_context: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -460,6 +465,21 @@ impl RawCluster {
     /// Either EKS (region, optional role) or direct (endpoint + CA + token
     /// source); the error names the key at fault.
     fn into_access(self, defaults: &RawDefaults) -> Result<Cluster, (&'static str, &'static str)> {
+        if let Some(context) = self.kubeconfig_context {
+            if self.endpoint.is_some()
+                || self.region.is_some()
+                || self.role_arn.is_some()
+                || self.external_id.is_some()
+                || self.ca_data.is_some()
+                || self.token_from.is_some()
+            {
+                return Err(("kubeconfigContext", "takes no other access keys"));
+            }
+            if context.is_empty() || context.len() > 253 || context.chars().any(char::is_control) {
+                return Err(("kubeconfigContext", "must be 1-253 printable characters"));
+            }
+            return Ok(Cluster { name: self.name, access: ClusterAccess::Kubeconfig { context } });
+        }
         let access = match self.endpoint {
             Some(endpoint) => {
                 if self.region.is_some() || self.role_arn.is_some() || self.external_id.is_some() {
@@ -647,6 +667,25 @@ dashboards:
             r#"{"environments":[{"name":"dev","clusters":[{"name":"c1","region":"eu-west-1"}]}]}"#;
         let fleet = FleetConfig::parse(json, "json").unwrap();
         assert_eq!(fleet.environments[0].clusters[0].name.as_str(), "c1");
+    }
+
+    #[test]
+    fn a_kubeconfig_context_is_a_cluster_of_its_own_kind() {
+        let json = r#"{"environments":[{"name":"kind","clusters":[
+            {"name":"kind-dev","kubeconfigContext":"arn:aws:eks:eu-west-1:1:cluster/dev"}]}]}"#;
+        let fleet = FleetConfig::parse(json, "json").unwrap();
+        assert_eq!(
+            fleet.environments[0].clusters[0].access,
+            ClusterAccess::Kubeconfig { context: "arn:aws:eks:eu-west-1:1:cluster/dev".into() }
+        );
+        for cluster in [
+            r#"{"name":"c","kubeconfigContext":"x","region":"eu-west-1"}"#,
+            r#"{"name":"c","kubeconfigContext":""}"#,
+        ] {
+            let json = format!(r#"{{"environments":[{{"name":"kind","clusters":[{cluster}]}}]}}"#);
+            let err = FleetConfig::parse(&json, "json").unwrap_err().to_string();
+            assert!(err.contains("clusters[0].kubeconfigContext"), "{err}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! - `digestDrift`: one tag runs with different digests (re-pushed tags);
 //! - `promotionOrderBroken`: a column runs a version that an earlier
 //!   column running the service neither runs nor, per history, ever ran,
-//!   though that column was watched before the version arrived;
+//!   though that column was watched before the version first appeared;
 //! - `consistent`: none of the above;
 //! - `rolling` and `stale` describe the cells (a rollout in progress, data
 //!   from a cluster whose refresh failed or is old).
@@ -40,6 +40,8 @@ pub struct ClusterData {
 pub struct History {
     /// `(environment, service, version)` → first seen in any of its clusters.
     first_seen: HashMap<(String, String, String), Timestamp>,
+    /// `(service, version)` → first seen in any column.
+    first_anywhere: HashMap<(String, String), Timestamp>,
     /// When each environment's record begins (its earliest first sighting).
     watched_since: HashMap<String, Timestamp>,
 }
@@ -49,6 +51,9 @@ impl History {
         let key = (environment.to_owned(), service.to_owned(), version.to_owned());
         let first = self.first_seen.entry(key).or_insert(at);
         *first = (*first).min(at);
+        let anywhere =
+            self.first_anywhere.entry((service.to_owned(), version.to_owned())).or_insert(at);
+        *anywhere = (*anywhere).min(at);
         let since = self.watched_since.entry(environment.to_owned()).or_insert(at);
         *since = (*since).min(at);
     }
@@ -373,26 +378,28 @@ fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &H
     }
     let digest_drift = digests.values().any(|d| d.len() > 1);
     // Out of order: a later column runs a version an earlier column never
-    // ran, though the earlier column was watched before that version showed
-    // up in the later one. What ran before the record began is unknown, so
-    // the first snapshot of a fleet never raises the flag.
-    let skipped = |earlier: usize, earlier_cell: &Cell, later: usize, version: &str| {
+    // ran, though the earlier column was watched before the version first
+    // showed up anywhere. A version already about when the record began may
+    // have gone through the earlier column before it, so it is not judged:
+    // a fleet's first snapshots raise no false flags.
+    let skipped = |earlier: usize, earlier_cell: &Cell, version: &str| {
         let earlier_env = data[earlier].environment.as_str();
         if earlier_cell.versions.iter().any(|v| v == version)
             || history.first_seen(earlier_env, service, version).is_some()
         {
             return false;
         }
-        let arrived = history.first_seen(&data[later].environment, service, version);
+        let key = (service.to_owned(), version.to_owned());
+        let appeared = history.first_anywhere.get(&key);
         let watched = history.watched_since.get(earlier_env);
-        matches!((watched, arrived), (Some(watched), Some(arrived)) if watched < &arrived)
+        matches!((watched, appeared), (Some(watched), Some(appeared)) if watched < appeared)
     };
     let promotion_order_broken = present.iter().any(|(later, cell)| {
         cell.versions.iter().any(|version| {
             present
                 .iter()
                 .filter(|(earlier, _)| earlier < later)
-                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, *later, version))
+                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, version))
         })
     });
     Flags {
@@ -582,6 +589,14 @@ mod tests {
         history.record("stg", "ledger", "5.1.0", at(8));
         history.record("prod", "ledger", "5.0.0", at(9));
         assert!(rows(&data, &history)[0].flags.promotion_order_broken, "prod got 5.0.0 later");
+        let mut history = History::default();
+        history.record("stg", "ledger", "5.1.0", at(8));
+        history.record("qa", "ledger", "5.0.0", at(8));
+        history.record("prod", "ledger", "5.0.0", at(9));
+        assert!(
+            !rows(&data, &history)[0].flags.promotion_order_broken,
+            "5.0.0 was about when stg's record began: it may have run there before"
+        );
         history.record("stg", "ledger", "5.0.0", at(7));
         assert!(!rows(&data, &history)[0].flags.promotion_order_broken, "5.0.0 ran in stg before");
     }

@@ -20,6 +20,9 @@ pub enum AccessView {
     Direct {
         endpoint: String,
     },
+    Kubeconfig {
+        context: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -57,6 +60,9 @@ impl ClusterView {
             },
             ClusterAccess::Direct { endpoint, .. } => {
                 AccessView::Direct { endpoint: endpoint.to_string() }
+            }
+            ClusterAccess::Kubeconfig { context } => {
+                AccessView::Kubeconfig { context: context.clone() }
             }
         };
         let status = status

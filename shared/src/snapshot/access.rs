@@ -218,6 +218,12 @@ impl ClusterConnector for AwsConnector {
                 // Read every time: projected tokens rotate underneath us.
                 return self.client(endpoint.as_str(), ca_data, read_token(token_from)?);
             }
+            ClusterAccess::Kubeconfig { .. } => {
+                return Err(CollectError::new(
+                    FailureKind::Config,
+                    "kubeconfig contexts are reached by the local server only",
+                ));
+            }
         };
         self.remember(cluster.name.as_str(), &client, minted);
         Ok(client)

@@ -65,8 +65,12 @@ pub struct Service {
     pub name: String,
     pub flavour: Flavour,
     pub custsol: bool,
-    /// Releases between promotions differ per service, so lags differ.
+    /// Ticks between two releases of the service.
     cadence: u64,
+    /// Ticks a release waits in each stage before the next stage takes it.
+    delay: u64,
+    /// Where in its cadence the service is at tick 0, so releases spread.
+    phase: u64,
     base_minor: u64,
 }
 
@@ -181,11 +185,24 @@ impl FleetBuilder {
                 let word = WORDS[i % WORDS.len()];
                 let suffix = SUFFIXES[(i / WORDS.len()) % SUFFIXES.len()];
                 let mut rng = Rng::new(self.seed ^ (i as u64).wrapping_mul(0x9E37_79B9));
+                let cadence = match i {
+                    scenario::RETAGGED_SERVICE => u64::MAX,
+                    _ => 4 + rng.below(9),
+                };
+                // Most services move through the stages within a tick or
+                // two; one in three waits up to a whole release per stage.
+                let delay = match i {
+                    scenario::DRIFTING_SERVICE | scenario::STUCK_SERVICE => cadence,
+                    _ if rng.below(3) == 0 => rng.below(cadence.min(12) + 1),
+                    _ => rng.below(2),
+                };
                 Service {
                     name: format!("{word}-{suffix}"),
                     flavour: flavours[i % flavours.len()],
                     custsol: i % 3 == 0,
-                    cadence: 2 + rng.below(5),
+                    cadence,
+                    delay,
+                    phase: rng.below(cadence.min(12)),
                     base_minor: 1 + rng.below(12),
                 }
             })
@@ -201,12 +218,26 @@ pub struct Fleet {
     seed: u64,
 }
 
-/// Well-known situations at tick 0, for tests and the demo's first screen.
+/// The situations the living demo goes through, by tick. Services are
+/// named by index; every one here is a platform service (index not a
+/// multiple of 3) of the microservices flavour unless said otherwise.
 pub mod scenario {
-    /// Index of the service caught mid-rollout in the stg environments.
-    pub const ROLLING_SERVICE: usize = 3;
-    /// Index of the service whose prod image was re-pushed under the same tag.
-    pub const RETAGGED_SERVICE: usize = 6;
+    use std::ops::Range;
+
+    /// Runs a release ahead in each earlier stage at every tick: drift.
+    pub const DRIFTING_SERVICE: usize = 1;
+    /// Its stg rollout gets stuck: new pods stay pending, old ones serve.
+    pub const STUCK_SERVICE: usize = 2;
+    pub const STUCK: Range<u64> = 2..14;
+    /// Never released again; its prod image is re-pushed under the same tag.
+    pub const RETAGGED_SERVICE: usize = 7;
+    pub const RETAG_FROM: u64 = 3;
+    /// Gets a hotfix straight into prod, skipping stg: promotion order.
+    pub const HOTFIX_SERVICE: usize = 8;
+    pub const HOTFIX_FROM: u64 = 5;
+    /// This cluster refuses connections for a while: its data goes stale.
+    pub const UNREACHABLE_CLUSTER: &str = "eks-dmz-dab-prod";
+    pub const UNREACHABLE: Range<u64> = 4..8;
 }
 
 impl Fleet {
@@ -215,14 +246,37 @@ impl Fleet {
     }
 
     /// The release of `service` that runs at `stage` at `tick`: the first
-    /// stage gets each release first, later stages lag by a service-specific
-    /// number of releases.
+    /// stage takes a release every `cadence` ticks and each later stage
+    /// takes it `delay` ticks after the one before, so every version passes
+    /// through every stage in order (at tick 0 a stage is at most one
+    /// release behind the one before).
     pub fn release(&self, service: usize, stage: u32, tick: u64) -> String {
         let s = &self.services[service];
-        let mut rng = Rng::new(self.seed ^ (service as u64) << 8);
-        let lag = (0..stage).map(|_| rng.below(3)).sum::<u64>();
-        let index = (tick / s.cadence + 10).saturating_sub(lag);
-        format!("{}.{}.{}", 1 + index / 20, s.base_minor + (index % 20) / 5, index % 5)
+        // Tick 0 is some way into the service's life, so stages can lag.
+        let at = (tick + 100 + s.phase).saturating_sub(u64::from(stage) * s.delay);
+        let index = at.checked_div(s.cadence).unwrap_or(0).min(u64::from(u32::MAX));
+        version(index, s.base_minor, 0)
+    }
+
+    /// What `service` runs at `stage` and `tick`, scenarios included.
+    fn running(&self, service: usize, stage: u32, tick: u64) -> String {
+        let normal = self.release(service, stage, tick);
+        if service == scenario::HOTFIX_SERVICE && stage == 2 && tick >= scenario::HOTFIX_FROM {
+            let patched = self.release(service, stage, scenario::HOTFIX_FROM);
+            if normal == patched {
+                // A hotfix build of the version prod ran, until the next
+                // regular release reaches prod.
+                let s = &self.services[service];
+                let at = (scenario::HOTFIX_FROM + 100 + s.phase).saturating_sub(2 * s.delay);
+                return version(at / s.cadence, s.base_minor, 5);
+            }
+        }
+        if service == scenario::STUCK_SERVICE && stage == 1 && scenario::STUCK.contains(&tick) {
+            // The rollout stuck at the start keeps running the new version's
+            // label while the old pods serve.
+            return self.release(service, 0, scenario::STUCK.start);
+        }
+        normal
     }
 
     pub fn image(&self, service: usize, version: &str, retag: bool) -> Image {
@@ -250,16 +304,20 @@ impl Fleet {
             if service.flavour != flavour || (env.custsol && !service.custsol) {
                 continue;
             }
-            let version = self.release(i, env.stage, tick);
-            let retag = i == scenario::RETAGGED_SERVICE && env.stage == 2;
+            let version = self.running(i, env.stage, tick);
+            let retag =
+                i == scenario::RETAGGED_SERVICE && env.stage == 2 && tick >= scenario::RETAG_FROM;
             let kind = if flavour == Flavour::Corda {
                 WorkloadKind::StatefulSet
             } else {
                 WorkloadKind::Deployment
             };
-            let replicas = 1 + rng.below(3) as u32 + u32::from(env.stage == 2);
+            let replicas = 2 + rng.below(2) as u32 + u32::from(env.stage == 2);
+            let stuck =
+                i == scenario::STUCK_SERVICE && env.stage == 1 && scenario::STUCK.contains(&tick);
             let phases = (0..replicas)
                 .map(|_| match rng.below(60) {
+                    _ if stuck => PodPhase::Pending,
                     0 => PodPhase::Pending,
                     1 => PodPhase::Failed,
                     _ => PodPhase::Running,
@@ -291,10 +349,10 @@ impl Fleet {
                     None,
                 ));
             }
-            if i == scenario::ROLLING_SERVICE && env.stage == 1 && spec.replicas >= 2 {
-                let previous = self.release(i, 2, tick);
+            if stuck {
+                let previous = self.release(i, 1, scenario::STUCK.start);
                 if previous != version {
-                    spec = spec.rolling_from(self.image(i, &previous, false), 1);
+                    spec = spec.rolling_from(self.image(i, &previous, false), replicas);
                 }
             }
             spec.restarts = rng.below(4) as u32;
@@ -330,6 +388,12 @@ impl Fleet {
     pub fn all_objects(&self, tick: u64) -> BTreeMap<String, ClusterObjects> {
         self.cluster_names().map(|(_, c)| (c.to_owned(), self.cluster_objects(c, tick))).collect()
     }
+}
+
+/// `major.minor.patch` of a release index; `hotfix` adds to the patch a
+/// number no regular release uses.
+fn version(index: u64, base_minor: u64, hotfix: u64) -> String {
+    format!("{}.{}.{}", 1 + index / 20, base_minor + (index % 20) / 5, index % 5 + hotfix)
 }
 
 fn hash(text: &str) -> u64 {
@@ -397,19 +461,85 @@ mod tests {
         let fleet = FleetBuilder::brief(60).build();
         let differing =
             (0..60).filter(|&i| fleet.release(i, 0, 0) != fleet.release(i, 2, 0)).count();
-        assert!(differing > 10, "prod lags loe for many services: {differing}");
-        assert!(differing < 60, "but not for all");
+        assert!(differing > 5, "prod lags loe for some services: {differing}");
+        assert!(differing < 40, "but most are in step: {differing}");
+        let drifting = scenario::DRIFTING_SERVICE;
+        assert!((0..30).all(|t| fleet.release(drifting, 0, t) != fleet.release(drifting, 2, t)));
         assert_ne!(fleet.release(0, 0, 0), fleet.release(0, 0, 1000), "releases move with time");
     }
 
+    /// Every version a stage takes after tick 0 went through the stage
+    /// before it first (or was about at tick 0), except the hotfix: so the
+    /// demo shows a broken promotion order for that one service only.
     #[test]
-    fn the_retagged_service_has_another_digest_in_prod() {
+    fn versions_go_through_the_stages_in_order_except_the_hotfix() {
+        let fleet = FleetBuilder::brief(60).build();
+        for i in 0..60 {
+            let at_start: BTreeSet<String> = (0..3).map(|s| fleet.running(i, s, 0)).collect();
+            for stage in 1..3 {
+                let mut earlier_ran = BTreeSet::new();
+                for tick in 0..60 {
+                    earlier_ran.insert(fleet.running(i, stage - 1, tick));
+                    let version = fleet.running(i, stage, tick);
+                    let in_order = earlier_ran.contains(&version) || at_start.contains(&version);
+                    let hotfix = i == scenario::HOTFIX_SERVICE
+                        && stage == 2
+                        && tick >= scenario::HOTFIX_FROM;
+                    assert!(in_order || hotfix, "{i} at stage {stage}, tick {tick}: {version}");
+                }
+            }
+        }
+        let i = scenario::HOTFIX_SERVICE;
+        let hotfix = fleet.running(i, 2, scenario::HOTFIX_FROM);
+        assert_ne!(hotfix, fleet.release(i, 2, scenario::HOTFIX_FROM));
+        assert!((0..60).all(|t| fleet.running(i, 1, t) != hotfix), "stg never runs {hotfix}");
+    }
+
+    fn workload_images<'a>(objects: &'a ClusterObjects, name: &str) -> Vec<&'a str> {
+        objects
+            .pods
+            .iter()
+            .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(name)))
+            .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref()?.first())
+            .map(|c| c.image_id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_retagged_service_gets_another_digest_in_prod_under_the_same_tag() {
         let fleet = FleetBuilder::brief(60).build();
         let i = scenario::RETAGGED_SERVICE;
-        let prod = fleet.image(i, "1.0.0", true);
-        let stg = fleet.image(i, "1.0.0", false);
-        assert_eq!(prod.tag, stg.tag);
-        assert_ne!(prod.digest, stg.digest);
+        let name = &fleet.services[i].name;
+        assert_eq!(fleet.running(i, 1, 10), fleet.running(i, 2, 10), "stg and prod run one tag");
+        let digests = |cluster: &str, tick: u64| {
+            let objects = fleet.cluster_objects(cluster, tick);
+            let images: BTreeSet<String> =
+                workload_images(&objects, name).into_iter().map(str::to_owned).collect();
+            assert_eq!(images.len(), 1, "{cluster} at {tick}: {images:?}");
+            images
+        };
+        let (stg, prod) = ("eks-microservices-dab-stg", "eks-microservices-dab-prod");
+        assert_eq!(digests(stg, 0), digests(prod, 0));
+        assert_ne!(digests(stg, scenario::RETAG_FROM), digests(prod, scenario::RETAG_FROM));
+    }
+
+    #[test]
+    fn the_stuck_rollout_keeps_old_pods_serving_until_it_is_unstuck() {
+        let fleet = FleetBuilder::brief(60).build();
+        let i = scenario::STUCK_SERVICE;
+        let name = &fleet.services[i].name;
+        let replica_sets = |tick: u64| {
+            let objects = fleet.cluster_objects("eks-microservices-dab-stg", tick);
+            objects
+                .replica_sets
+                .iter()
+                .filter(|r| r.metadata.name.as_deref().is_some_and(|n| n.starts_with(name)))
+                .count()
+        };
+        assert_eq!(replica_sets(0), 1);
+        assert_eq!(replica_sets(scenario::STUCK.start), 2, "old and new");
+        assert_eq!(replica_sets(scenario::STUCK.end - 1), 2, "still stuck");
+        assert_eq!(replica_sets(scenario::STUCK.end), 1);
     }
 
     #[test]

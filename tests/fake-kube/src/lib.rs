@@ -55,10 +55,17 @@ impl FakeFleet {
         &self.token
     }
 
-    /// Moves every cluster to `tick` (new releases, promotions).
+    /// Moves every cluster to `tick` (new releases, promotions), and makes
+    /// the scenario's cluster unreachable while its window lasts.
     pub fn advance_to(&self, tick: u64) {
         for cluster in &self.clusters {
             cluster.set_objects(&self.fleet.cluster_objects(cluster.name(), tick));
+            if cluster.name() == fleet::scenario::UNREACHABLE_CLUSTER {
+                cluster.clear_faults();
+                if fleet::scenario::UNREACHABLE.contains(&tick) {
+                    cluster.inject(FaultRule::on("/", Fault::ResetConnection));
+                }
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints, template lint, and all tests
-# (unit, contract, integration) against the local AWS test bed.
-# Installs what it needs (.venv/ with moto and cfn-lint) on first use.
+# Every check, as CI runs it: formatting, lints, template lint, all tests
+# (unit, contract, integration) against the local AWS test bed, and the
+# browser journey in headless Chromium. Installs what it needs (.venv/ with
+# moto and cfn-lint, Debian's chromium, playwright-core) on first use.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,3 +22,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (with moto)"
 scripts/testbed.sh cargo test --workspace --locked
+
+step "browser journey (headless Chromium)"
+scripts/browser-test.sh

@@ -20,6 +20,9 @@ pub struct Demo {
     fleet: Arc<FakeFleet>,
     token_file: PathBuf,
     clock: Option<tokio::task::JoinHandle<()>>,
+    /// Signalled each time the fleet moves on, so the server can refresh
+    /// at once, as a deployment pipeline calling the refresh API would.
+    pub moved: Arc<tokio::sync::Notify>,
 }
 
 impl Demo {
@@ -37,8 +40,10 @@ impl Demo {
         let token_file = std::env::temp_dir()
             .join(format!("release-dashboard-demo-{}.token", std::process::id()));
         std::fs::write(&token_file, fleet.token())?;
-        let clock = (!tick.is_zero()).then(|| tokio::spawn(advance(fleet.clone(), tick)));
-        Ok(Self { fleet, token_file, clock })
+        let moved = Arc::new(tokio::sync::Notify::new());
+        let clock =
+            (!tick.is_zero()).then(|| tokio::spawn(advance(fleet.clone(), tick, moved.clone())));
+        Ok(Self { fleet, token_file, clock, moved })
     }
 
     /// The demo fleet's configuration, as a file would hold it.
@@ -80,11 +85,12 @@ impl Drop for Demo {
 }
 
 /// Moves the fleet one tick on every `period`, logging what changes.
-async fn advance(fleet: Arc<FakeFleet>, period: Duration) {
+async fn advance(fleet: Arc<FakeFleet>, period: Duration, moved: Arc<tokio::sync::Notify>) {
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     for tick in 1.. {
         timer.tick().await;
         fleet.advance_to(tick);
+        moved.notify_one();
         let changed = fleet
             .fleet
             .services

@@ -110,7 +110,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
         Arc::new(SystemClock),
         SnapshotOptions::default(),
     ));
-    let snapshots = tokio::spawn(snapshot_loop(fleet.clone(), snapshotter.clone()));
+    let moved = demo.as_ref().map(|d| d.moved.clone());
+    let snapshots = tokio::spawn(snapshot_loop(fleet.clone(), snapshotter.clone(), moved));
     let trigger = Arc::new(InProcessTrigger::new(snapshotter, fleet.clone()));
     let clock = Arc::new(SystemClock);
     let hasher = auth::password::Hasher::new()?;
@@ -205,13 +206,25 @@ fn aws_connector() -> AwsConnector {
 
 /// Snapshots every environment of the configuration in force now and then
 /// at its refresh interval, as the per-environment schedules do in AWS
-/// (environments added at run time included). Each cluster logs one line.
-async fn snapshot_loop(fleet: Arc<FleetSource>, snapshotter: Arc<Snapshotter>) {
+/// (environments added at run time included), and all of them whenever the
+/// demo fleet moves on. Each cluster logs one line.
+async fn snapshot_loop(
+    fleet: Arc<FleetSource>,
+    snapshotter: Arc<Snapshotter>,
+    moved: Option<Arc<tokio::sync::Notify>>,
+) {
     let mut last_run: HashMap<String, Instant> = HashMap::new();
     let mut running = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let demo_moved = async |moved: &Option<Arc<tokio::sync::Notify>>| match moved {
+        Some(moved) => moved.notified().await,
+        None => std::future::pending().await,
+    };
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = demo_moved(&moved) => last_run.clear(),
+        }
         while running.try_join_next().is_some() {}
         let config = match fleet.current().await {
             Ok(config) => config,

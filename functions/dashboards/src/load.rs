@@ -78,11 +78,14 @@ pub async fn read(
 pub fn history(visible: &Visible<'_>, reads: &[Vec<ClusterRead>], until: Timestamp) -> History {
     let mut history = History::default();
     for (environment, clusters) in visible.columns.iter().zip(reads) {
-        for seen in clusters.iter().flat_map(|read| &read.data.seen) {
-            if seen.first_seen <= until {
-                let environment = environment.name.as_str();
-                history.record(environment, &seen.service, &seen.version, seen.first_seen);
-            }
+        for read in clusters {
+            let seen = read
+                .data
+                .seen
+                .iter()
+                .filter(|seen| seen.first_seen <= until)
+                .map(|seen| (seen.service.as_str(), seen.version.as_str(), seen.first_seen));
+            history.record_cluster(environment.name.as_str(), seen);
         }
     }
     history

@@ -8,12 +8,12 @@
 //! - `digestDrift`: one tag runs with different digests (re-pushed tags);
 //! - `promotionOrderBroken`: a column runs a version that an earlier
 //!   column running the service neither runs nor, per history, ever ran,
-//!   though that column was watched before the version first appeared;
+//!   though that column was watched before the later one took it;
 //! - `consistent`: none of the above;
 //! - `rolling` and `stale` describe the cells (a rollout in progress, data
 //!   from a cluster whose refresh failed or is old).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -39,30 +39,56 @@ pub struct ClusterData {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// `(environment, service, version)` → first seen in any of its clusters.
-    first_seen: HashMap<(String, String, String), Timestamp>,
-    /// `(service, version)` → first seen in any column.
-    first_anywhere: HashMap<(String, String), Timestamp>,
+    first_seen: HashMap<Key, Timestamp>,
+    /// `(environment, service, version)` → first seen by a snapshot of a
+    /// cluster whose record had already begun: a deployment seen happening,
+    /// not one found by a cluster's first snapshot.
+    deployed: HashMap<Key, Timestamp>,
+    /// `(service, version)` found by some cluster's first snapshot: it may
+    /// have gone anywhere before the record began.
+    found_at_start: HashSet<(String, String)>,
     /// When each environment's record begins (its earliest first sighting).
     watched_since: HashMap<String, Timestamp>,
 }
 
+type Key = (String, String, String);
+
 impl History {
-    pub fn record(&mut self, environment: &str, service: &str, version: &str, at: Timestamp) {
-        let key = (environment.to_owned(), service.to_owned(), version.to_owned());
-        let first = self.first_seen.entry(key).or_insert(at);
-        *first = (*first).min(at);
-        let anywhere =
-            self.first_anywhere.entry((service.to_owned(), version.to_owned())).or_insert(at);
-        *anywhere = (*anywhere).min(at);
-        let since = self.watched_since.entry(environment.to_owned()).or_insert(at);
-        *since = (*since).min(at);
+    /// Adds one cluster's record of `(service, version, first seen)`.
+    pub fn record_cluster<'a>(
+        &mut self,
+        environment: &str,
+        seen: impl IntoIterator<Item = (&'a str, &'a str, Timestamp)> + Clone,
+    ) {
+        // The cluster's record begins with its first snapshot.
+        let Some(since) = seen.clone().into_iter().map(|(_, _, at)| at).min() else {
+            return;
+        };
+        let watched = self.watched_since.entry(environment.to_owned()).or_insert(since);
+        *watched = (*watched).min(since);
+        for (service, version, at) in seen {
+            let key = (environment.to_owned(), service.to_owned(), version.to_owned());
+            if at > since {
+                let deployed = self.deployed.entry(key.clone()).or_insert(at);
+                *deployed = (*deployed).min(at);
+            } else {
+                self.found_at_start.insert((service.to_owned(), version.to_owned()));
+            }
+            let first = self.first_seen.entry(key).or_insert(at);
+            *first = (*first).min(at);
+        }
     }
 
-    fn first_seen(&self, environment: &str, service: &str, version: &str) -> Option<Timestamp> {
+    fn get(
+        map: &HashMap<Key, Timestamp>,
+        environment: &str,
+        service: &str,
+        version: &str,
+    ) -> Option<Timestamp> {
         // The key is owned; a lookup per cell version is cheap next to the
         // matrix it guards.
         let key = (environment.to_owned(), service.to_owned(), version.to_owned());
-        self.first_seen.get(&key).copied()
+        map.get(&key).copied()
     }
 }
 
@@ -377,29 +403,30 @@ fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &H
         }
     }
     let digest_drift = digests.values().any(|d| d.len() > 1);
-    // Out of order: a later column runs a version an earlier column never
-    // ran, though the earlier column was watched before the version first
-    // showed up anywhere. A version already about when the record began may
-    // have gone through the earlier column before it, so it is not judged:
-    // a fleet's first snapshots raise no false flags.
-    let skipped = |earlier: usize, earlier_cell: &Cell, version: &str| {
+    // Out of order: a later column was seen taking a version that an
+    // earlier column, watched since before then, never ran. A version some
+    // cluster already ran at its first snapshot may have gone through the
+    // earlier columns before the record began, so it is not judged: a
+    // fleet's first snapshots and the promotions after them raise no false
+    // flags.
+    let skipped = |earlier: usize, earlier_cell: &Cell, later: usize, version: &str| {
         let earlier_env = data[earlier].environment.as_str();
         if earlier_cell.versions.iter().any(|v| v == version)
-            || history.first_seen(earlier_env, service, version).is_some()
+            || History::get(&history.first_seen, earlier_env, service, version).is_some()
+            || history.found_at_start.contains(&(service.to_owned(), version.to_owned()))
         {
             return false;
         }
-        let key = (service.to_owned(), version.to_owned());
-        let appeared = history.first_anywhere.get(&key);
+        let deployed = History::get(&history.deployed, &data[later].environment, service, version);
         let watched = history.watched_since.get(earlier_env);
-        matches!((watched, appeared), (Some(watched), Some(appeared)) if watched < appeared)
+        matches!((watched, deployed), (Some(watched), Some(deployed)) if *watched < deployed)
     };
     let promotion_order_broken = present.iter().any(|(later, cell)| {
         cell.versions.iter().any(|version| {
             present
                 .iter()
                 .filter(|(earlier, _)| earlier < later)
-                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, version))
+                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, *later, version))
         })
     });
     Flags {
@@ -483,19 +510,35 @@ mod tests {
         format!("2026-11-20T{hour:02}:00:00Z").parse().unwrap()
     }
 
+    /// Records of one cluster each, by environment.
+    fn history(records: &[(&str, &[(&str, &str, u32)])]) -> History {
+        let mut history = History::default();
+        for (environment, seen) in records {
+            history.record_cluster(environment, seen.iter().map(|&(s, v, h)| (s, v, at(h))));
+        }
+        history
+    }
+
     /// Both columns watched since 08:00; cart 1.2.0 and search 3.0.0 went
-    /// through stg before stg moved on; everything prod runs arrived at 09:00.
+    /// through stg before stg moved on; prod was seen taking what it runs at
+    /// 09:00.
     fn matrix(columns: Layout<'_>) -> Vec<Row> {
         let data: Vec<ColumnData> = columns.into_iter().map(|(e, c)| column(e, c)).collect();
         let mut history = History::default();
-        history.record("stg", "cart", "1.2.0", at(8));
-        history.record("stg", "search", "3.0.0", at(8));
-        history.record("prod", "cart", "1.1.0", at(8));
         for column in &data {
-            for workload in column.clusters.iter().flat_map(|c| &c.workloads) {
-                let time = if column.environment == "prod" { at(9) } else { at(8) };
-                history.record(&column.environment, &workload.service, &workload.version, time);
+            let hour = if column.environment == "prod" { 9 } else { 8 };
+            let mut seen: Vec<(&str, &str, Timestamp)> = column
+                .clusters
+                .iter()
+                .flat_map(|c| &c.workloads)
+                .map(|w| (w.service.as_str(), w.version.as_str(), at(hour)))
+                .collect();
+            if column.environment == "stg" {
+                seen.extend([("cart", "1.2.0", at(8)), ("search", "3.0.0", at(8))]);
+            } else {
+                seen.push(("cart", "1.1.0", at(8)));
             }
+            history.record_cluster(&column.environment, seen);
         }
         rows(&data, &history)
     }
@@ -578,27 +621,37 @@ mod tests {
             column("stg", vec![("stg-a", vec![workload("stg-a", "ledger", "5.1.0", "x")])]),
             column("prod", vec![("prod-a", vec![workload("prod-a", "ledger", "5.0.0", "y")])]),
         ];
-        let mut history = History::default();
-        history.record("stg", "ledger", "5.1.0", at(8));
-        history.record("prod", "ledger", "5.0.0", at(8));
+        let broken = |history: &History| rows(&data, history)[0].flags.promotion_order_broken;
+        let found_at_start =
+            history(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 8)])]);
+        assert!(!broken(&found_at_start), "both found by first snapshots: the past is unknown");
+        let found_later =
+            history(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 9)])]);
+        assert!(!broken(&found_later), "prod's first snapshot came later: still unknown");
+        let deployed = history(&[
+            ("stg", &[("ledger", "5.1.0", 8)]),
+            ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
+        ]);
+        assert!(broken(&deployed), "prod was seen taking 5.0.0, which stg never ran");
+        let through_stg = history(&[
+            ("stg", &[("ledger", "5.0.0", 7), ("ledger", "5.1.0", 8)]),
+            ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
+        ]);
+        assert!(!broken(&through_stg), "5.0.0 ran in stg before");
+        let stg_watched_later = history(&[
+            ("stg", &[("ledger", "5.1.0", 10)]),
+            ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
+        ]);
+        assert!(!broken(&stg_watched_later), "stg's record began after prod took 5.0.0");
+        let found_elsewhere_at_start = history(&[
+            ("stg", &[("ledger", "5.1.0", 8)]),
+            ("qa", &[("ledger", "5.0.0", 8)]),
+            ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
+        ]);
         assert!(
-            !rows(&data, &history)[0].flags.promotion_order_broken,
-            "both first seen when the record began: what ran before is unknown"
+            !broken(&found_elsewhere_at_start),
+            "5.0.0 was about when the record began: it may have gone through stg before"
         );
-        let mut history = History::default();
-        history.record("stg", "ledger", "5.1.0", at(8));
-        history.record("prod", "ledger", "5.0.0", at(9));
-        assert!(rows(&data, &history)[0].flags.promotion_order_broken, "prod got 5.0.0 later");
-        let mut history = History::default();
-        history.record("stg", "ledger", "5.1.0", at(8));
-        history.record("qa", "ledger", "5.0.0", at(8));
-        history.record("prod", "ledger", "5.0.0", at(9));
-        assert!(
-            !rows(&data, &history)[0].flags.promotion_order_broken,
-            "5.0.0 was about when stg's record began: it may have run there before"
-        );
-        history.record("stg", "ledger", "5.0.0", at(7));
-        assert!(!rows(&data, &history)[0].flags.promotion_order_broken, "5.0.0 ran in stg before");
     }
 
     #[test]

@@ -236,7 +236,7 @@ pub mod scenario {
     pub const HOTFIX_SERVICE: usize = 8;
     pub const HOTFIX_FROM: u64 = 5;
     /// This cluster refuses connections for a while: its data goes stale.
-    pub const UNREACHABLE_CLUSTER: &str = "eks-dmz-dab-prod";
+    pub const UNREACHABLE_CLUSTER: &str = "eks-corda-dab-prod";
     pub const UNREACHABLE: Range<u64> = 4..8;
 }
 
@@ -352,7 +352,8 @@ impl Fleet {
             if stuck {
                 let previous = self.release(i, 1, scenario::STUCK.start);
                 if previous != version {
-                    spec = spec.rolling_from(self.image(i, &previous, false), replicas);
+                    // One new pod never becomes ready; the old ones serve.
+                    spec = spec.rolling_from(self.image(i, &previous, false), replicas - 1);
                 }
             }
             spec.restarts = rng.below(4) as u32;
@@ -540,6 +541,28 @@ mod tests {
         assert_eq!(replica_sets(scenario::STUCK.start), 2, "old and new");
         assert_eq!(replica_sets(scenario::STUCK.end - 1), 2, "still stuck");
         assert_eq!(replica_sets(scenario::STUCK.end), 1);
+        let objects = fleet.cluster_objects("eks-microservices-dab-stg", scenario::STUCK.start);
+        let deployment = objects
+            .deployments
+            .iter()
+            .find(|d| d.metadata.name.as_deref() == Some(name.as_str()))
+            .unwrap();
+        let status = deployment.status.as_ref().unwrap();
+        assert_eq!(
+            status.ready_replicas,
+            deployment.spec.as_ref().unwrap().replicas.map(|r| r - 1)
+        );
+    }
+
+    #[test]
+    fn the_unreachable_cluster_runs_platform_services() {
+        let fleet = FleetBuilder::brief(60).build();
+        let objects = fleet.cluster_objects(scenario::UNREACHABLE_CLUSTER, 0);
+        let platform = objects.stateful_sets.iter().filter(|s| {
+            s.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/part-of"))
+                == Some(&"dab-platform".to_owned())
+        });
+        assert!(platform.count() > 3, "so its staleness shows on the platform dashboard");
     }
 
     #[test]

@@ -510,8 +510,11 @@ mod tests {
         format!("2026-11-20T{hour:02}:00:00Z").parse().unwrap()
     }
 
+    /// One cluster's record: `(service, version, hour first seen)`.
+    type Record<'a> = &'a [(&'a str, &'a str, u32)];
+
     /// Records of one cluster each, by environment.
-    fn history(records: &[(&str, &[(&str, &str, u32)])]) -> History {
+    fn history(records: &[(&str, Record<'_>)]) -> History {
         let mut history = History::default();
         for (environment, seen) in records {
             history.record_cluster(environment, seen.iter().map(|&(s, v, h)| (s, v, at(h))));

@@ -139,6 +139,22 @@ async function journey(page, url) {
     if (!standing.startsWith("behind")) fail(`prod should be behind stg for ${DRIFTING}: ${standing}`);
     await page.screenshot({ path: join(artifacts, "compare.png") });
   });
+  await step("open " + DRIFTING + "'s placements and history", async () => {
+    await page.getByRole("link", { name: "Back to the matrix" }).click();
+    await page.locator(`#matrix tr[data-service="${DRIFTING}"] a`).click();
+    await page.getByRole("heading", { name: `${DRIFTING} in DAB platform` }).waitFor();
+    await page.getByRole("heading", { name: "History" }).waitFor();
+    const changes = await page.locator("table").last().locator("tbody tr").count();
+    if (changes === 0) fail(`no history for ${DRIFTING}`);
+  });
+  await step("find where " + DRIFTING + "'s image runs", async () => {
+    await page.getByRole("link", { name: "Images" }).click();
+    await page.locator('input[name="q"]').fill("dab/" + DRIFTING);
+    await page.getByRole("button", { name: "Search" }).click();
+    await page.locator("tbody tr").first().waitFor();
+    const environments = await page.locator("tbody tr td:nth-child(3)").allTextContents();
+    if (!environments.includes("dab-platform-prod")) fail(`image found in ${environments}`);
+  });
   await step("log out, and the old session is refused", async () => {
     const token = await page.evaluate(() => sessionStorage.getItem("token"));
     if (!token) fail("no session token in the tab");

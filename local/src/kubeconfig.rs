@@ -101,20 +101,13 @@ impl KubeconfigConnector {
 
     async fn client(&self, context: &str) -> Result<kube::Client, CollectError> {
         let options = KubeConfigOptions { context: Some(context.to_owned()), ..Default::default() };
-        let mut config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &options)
+        let config = kube::Config::from_custom_kubeconfig(self.kubeconfig.clone(), &options)
             .await
             .map_err(|e| {
                 CollectError::new(FailureKind::Config, "cannot use the kubeconfig context")
                     .with_source(e)
             })?;
-        config.connect_timeout = Some(self.timeouts.connect);
-        config.read_timeout = Some(self.timeouts.read);
-        config.write_timeout = Some(self.timeouts.read);
-        // As in the Lambda: the collector retries within its own budget.
-        config.default_retry = false;
-        kube::Client::try_from(config).map_err(|e| {
-            CollectError::new(FailureKind::Config, "could not build the kube client").with_source(e)
-        })
+        self.timeouts.client(config)
     }
 }
 

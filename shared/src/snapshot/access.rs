@@ -170,9 +170,17 @@ impl AwsConnector {
         let mut config = kube::Config::new(url);
         config.root_cert = Some(roots);
         config.auth_info.token = Some(token);
-        config.connect_timeout = Some(self.timeouts.connect);
-        config.read_timeout = Some(self.timeouts.read);
-        config.write_timeout = Some(self.timeouts.read);
+        self.timeouts.client(config)
+    }
+}
+
+impl KubeTimeouts {
+    /// A kube client of `config` with these timeouts and without kube's
+    /// own retry.
+    pub fn client(&self, mut config: kube::Config) -> Result<kube::Client, CollectError> {
+        config.connect_timeout = Some(self.connect);
+        config.read_timeout = Some(self.read);
+        config.write_timeout = Some(self.read);
         // NB: kube's own retry waits out Retry-After up to 15 times with
         // delays up to 1000 s; the collector retries within its budget instead.
         config.default_retry = false;

@@ -253,8 +253,42 @@ pub fn with_api_defaults(
                 Ok::<_, ApiError>(Json(Probe { status: "ready", version }))
             }),
         )
+        .route_layer(axum::middleware::from_fn(observe))
         .fallback(route_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Whether this process has answered a request yet.
+static COLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// One log line and one metric record per request: the route (its template,
+/// so no address or name in a path reaches the log), status, duration and
+/// whether it was the process's first. On Lambda the runtime's span adds
+/// the request id to the line.
+async fn observe(request: Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(path) => format!("{} {}", request.method(), path.as_str()),
+        None => format!("{} (unmatched)", request.method()),
+    };
+    let cold_start = COLD.swap(false, std::sync::atomic::Ordering::Relaxed);
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(route = %route, status, duration_ms, cold_start, "request");
+    crate::metrics::Record::new()
+        .dimension("Route", route)
+        .rollup()
+        .value("Latency", duration_ms, crate::metrics::Unit::Milliseconds)
+        .value("Requests", 1.0, crate::metrics::Unit::Count)
+        .value(
+            "ClientErrors",
+            f64::from(u8::from((400..500).contains(&status))),
+            crate::metrics::Unit::Count,
+        )
+        .value("ServerErrors", f64::from(u8::from(status >= 500)), crate::metrics::Unit::Count)
+        .emit();
+    response
 }
 
 #[cfg(test)]
@@ -262,6 +296,34 @@ mod tests {
     use axum::body::to_bytes;
 
     use super::*;
+
+    #[tokio::test]
+    async fn every_request_is_logged_and_measured_under_its_route_template() {
+        use tower::ServiceExt;
+        let sink = std::sync::Arc::new(crate::metrics::Memory::default());
+        crate::metrics::set_sink(sink.clone());
+        let store = std::sync::Arc::new(crate::store::memory::MemoryStore::default());
+        let router = axum::Router::new().route(
+            "/things/{name}",
+            axum::routing::get(|| async { Err::<(), _>(ApiError::not_found("no such thing")) }),
+        );
+        let app = with_api_defaults(router, store);
+        for uri in ["/things/jane@example.com", "/health"] {
+            let request = http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
+        let records = sink.records();
+        let route = |r: &serde_json::Value| r["Route"].as_str().unwrap_or_default().to_owned();
+        let things = records.iter().find(|r| route(r) == "GET /things/{name}").unwrap();
+        assert_eq!(
+            (things["Requests"].as_f64(), things["ClientErrors"].as_f64()),
+            (Some(1.0), Some(1.0))
+        );
+        assert_eq!(things["ServerErrors"].as_f64(), Some(0.0));
+        assert!(things["Latency"].as_f64().unwrap() >= 0.0);
+        assert!(records.iter().any(|r| route(r) == "GET /health"));
+        assert!(!records.iter().any(|r| r.to_string().contains("jane")), "no path values");
+    }
 
     async fn body_of(err: ApiError) -> (StatusCode, serde_json::Value, Option<HeaderValue>) {
         let response = err.into_response();

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod http;
 pub mod labels;
 pub mod mail;
+pub mod metrics;
 pub mod model;
 pub mod openapi;
 pub mod paging;

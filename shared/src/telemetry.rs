@@ -2,23 +2,35 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// JSON lines on Lambda (CloudWatch parses them), human-readable text
-/// elsewhere. The level comes from `RUST_LOG`, else Lambda's
-/// `AWS_LAMBDA_LOG_LEVEL`, else `info`.
+/// Lambda's log settings (`LoggingConfig` in the template): the format from
+/// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or `Text`; JSON by default on Lambda,
+/// text elsewhere) and the level from `RUST_LOG`, else
+/// `AWS_LAMBDA_LOG_LEVEL`, else `info`. JSON lines put the event's fields
+/// at the top level and carry the runtime's span, whose `requestId` ties
+/// each line to its invocation.
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .map(|l| l.to_lowercase())
         .unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| filter(&level));
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let json = json_format(std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref(), on_lambda);
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
     // try_init: a second call (tests) keeps the first subscriber.
-    let _ = if on_lambda {
-        // Lambda adds its own timestamps and request ids.
-        builder.json().without_time().with_current_span(false).try_init()
+    let _ = if json {
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Whether logs are JSON lines, per Lambda's `AWS_LAMBDA_LOG_FORMAT`.
+fn json_format(format: Option<&str>, on_lambda: bool) -> bool {
+    match format {
+        Some(f) if f.eq_ignore_ascii_case("json") => true,
+        Some(f) if f.eq_ignore_ascii_case("text") => false,
+        _ => on_lambda,
+    }
 }
 
 /// Libraries whose debug and trace output would describe requests on the
@@ -73,5 +85,14 @@ mod tests {
         let warn = filter("warn").to_string();
         assert_eq!(warn, "warn", "no library is raised above the level asked for");
         assert_eq!(filter("loud").to_string(), "info", "an unknown level falls back to info");
+    }
+
+    #[test]
+    fn the_format_follows_lambdas_setting() {
+        assert!(json_format(Some("JSON"), false));
+        assert!(!json_format(Some("Text"), true));
+        assert!(json_format(None, true), "JSON on Lambda by default");
+        assert!(!json_format(None, false), "text on a terminal");
+        assert!(json_format(Some("bogus"), true));
     }
 }

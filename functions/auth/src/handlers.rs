@@ -104,7 +104,10 @@ pub async fn signup(
                 sessions_valid_after: None,
             };
             match write_account(store, &account, Condition::IfAbsent).await {
-                Ok(_) => state.issue_code(&email, Purpose::VerifyEmail, "", false).await?,
+                Ok(_) => {
+                    count(AuthEvent::Signups);
+                    state.issue_code(&email, Purpose::VerifyEmail, "", false).await?
+                }
                 // Someone signed up with this address a moment ago: same answer.
                 Err(shared::auth::AuthStoreError::Store(
                     shared::store::StoreError::ConditionFailed,
@@ -318,6 +321,7 @@ impl AuthState {
             .await
             .map_err(store_error)?;
         if failures >= LOGIN_FAILURES_PER_HOUR.max {
+            count(AuthEvent::Lockouts);
             return Err(ApiError::TooManyRequests { retry_after: LOGIN_FAILURES_PER_HOUR.window });
         }
         Ok(())
@@ -332,6 +336,7 @@ impl AuthState {
                 Ok(taken) => taken.unwrap_or(LOGIN_FAILURES_PER_HOUR.max),
                 Err(err) => return store_error(err),
             };
+        count(AuthEvent::LoginFailures);
         let steps = u32::try_from(failures).unwrap_or(u32::MAX);
         let delay = self.policy.failure_delay.saturating_mul(steps).min(MAX_FAILURE_DELAY);
         tokio::time::sleep(delay).await;
@@ -368,6 +373,7 @@ impl AuthState {
             .await
             .map_err(store_error)?;
         tracing::info!(user = %account.email.masked(), "signed in");
+        count(AuthEvent::Logins);
         Ok(Json(json!({
             "token": token.expose_secret(),
             "expiresAt": session.absolute_expiry,
@@ -452,8 +458,30 @@ impl AuthState {
         };
         self.send(Mail::code(email, &self.policy.product, mail_purpose, &code, codes::VALID_FOR))
             .await;
+        count(AuthEvent::CodesSent);
         Ok(())
     }
+}
+
+/// What the auth function counts in CloudWatch (EMF), one metric each.
+#[derive(Debug, Clone, Copy)]
+enum AuthEvent {
+    Signups,
+    Logins,
+    LoginFailures,
+    Lockouts,
+    CodesSent,
+}
+
+fn count(event: AuthEvent) {
+    let name = match event {
+        AuthEvent::Signups => "Signups",
+        AuthEvent::Logins => "Logins",
+        AuthEvent::LoginFailures => "LoginFailures",
+        AuthEvent::Lockouts => "Lockouts",
+        AuthEvent::CodesSent => "CodesSent",
+    };
+    shared::metrics::Record::new().value(name, 1.0, shared::metrics::Unit::Count).emit();
 }
 
 #[derive(Deserialize)]

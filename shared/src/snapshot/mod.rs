@@ -286,6 +286,7 @@ impl Snapshotter {
             )),
         };
         let finished = self.clock.now();
+        let last_success = lease.status().last_success;
         let result = match result {
             Ok((stats, counts, version)) => {
                 persist::record_success(store, lease, counts, Some(version), finished)
@@ -300,6 +301,21 @@ impl Snapshotter {
                 Err(self.fail(lease, err, finished).await)
             }
         };
+        let data_age = match &result {
+            Ok(_) => Some(Duration::ZERO),
+            Err(_) => last_success
+                .map(|at| Duration::try_from(finished.duration_since(at)).unwrap_or_default()),
+        };
+        let measured = ClusterMeasure {
+            cluster: cluster.name.as_str(),
+            duration: started.elapsed(),
+            workloads: result.as_ref().ok().map(|(_, counts)| counts.workloads),
+            changes: result.as_ref().ok().map(|(stats, _)| stats.history_events),
+            failure: result.as_ref().err().map(|e| e.kind.as_str()),
+            data_age,
+            refresh_interval: environment.refresh_interval,
+        };
+        measured.emit();
         match result {
             Ok((stats, counts)) => {
                 tracing::info!(
@@ -338,6 +354,54 @@ impl Snapshotter {
             tracing::error!(error = %crate::http::error_chain(&status_err), "could not record the failure");
         }
         err
+    }
+}
+
+/// What one cluster's snapshot reports to CloudWatch (EMF): per cluster,
+/// and rolled up without dimensions so that one alarm covers the fleet.
+struct ClusterMeasure<'a> {
+    cluster: &'a str,
+    duration: Duration,
+    workloads: Option<u32>,
+    changes: Option<u32>,
+    failure: Option<&'static str>,
+    /// How old the cluster's last good data is now; `None`: never had any.
+    data_age: Option<Duration>,
+    refresh_interval: Duration,
+}
+
+impl ClusterMeasure<'_> {
+    fn emit(&self) {
+        use crate::metrics::{Record, Unit};
+        // Never-succeeded clusters count as very old data: the alarm on
+        // data older than three intervals must fire for them too.
+        let intervals = match self.data_age {
+            Some(age) => age.as_secs_f64() / self.refresh_interval.as_secs_f64().max(1.0),
+            None => f64::from(u32::MAX),
+        };
+        let mut record = Record::new()
+            .dimension("Cluster", self.cluster)
+            .rollup()
+            .value("SnapshotDuration", self.duration.as_secs_f64() * 1000.0, Unit::Milliseconds)
+            .value("SnapshotFailures", f64::from(u8::from(self.failure.is_some())), Unit::Count)
+            .value("DataAgeIntervals", intervals, Unit::None);
+        if let Some(age) = self.data_age {
+            record = record.value("DataAge", age.as_secs_f64(), Unit::Seconds);
+        }
+        if let (Some(workloads), Some(changes)) = (self.workloads, self.changes) {
+            record = record.value("WorkloadsSeen", f64::from(workloads), Unit::Count).value(
+                "ChangesWritten",
+                f64::from(changes),
+                Unit::Count,
+            );
+        }
+        record.emit();
+        if let Some(kind) = self.failure {
+            Record::new()
+                .dimension("FailureKind", kind)
+                .value("SnapshotFailures", 1.0, Unit::Count)
+                .emit();
+        }
     }
 }
 

@@ -237,6 +237,7 @@ impl Drop for Bed {
 async fn sign_up_verify_sign_in_me_and_sign_out() {
     let bed = bed().await;
     let email = bed.address("jane");
+    let counted = ["Signups", "CodesSent", "Logins"].map(crate::metric_count);
     let mixed_case = email.replacen("jane", "Jane", 1).replace("example.com", "Example.COM");
     assert_eq!(bed.sign_up(&mixed_case).await.status, StatusCode::ACCEPTED);
     let mails = mails_to(&email).await;
@@ -259,6 +260,8 @@ async fn sign_up_verify_sign_in_me_and_sign_out() {
     assert_eq!(login.body["user"]["email"], email.as_str());
     assert_eq!(login.body["user"]["role"], "viewer");
     assert!(login.body["expiresAt"].is_string() && login.body["idleExpiresAt"].is_string());
+    let now = ["Signups", "CodesSent", "Logins"].map(crate::metric_count);
+    assert!(now.iter().zip(counted).all(|(now, before)| *now > before), "{counted:?} → {now:?}");
     let token = login.body["token"].as_str().unwrap();
     let me = bed.call("GET", "/auth/me", None, token).await;
     assert_eq!((me.status, me.body["email"].as_str()), (StatusCode::OK, Some(email.as_str())));
@@ -426,6 +429,8 @@ async fn a_hundred_failed_sign_ins_lock_the_account_for_the_hour_with_growing_de
     let bed = bed().await;
     let email = bed.address("jane");
     bed.member(&email).await;
+    let lockouts = crate::metric_count("Lockouts");
+    let failures = crate::metric_count("LoginFailures");
     let mut last = Duration::ZERO;
     for attempt in 1..=100u32 {
         let started = Instant::now();
@@ -441,6 +446,9 @@ async fn a_hundred_failed_sign_ins_lock_the_account_for_the_hour_with_growing_de
         "locked, even with the right password"
     );
     assert!(locked.headers.contains_key(header::RETRY_AFTER));
+    // Other tests count too, but only this one locks an account out.
+    assert!(crate::metric_count("LoginFailures") >= failures + 100);
+    assert!(crate::metric_count("Lockouts") > lockouts, "the lockout is counted");
     let other = bed.address("bob");
     bed.member(&other).await;
     assert_eq!(bed.login(&other, PASSWORD).await.status, StatusCode::OK, "per account");

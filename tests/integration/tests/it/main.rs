@@ -12,3 +12,20 @@ mod mail;
 mod openapi;
 mod snapshot;
 mod store_contract;
+
+/// The EMF records every test of this binary has written so far (tests
+/// share one sink: each looks for its own records).
+pub fn metrics() -> &'static shared::metrics::Memory {
+    static SINK: std::sync::OnceLock<std::sync::Arc<shared::metrics::Memory>> =
+        std::sync::OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = std::sync::Arc::new(shared::metrics::Memory::default());
+        shared::metrics::set_sink(sink.clone());
+        sink
+    })
+}
+
+/// How many records carry the metric `name`.
+pub fn metric_count(name: &str) -> usize {
+    metrics().records().iter().filter(|r| r.get(name).is_some()).count()
+}

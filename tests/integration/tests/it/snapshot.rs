@@ -382,8 +382,10 @@ async fn a_rolling_deployment_is_flagged_with_both_images() {
 }
 
 /// Cluster 1 of 3 fails with `fault`; the others succeed, and cluster 1
-/// keeps its last good snapshot and records the failure.
+/// keeps its last good snapshot and records the failure. Each cluster's
+/// metrics say so: failures, data age, workloads seen.
 async fn one_cluster_fails(fault: impl FnOnce(&Bed), expected_kind: &str) {
+    let sink = crate::metrics();
     let bed = Bed::new(3, false).await;
     bed.run().await;
     let first_success = bed.status(1).await.last_success;
@@ -403,6 +405,23 @@ async fn one_cluster_fails(fault: impl FnOnce(&Bed), expected_kind: &str) {
     assert_eq!(status.last_success, first_success);
     assert!(status.last_attempt > status.last_success);
     assert!(status.lease.is_none(), "the lease is released after a failure");
+
+    // Records of other tests arrive here too: look for this bed's clusters.
+    let records = sink.records();
+    let of = |cluster: usize| -> Vec<&serde_json::Value> {
+        records.iter().filter(|r| r["Cluster"] == bed.names[cluster].as_str()).collect()
+    };
+    let failed = of(1);
+    assert_eq!(failed.len(), 2, "one record per run: {failed:?}");
+    let last = failed[1];
+    assert_eq!(last["SnapshotFailures"], 1.0);
+    assert_eq!(last["DataAge"], 120.0, "two minutes since the last good data");
+    assert!(last["DataAgeIntervals"].as_f64().unwrap() > 0.0);
+    assert!(last.get("WorkloadsSeen").is_none());
+    assert_eq!(failed[0]["SnapshotFailures"], 0.0);
+    assert_eq!(failed[0]["WorkloadsSeen"].as_f64(), Some(DAB_WORKLOADS as f64));
+    assert_eq!(of(0)[1]["DataAge"], 0.0);
+    assert!(records.iter().any(|r| r["FailureKind"] == expected_kind));
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod mail;
 mod openapi;
 mod snapshot;
 mod store_contract;
+mod template;
 
 /// The EMF records every test of this binary has written so far (tests
 /// share one sink: each looks for its own records).

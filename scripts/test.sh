@@ -17,6 +17,9 @@ scripts/testbed.sh --venv-only
 step "cfn-lint"
 .venv/bin/cfn-lint template.yaml infra/*.yaml
 
+step "sam validate --lint"
+scripts/sam-validate.sh
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -2,6 +2,7 @@
 //! connector (STS and EKS on moto, IAM tokens), the real `kube` client
 //! against fake API servers over TLS, and DynamoDB on moto.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use fake_kube::{
 };
 use integration_tests::{aws, fresh_table, register_eks_cluster, unique};
 use jiff::Timestamp;
+use serde::Deserialize as _;
 use shared::clock::ManualClock;
 use shared::config::FleetConfig;
 use shared::model::{Change, ClusterStatus, HistoryEvent, PodRecord, Workload, keys};
@@ -593,4 +595,76 @@ async fn a_cluster_that_is_down_fails_alone_as_unreachable() {
     );
     assert_eq!(report.count(OutcomeStatus::Ok), 2);
     assert_eq!(bed.workloads(1).await.len(), DAB_WORKLOADS, "the last good snapshot stays");
+}
+
+/// The ClusterRole of `infra/kubernetes/reader-rbac.yaml`: `(group,
+/// resource)` → verbs.
+fn reader_cluster_role() -> BTreeMap<(String, String), Vec<String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/kubernetes/reader-rbac.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut allowed = BTreeMap::new();
+    for document in serde_norway::Deserializer::from_str(&text) {
+        let document = serde_norway::Value::deserialize(document).unwrap();
+        if document["kind"] != "ClusterRole" {
+            continue;
+        }
+        for rule in document["rules"].as_sequence().unwrap() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_owned())
+                    .collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    allowed.insert((group.clone(), resource), list("verbs"));
+                }
+            }
+        }
+    }
+    allowed
+}
+
+/// `/api/v1/pods`, `/apis/apps/v1/namespaces/x/deployments` → `(group, resource)`.
+fn resource_of(path: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, rest) = match parts.as_slice() {
+        ["api", _version, rest @ ..] => (String::new(), rest),
+        ["apis", group, _version, rest @ ..] => ((*group).to_owned(), rest),
+        _ => return None,
+    };
+    let resource = match rest {
+        ["namespaces", _, resource, ..] => resource,
+        [resource, ..] => resource,
+        [] => return None,
+    };
+    Some((group, (*resource).to_owned()))
+}
+
+#[tokio::test]
+async fn the_reader_cluster_role_allows_every_request_a_snapshot_makes_and_no_more() {
+    let bed = Bed::new(1, false).await;
+    bed.run().await;
+    let allowed = reader_cluster_role();
+    let mut used = BTreeSet::new();
+    for request in bed.fakes[0].requests() {
+        if request.path == "/version" {
+            // Readable by every authenticated user (system:public-info-viewer).
+            continue;
+        }
+        let resource = resource_of(&request.path).unwrap_or_else(|| panic!("{}", request.path));
+        assert_eq!(request.method, "GET", "{request:?}");
+        let verbs = allowed.get(&resource).unwrap_or_else(|| panic!("{resource:?} is not granted"));
+        assert!(verbs.iter().any(|v| v == "list"), "{resource:?}: {verbs:?}");
+        used.insert(resource);
+    }
+    let granted: BTreeSet<(String, String)> = allowed.keys().cloned().collect();
+    let unused: Vec<_> = granted.difference(&used).collect();
+    assert!(
+        unused.iter().all(|(_, resource)| resource == "namespaces"),
+        "granted but never used: {unused:?}"
+    );
+    assert!(!granted.iter().any(|(_, r)| r == "secrets" || r == "configmaps"));
 }

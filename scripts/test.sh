@@ -28,3 +28,6 @@ scripts/testbed.sh cargo test --workspace --locked
 
 step "browser journey (headless Chromium)"
 scripts/browser-test.sh
+
+step "API fuzzing (schemathesis against the local server)"
+scripts/api-fuzz.sh

@@ -206,7 +206,15 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/environments/{env}", "inventory", "One environment."),
     Route {
         access: Access::Admin,
-        body: &[("clusters", "array", true)],
+        body: &[
+            ("clusters", "array", true),
+            ("name", "string", false),
+            ("refreshInterval", "string", false),
+            ("snapshotTtl", "string", false),
+            ("labelSelector", "string", false),
+            ("namespaces", "object", false),
+            ("teams", "array", false),
+        ],
         ..route(
             "PUT",
             "/environments/{env}",
@@ -421,6 +429,10 @@ fn operation(route: &Route) -> Value {
         ok["content"] = Value::Object(ok_content);
     }
     let mut responses = Map::new();
+    if route.method == "PUT" {
+        // A PUT that creates answers 201, one that replaces 200.
+        responses.insert("201".into(), ok.clone());
+    }
     responses.insert(route.ok.to_string(), ok);
     let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     responses
@@ -431,6 +443,15 @@ fn operation(route: &Route) -> Value {
     }
     if route.access == Access::Admin {
         responses.insert("403".into(), error("Admins only."));
+    }
+    if route.path.starts_with("/auth/login") {
+        responses.insert("401".into(), error("Wrong address or password, or a wrong code."));
+        responses.insert("403".into(), error("The address is not verified yet."));
+    }
+    if !route.body.is_empty() {
+        responses.insert("413".into(), error("The body is too large."));
+        responses
+            .insert("415".into(), error("The body is not JSON (Content-Type: application/json)."));
     }
     responses.insert("429".into(), error("Too many requests: see Retry-After."));
     responses.insert("503".into(), error("A dependency is unavailable: retry later."));
@@ -457,7 +478,7 @@ fn operation(route: &Route) -> Value {
             route.body.iter().filter(|(_, _, r)| *r).map(|(n, _, _)| *n).collect();
         op["requestBody"] = json!({
             "required": true,
-            "content": {"application/json": {"schema": {"type": "object", "properties": properties, "required": required}}}
+            "content": {"application/json": {"schema": {"type": "object", "properties": properties, "required": required, "additionalProperties": false}}}
         });
     }
     op

@@ -497,10 +497,10 @@ pub async fn list_users(
     Admin(_): Admin,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let paging = shared::paging::Paging::new(query.limit, query.cursor)?;
     let request = Query::partition(shared::auth::keys::DIRECTORY_PK)
-        .limit(limit)
-        .after(query.cursor.map(Cursor::from_client));
+        .limit(paging.limit)
+        .after(paging.cursor.map(Cursor::from_client));
     let page = state.store.query(request).await?;
     let items = page
         .items
@@ -508,7 +508,12 @@ pub async fn list_users(
         .map(|s| serde_json::from_value::<AccountSummary>(s.item.body))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({ "items": items, "next": page.next.map(|c| c.as_str().to_owned()) })))
+    let mut body = json!({ "items": items });
+    if let Some(next) = page.next {
+        // Absent on the last page, as on every other list.
+        body["next"] = json!(next.as_str());
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize)]

@@ -48,6 +48,8 @@ pub struct LeaseHeld {
     status: ClusterStatus,
     version: u64,
     started: Timestamp,
+    /// The attempt before this one, if any: it may have failed half-way.
+    previous_attempt: Option<Timestamp>,
 }
 
 impl LeaseHeld {
@@ -113,6 +115,49 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The latest event per workload of this cluster written since its last
+/// good snapshot: only a failed run leaves any, and what it says may be
+/// newer than the stored items (events are written before items). Read from the environment's history, from the
+/// last success (or from the beginning, when every earlier attempt failed;
+/// nothing, on a first attempt).
+async fn unfinished_events(
+    store: &dyn Store,
+    lease: &LeaseHeld,
+) -> Result<HashMap<String, HistoryEvent>, StoreError> {
+    let since = match (lease.status.last_success, lease.previous_attempt) {
+        (Some(success), _) => success,
+        (None, Some(_)) => Timestamp::UNIX_EPOCH,
+        (None, None) => return Ok(HashMap::new()),
+    };
+    // After the last success: that run's own events are at its start,
+    // never later than its end ('~' sorts after the '#' of any key at
+    // exactly `since`).
+    let range = SortKeyRange::Between(
+        format!("{}~", keys::time_key(since)),
+        format!("{}~", keys::time_key(lease.started)),
+    );
+    let mut query =
+        Query::partition(keys::environment_history_pk(lease.environment.as_str())).range(range);
+    let mut recorded = HashMap::new();
+    loop {
+        let page = store.query(query.clone()).await?;
+        for stored in page.items {
+            let Ok(event) = serde_json::from_value::<HistoryEvent>(stored.item.body) else {
+                continue;
+            };
+            if event.cluster == lease.cluster {
+                let sk = keys::workload_sk(&event.namespace, event.kind, &event.name);
+                // Oldest first: the last one per workload stays.
+                recorded.insert(sk, event);
+            }
+        }
+        match page.next {
+            Some(cursor) => query = query.after(Some(cursor)),
+            None => return Ok(recorded),
+        }
+    }
+}
+
 /// Reads a cluster's status, if any.
 pub async fn read_status(
     store: &dyn Store,
@@ -164,6 +209,7 @@ pub async fn acquire_lease(
         ));
     }
     status.environment = environment.clone();
+    let previous_attempt = status.last_attempt;
     status.last_attempt = Some(now);
     status.lease = Some(Lease { owner: owner.to_owned(), until });
     match write_status(store, &status, condition, now).await {
@@ -173,6 +219,7 @@ pub async fn acquire_lease(
             status,
             version,
             started: now,
+            previous_attempt,
         }),
         Err(StoreError::ConditionFailed) => Err(CollectError::new(
             FailureKind::Busy,
@@ -355,6 +402,9 @@ pub struct SnapshotWriter<'a> {
     previous_workloads: HashMap<String, Previous>,
     previous_pods: HashMap<String, Previous>,
     previous_seen: HashMap<String, (Option<Timestamp>, Timestamp)>,
+    /// By workload key, the latest event failed runs wrote since the last
+    /// good one: the workload's last recorded state.
+    unfinished: HashMap<String, HistoryEvent>,
     history_ttl: Duration,
     /// Keys handled in this run: a list that starts over over yields them again.
     seen_workloads: HashSet<String>,
@@ -384,6 +434,7 @@ impl<'a> SnapshotWriter<'a> {
             .map_err(store_failure)?;
         let previous_seen =
             previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
+        let unfinished = unfinished_events(store, lease).await.map_err(store_failure)?;
         Ok(Self {
             lease,
             now,
@@ -396,6 +447,7 @@ impl<'a> SnapshotWriter<'a> {
             previous_workloads,
             previous_pods,
             previous_seen,
+            unfinished,
             history_ttl,
             seen_workloads: HashSet::new(),
             seen_pods: HashSet::new(),
@@ -449,18 +501,30 @@ impl<'a> SnapshotWriter<'a> {
         self.counts.workloads += 1;
         let prev = self.previous_workloads.remove(&sk);
         let prev_workload = prev.as_ref().and_then(|p| p.workload.as_ref());
+        let unfinished = self.unfinished.remove(&sk);
         let images = workload.image_list();
-        let change = match prev_workload {
-            None if prev.is_none() => Some(Change::Added),
+        // The workload's last recorded state: an event a failed run wrote
+        // is newer than the stored item it did not get to.
+        let last: Option<(String, Vec<String>, Timestamp)> = match &unfinished {
+            Some(e) if e.change == Change::Removed => None,
+            Some(e) => Some((e.to_version.clone().unwrap_or_default(), e.to_images.clone(), e.at)),
+            None => prev_workload.map(|p| (p.version.clone(), p.images.clone(), p.changed_at)),
+        };
+        let change = match &last {
+            None if unfinished.is_some() || prev.is_none() => Some(Change::Added),
             None => None,
-            Some(p) if p.version != workload.version || p.images != images => Some(Change::Changed),
-            Some(p) => {
-                workload.changed_at = p.changed_at;
+            Some((version, last_images, _))
+                if *version != workload.version || *last_images != images =>
+            {
+                Some(Change::Changed)
+            }
+            Some((_, _, changed_at)) => {
+                workload.changed_at = *changed_at;
                 None
             }
         };
-        if let (Some(Change::Changed), Some(p)) = (change, prev_workload)
-            && workload.changed_at <= p.changed_at
+        if let (Some(Change::Changed), Some((_, _, changed_at))) = (change, &last)
+            && workload.changed_at <= *changed_at
         {
             // No rollout time from Kubernetes (StatefulSet, DaemonSet): we saw it now.
             workload.changed_at = self.now;
@@ -471,16 +535,23 @@ impl<'a> SnapshotWriter<'a> {
             Some(p) if p.fingerprint != fp => true,
             Some(p) => self.renew(p),
         };
-        if write {
+        let item = if write {
             self.stats.workloads_written += 1;
             let mut body = to_body(&workload)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
-            let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
-                .expiring_at(self.expires_at);
-            self.batch.push(WriteOp::Put(item)).await?;
-        }
+            Some(
+                Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
+                    .expiring_at(self.expires_at),
+            )
+        } else {
+            None
+        };
         if workload.version_source != crate::model::VersionSource::None {
             self.version_seen(&workload.service, &workload.version).await?;
+        }
+        if let Some(event) = unfinished {
+            // Written again with the same keys, in case only one copy made it.
+            self.history(event).await?;
         }
         if let Some(change) = change {
             let event = HistoryEvent {
@@ -492,14 +563,20 @@ impl<'a> SnapshotWriter<'a> {
                 namespace: workload.namespace,
                 kind: workload.kind,
                 name: workload.name,
-                from_version: prev_workload.map(|p| p.version.clone()),
+                from_version: last.as_ref().map(|(version, _, _)| version.clone()),
                 to_version: Some(workload.version),
-                from_images: prev_workload.map(|p| p.images.clone()).unwrap_or_default(),
+                from_images: last.as_ref().map(|(_, images, _)| images.clone()).unwrap_or_default(),
                 to_images: images,
-                from_changed_at: prev_workload.map(|p| p.changed_at),
+                from_changed_at: last.as_ref().map(|(_, _, at)| *at),
                 labels: workload.labels,
             };
             self.history(event).await?;
+        }
+        // After its event: batches are written in order and a failed one
+        // ends the run, so a stored change always has its event (and the
+        // event of a change whose item was not stored is found next time).
+        if let Some(item) = item {
+            self.batch.push(WriteOp::Put(item)).await?;
         }
         Ok(())
     }
@@ -539,9 +616,11 @@ impl<'a> SnapshotWriter<'a> {
             event.kind,
             &event.name,
         );
+        // The environment's copy first: it is the one a later run reads to
+        // find what a failed run recorded.
         let partitions = [
-            keys::service_history_pk(&event.service),
             keys::environment_history_pk(event.environment.as_str()),
+            keys::service_history_pk(&event.service),
         ];
         for pk in partitions {
             let item = Item::new(ItemKey::new(pk, sk.clone()), body.clone())
@@ -561,30 +640,74 @@ impl<'a> SnapshotWriter<'a> {
         }
         for (sk, gone) in std::mem::take(&mut self.previous_workloads) {
             self.stats.deleted += 1;
-            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
+            let unfinished = self.unfinished.remove(&sk);
             if let Some(p) = gone.workload {
-                let event = HistoryEvent {
-                    at: self.now,
-                    change: Change::Removed,
-                    service: p.service,
-                    environment: self.lease.environment.clone(),
-                    cluster: self.lease.cluster.clone(),
-                    namespace: p.namespace,
-                    kind: p.kind,
-                    name: p.name,
-                    from_version: Some(p.version),
-                    to_version: None,
-                    from_images: p.images,
-                    to_images: Vec::new(),
-                    from_changed_at: Some(p.changed_at),
-                    labels: p.labels,
-                };
-                self.history(event).await?;
+                self.removed(&p, unfinished).await?;
             }
+            // After its event, as with changes.
+            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
+        }
+        // A failed run recorded these, but their items were never stored,
+        // and the cluster no longer runs them: close their history.
+        for (_, event) in std::mem::take(&mut self.unfinished) {
+            self.closed(event).await?;
         }
         // The status item is the one more write every run makes.
         self.stats.item_writes = self.batch.finish().await? + 1;
         Ok((self.stats, self.counts))
+    }
+}
+
+impl SnapshotWriter<'_> {
+    /// The history of a stored workload the cluster no longer runs.
+    async fn removed(
+        &mut self,
+        stored: &PreviousWorkload,
+        unfinished: Option<HistoryEvent>,
+    ) -> Result<(), CollectError> {
+        let last = match unfinished {
+            Some(event) => return self.closed(event).await,
+            None => stored,
+        };
+        let event = HistoryEvent {
+            at: self.now,
+            change: Change::Removed,
+            service: last.service.clone(),
+            environment: self.lease.environment.clone(),
+            cluster: self.lease.cluster.clone(),
+            namespace: last.namespace.clone(),
+            kind: last.kind,
+            name: last.name.clone(),
+            from_version: Some(last.version.clone()),
+            to_version: None,
+            from_images: last.images.clone(),
+            to_images: Vec::new(),
+            from_changed_at: Some(last.changed_at),
+            labels: last.labels.clone(),
+        };
+        self.history(event).await
+    }
+
+    /// Ends the history of a workload gone from the cluster whose last
+    /// event a failed run wrote: that removal again (same keys), or a
+    /// removal after what it recorded.
+    async fn closed(&mut self, last: HistoryEvent) -> Result<(), CollectError> {
+        // Again with the same keys, in case only one copy made it.
+        self.history(last.clone()).await?;
+        if last.change == Change::Removed {
+            return Ok(());
+        }
+        let event = HistoryEvent {
+            at: self.now,
+            change: Change::Removed,
+            from_version: last.to_version.clone(),
+            to_version: None,
+            from_images: last.to_images.clone(),
+            to_images: Vec::new(),
+            from_changed_at: Some(last.at),
+            ..last
+        };
+        self.history(event).await
     }
 }
 

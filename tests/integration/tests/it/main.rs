@@ -4,6 +4,7 @@
 
 mod api_bed;
 mod auth_journey;
+mod chaos;
 mod dashboards;
 mod eks;
 mod inventory;

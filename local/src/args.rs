@@ -14,7 +14,7 @@ pub const USAGE: &str = "usage: release-dashboard-local [options]
   --mail-dir DIR             write mail (sign-up and reset codes) there as .eml files
                              (default: a new directory under the system's temp dir)
   --admin-email EMAIL        this address becomes an admin when it signs up (repeatable)
-  --schedules FLEET_FILE     print the template's EnvironmentSchedules parameter for a fleet file";
+  --check FLEET_FILE         validate a fleet file (every problem at its key) and summarise it";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
@@ -25,6 +25,7 @@ pub struct Args {
     pub kubeconfig: Option<std::path::PathBuf>,
     pub mail_dir: Option<std::path::PathBuf>,
     pub admin_emails: Vec<Email>,
+    /// `--check`: a fleet file to validate.
     pub schedules: Option<std::path::PathBuf>,
     pub help: bool,
 }
@@ -78,7 +79,7 @@ impl Args {
                         .map_err(|_| "--admin-email takes an email address")?;
                     parsed.admin_emails.push(email);
                 }
-                "--schedules" => parsed.schedules = Some(value()?.into()),
+                "--check" => parsed.schedules = Some(value()?.into()),
                 "-h" | "--help" => parsed.help = true,
                 other => return Err(format!("unknown argument {other:?}")),
             }

@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
     if let Some(path) = &args.schedules {
         return match FleetConfig::from_path(path) {
             Ok(fleet) => {
-                println!("{}", fleet.schedule_parameter());
+                println!("{}", fleet.summary());
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -205,7 +205,7 @@ fn aws_connector() -> AwsConnector {
 }
 
 /// Snapshots every environment of the configuration in force now and then
-/// at its refresh interval, as the per-environment schedules do in AWS
+/// at its refresh interval, as the schedule's sweep does in AWS
 /// (environments added at run time included), and all of them whenever the
 /// demo fleet moves on. Each cluster logs one line.
 async fn snapshot_loop(

@@ -24,7 +24,7 @@ pub const FLEET_CONFIG_FILE_VAR: &str = "FLEET_CONFIG_FILE";
 
 const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(120);
 const DEFAULT_SNAPSHOT_TTL: Duration = Duration::from_secs(3600);
-/// EventBridge schedules cannot fire more often than once a minute.
+/// The schedule's sweep runs once a minute, EventBridge's finest rate.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
@@ -246,14 +246,21 @@ impl FleetConfig {
             .map_err(|problems| ConfigError::Invalid { origin: origin.to_owned(), problems })
     }
 
-    /// The template's `EnvironmentSchedules` parameter: `name=rate,…`, one
-    /// schedule per environment at its refresh interval.
-    pub fn schedule_parameter(&self) -> String {
+    /// One line per environment: its clusters and how often they refresh.
+    pub fn summary(&self) -> String {
         self.environments
             .iter()
-            .map(|e| format!("{}={}", e.name, schedule_rate(e.refresh_interval)))
+            .map(|e| {
+                let clusters: Vec<&str> = e.clusters.iter().map(|c| c.name.as_str()).collect();
+                format!(
+                    "{}: every {} s: {}",
+                    e.name,
+                    e.refresh_interval.as_secs(),
+                    clusters.join(", ")
+                )
+            })
             .collect::<Vec<_>>()
-            .join(",")
+            .join("\n")
     }
 
     pub fn environment(&self, name: &str) -> Option<&Environment> {
@@ -525,15 +532,6 @@ fn is_base64_pem(data: &str) -> bool {
         .is_some_and(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
 }
 
-/// An EventBridge `rate()` body for an interval: whole minutes (EventBridge's
-/// finest unit), rounded up.
-pub fn schedule_rate(interval: Duration) -> String {
-    match interval.as_secs().div_ceil(60).max(1) {
-        1 => "1 minute".to_owned(),
-        minutes => format!("{minutes} minutes"),
-    }
-}
-
 /// Parses `90`, `90s`, `15m`, `2h`, `7d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -771,15 +769,11 @@ dashboards:
     }
 
     #[test]
-    fn the_schedule_parameter_names_every_environment_and_its_rate() {
+    fn the_summary_names_every_environment_its_interval_and_clusters() {
         let fleet = FleetConfig::parse(&example(), "test").unwrap();
-        assert_eq!(
-            fleet.schedule_parameter(),
-            "dab-platform-stg=2 minutes,dab-platform-prod=2 minutes"
-        );
-        assert_eq!(schedule_rate(Duration::from_secs(60)), "1 minute");
-        assert_eq!(schedule_rate(Duration::from_secs(90)), "2 minutes");
-        assert_eq!(schedule_rate(Duration::from_secs(3600)), "60 minutes");
+        let summary = fleet.summary();
+        assert!(summary.starts_with("dab-platform-stg: every 120 s: "), "{summary}");
+        assert_eq!(summary.lines().count(), 2);
     }
 
     #[test]

@@ -340,7 +340,8 @@ pub struct VersionSeen {
 }
 
 /// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
-/// cluster (`{"cluster": "…"}`, the API's refresh).
+/// cluster (`{"cluster": "…"}`, the API's refresh), or every cluster that
+/// is due (`{"due": true}`, the schedule's sweep).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotRequest {
@@ -348,15 +349,23 @@ pub struct SnapshotRequest {
     pub environment: Option<EnvironmentName>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterName>,
+    /// Every cluster whose environment's refresh interval has passed since
+    /// its last attempt: what the one schedule sends every minute.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub due: bool,
 }
 
 impl SnapshotRequest {
     pub fn environment(name: EnvironmentName) -> Self {
-        Self { environment: Some(name), cluster: None }
+        Self { environment: Some(name), cluster: None, due: false }
     }
 
     pub fn cluster(name: ClusterName) -> Self {
-        Self { environment: None, cluster: Some(name) }
+        Self { environment: None, cluster: Some(name), due: false }
+    }
+
+    pub fn due() -> Self {
+        Self { environment: None, cluster: None, due: true }
     }
 }
 

@@ -1,6 +1,7 @@
-//! The snapshot function: reads every configured cluster of an environment
-//! (or one cluster) and stores what changed. Triggered by an EventBridge
-//! schedule per environment and by the API's refresh. The work is
+//! The snapshot function: reads the clusters a request names (those due, an
+//! environment's, or one) and stores what changed. Triggered every minute
+//! by one EventBridge schedule (`{"due": true}`) and by the API's refresh.
+//! The work is
 //! `shared::snapshot`; this crate adapts it to the Lambda runtime.
 
 use std::time::Duration;

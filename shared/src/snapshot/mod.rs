@@ -62,6 +62,12 @@ pub fn resolve<'a>(
     request: &SnapshotRequest,
 ) -> Result<Vec<(&'a Environment, &'a Cluster)>, SnapshotError> {
     match (&request.environment, &request.cluster) {
+        (None, None) if request.due => Ok(fleet
+            .environments
+            .iter()
+            .flat_map(|environment| environment.clusters.iter().map(move |c| (environment, c)))
+            .collect()),
+        _ if request.due => Err(SnapshotError::AmbiguousTarget),
         (Some(name), None) => {
             let environment = fleet
                 .environment(name.as_str())
@@ -184,7 +190,10 @@ impl Snapshotter {
         fleet: &FleetConfig,
         request: &SnapshotRequest,
     ) -> Result<SnapshotReport, SnapshotError> {
-        let targets = resolve(fleet, request)?;
+        let mut targets = resolve(fleet, request)?;
+        if request.due {
+            targets = self.due(targets).await;
+        }
         let owner = run_id();
         // NB: a hand-rolled bounded pool rather than `buffer_unordered` over
         // a closure: with the closure rustc cannot prove the future Send for
@@ -356,6 +365,43 @@ impl Snapshotter {
         err
     }
 }
+
+impl Snapshotter {
+    /// The targets whose last attempt is at least their environment's
+    /// refresh interval ago (less half a minute, the schedule's own
+    /// jitter), or that were never attempted. A status that cannot be read
+    /// counts as due: the run itself then records what is wrong.
+    async fn due<'a>(
+        &self,
+        targets: Vec<(&'a Environment, &'a Cluster)>,
+    ) -> Vec<(&'a Environment, &'a Cluster)> {
+        let now = self.clock.now();
+        let statuses = futures::future::join_all(
+            targets.iter().map(|(_, c)| persist::read_status(self.store.as_ref(), c.name.as_str())),
+        )
+        .await;
+        targets
+            .into_iter()
+            .zip(statuses)
+            .filter(|((environment, _), status)| {
+                let Ok(Some((status, _))) = status else {
+                    return true;
+                };
+                let Some(last) = status.last_attempt else {
+                    return true;
+                };
+                let interval = environment.refresh_interval.saturating_sub(SWEEP_JITTER);
+                let elapsed = now.duration_since(last);
+                elapsed >= jiff::SignedDuration::try_from(interval).unwrap_or_default()
+            })
+            .map(|(target, _)| target)
+            .collect()
+    }
+}
+
+/// How early a due sweep may take a cluster: EventBridge fires a minute
+/// schedule within seconds of the minute, not on it.
+const SWEEP_JITTER: Duration = Duration::from_secs(30);
 
 /// What one cluster's snapshot reports to CloudWatch (EMF): per cluster,
 /// and rolled up without dimensions so that one alarm covers the fleet.

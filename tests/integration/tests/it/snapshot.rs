@@ -668,3 +668,28 @@ async fn the_reader_cluster_role_allows_every_request_a_snapshot_makes_and_no_mo
     );
     assert!(!granted.iter().any(|(_, r)| r == "secrets" || r == "configmaps"));
 }
+
+#[tokio::test]
+async fn the_sweep_takes_only_clusters_whose_refresh_interval_has_passed() {
+    let bed = Bed::new(2, false).await;
+    let due = SnapshotRequest::due();
+    let interval = bed.fleet.environments[0].refresh_interval;
+    let first = bed.snapshotter.run(&bed.fleet, &due).await.unwrap();
+    assert_eq!(first.count(OutcomeStatus::Ok), 2, "never attempted: both due: {first:?}");
+    bed.clock.advance(interval / 2);
+    let early = bed.snapshotter.run(&bed.fleet, &due).await.unwrap();
+    assert!(early.outcomes.is_empty(), "half an interval later: none due: {early:?}");
+    // One cluster is refreshed on demand in between: it is not due with the other.
+    let one = SnapshotRequest::cluster(bed.names[1].parse().unwrap());
+    assert_eq!(bed.snapshotter.run(&bed.fleet, &one).await.unwrap().count(OutcomeStatus::Ok), 1);
+    bed.clock.advance(interval / 2 - Duration::from_secs(10));
+    let swept = bed.snapshotter.run(&bed.fleet, &due).await.unwrap();
+    let names: Vec<&str> = swept.outcomes.iter().map(|o| o.cluster.as_str()).collect();
+    assert_eq!(names, [bed.names[0].as_str()], "the interval less the schedule's jitter");
+    let bad =
+        SnapshotRequest { due: true, ..SnapshotRequest::cluster(bed.names[0].parse().unwrap()) };
+    assert!(matches!(
+        bed.snapshotter.run(&bed.fleet, &bad).await,
+        Err(SnapshotError::AmbiguousTarget)
+    ));
+}

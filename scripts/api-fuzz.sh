@@ -7,15 +7,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-want=$(sha256sum scripts/requirements-fuzz.txt | cut -d' ' -f1)
-have=""
-[[ -f .venv-fuzz/.requirements.sha256 ]] && have=$(cat .venv-fuzz/.requirements.sha256)
-if [[ ! -x .venv-fuzz/bin/schemathesis || "$have" != "$want" ]]; then
-  echo "installing schemathesis into .venv-fuzz/ (once)" >&2
-  rm -rf .venv-fuzz
-  python3 -m venv .venv-fuzz
-  .venv-fuzz/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-fuzz.txt
-  echo "$want" > .venv-fuzz/.requirements.sha256
-fi
+. scripts/venv.sh
+ensure_venv .venv-fuzz scripts/requirements-fuzz.txt
 cargo build -p local --locked
 SCHEMATHESIS_TELEMETRY=false .venv-fuzz/bin/python tests/api-fuzz/run.py

@@ -9,21 +9,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ensure_venv() {
-    local want have=""
-    want=$(sha256sum scripts/requirements-testbed.txt | cut -d' ' -f1)
-    [[ -f .venv/.requirements.sha256 ]] && have=$(cat .venv/.requirements.sha256)
-    if [[ -x .venv/bin/python && "$have" == "$want" ]]; then
-        return
-    fi
-    echo "testbed: installing moto and cfn-lint into .venv/ (once)" >&2
-    rm -rf .venv
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-testbed.txt
-    echo "$want" > .venv/.requirements.sha256
-}
+. scripts/venv.sh
 
-ensure_venv
+ensure_venv .venv scripts/requirements-testbed.txt
 if [[ "${1:-}" == "--venv-only" ]]; then
     exit 0
 fi

@@ -117,9 +117,10 @@ impl<'a> Batch<'a> {
 
 /// The latest event per workload of this cluster written since its last
 /// good snapshot: only a failed run leaves any, and what it says may be
-/// newer than the stored items (events are written before items). Read from the environment's history, from the
-/// last success (or from the beginning, when every earlier attempt failed;
-/// nothing, on a first attempt).
+/// newer than the stored items (events are written before items). Read
+/// from the environment's history, from the last success (or from the
+/// beginning, when every earlier attempt failed; nothing, on a first
+/// attempt).
 async fn unfinished_events(
     store: &dyn Store,
     lease: &LeaseHeld,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use shared::auth::{Account, AccountStatus, Role, write_account};
+use shared::auth::{Account, Role, write_account};
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
 use shared::domain::Email;
@@ -178,18 +178,9 @@ async fn demo_login(
 ) -> Result<SecretString, Box<dyn std::error::Error + Send + Sync>> {
     let password = auth::secrets::new_token()?;
     let hash = hasher.hash(&auth::password::Password::new(password.clone())?)?;
-    let now = jiff::Timestamp::now();
-    let account = Account {
-        email: Email::parse(DEMO_EMAIL)?,
-        name: "Demo admin".into(),
-        password_hash: hash,
-        role: Role::Admin,
-        teams: Vec::new(),
-        status: AccountStatus::Active,
-        created_at: now,
-        verified_at: Some(now),
-        sessions_valid_after: None,
-    };
+    let email = Email::parse(DEMO_EMAIL)?;
+    let account =
+        Account::active(email, "Demo admin", hash, Role::Admin, Vec::new(), jiff::Timestamp::now());
     write_account(store, &account, Condition::Always).await?;
     Ok(password)
 }

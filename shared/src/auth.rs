@@ -58,6 +58,30 @@ pub struct Account {
     pub sessions_valid_after: Option<Timestamp>,
 }
 
+impl Account {
+    /// A verified, active account as of `now` (seeded admins, tests).
+    pub fn active(
+        email: Email,
+        name: impl Into<String>,
+        password_hash: String,
+        role: Role,
+        teams: Vec<TeamName>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            email,
+            name: name.into(),
+            password_hash,
+            role,
+            teams,
+            status: AccountStatus::Active,
+            created_at: now,
+            verified_at: Some(now),
+            sessions_valid_after: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account")

@@ -25,3 +25,25 @@ pub fn api_request(
     #[allow(clippy::expect_used)]
     request.body(body).expect("a well-formed test request")
 }
+
+/// An active account with a session whose bearer token is `token`, as a
+/// user who signed in would have (no password: tests and benchmarks that
+/// exercise other routes than sign-in).
+pub async fn signed_in(
+    store: &dyn crate::store::Store,
+    email: &str,
+    role: crate::auth::Role,
+    teams: Vec<crate::domain::TeamName>,
+    token: &str,
+    now: jiff::Timestamp,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use crate::auth::{Account, Session, SessionLifetimes, create_session, token_digest};
+    let email = crate::domain::Email::parse(email)?;
+    let name = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let account = Account::active(email.clone(), name, "no password".into(), role, teams, now);
+    crate::auth::write_account(store, &account, crate::store::Condition::IfAbsent).await?;
+    let session = Session::new(email, now, SessionLifetimes::default());
+    let digest = token_digest(&secrecy::SecretString::from(token.to_owned()));
+    create_session(store, &digest, &session).await?;
+    Ok(())
+}

@@ -16,20 +16,15 @@ use std::time::{Duration, Instant};
 
 use axum::body::to_bytes;
 use integration_tests::numeric_arg;
-use secrecy::SecretString;
-use shared::auth::{
-    Account, AccountStatus, Role, Session, SessionLifetimes, create_session, token_digest,
-    write_account,
-};
+use shared::auth::Role;
 use shared::clock::{Clock, SystemClock};
-use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::model::{
     ClusterStatus, ContainerImage, Counts, ImageRef, PodSummary, Replicas, RunningImage,
     VersionSeen, VersionSource, Workload, WorkloadKind, keys,
 };
 use shared::store::memory::MemoryStore;
-use shared::store::{Condition, Item, ItemBatchWrite, ItemKey, Store, WriteOp};
+use shared::store::{Item, ItemBatchWrite, ItemKey, Store, WriteOp};
 use shared::view::ApiContext;
 use tower::ServiceExt;
 
@@ -158,22 +153,17 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
         store.clone(),
     );
 
-    let email = Email::parse("bench@example.com")?;
-    let account = Account {
-        email: email.clone(),
-        name: "bench".into(),
-        password_hash: "not used here".into(),
-        role: Role::Admin,
-        teams: Vec::new(),
-        status: AccountStatus::Active,
-        created_at: now,
-        verified_at: Some(now),
-        sessions_valid_after: None,
-    };
-    write_account(store.as_ref(), &account, Condition::IfAbsent).await?;
     let token = "bench-token-not-a-secret";
-    let session = Session::new(email, now, SessionLifetimes::default());
-    create_session(store.as_ref(), &token_digest(&SecretString::from(token)), &session).await?;
+    shared::testing::signed_in(
+        store.as_ref(),
+        "bench@example.com",
+        Role::Admin,
+        Vec::new(),
+        token,
+        now,
+    )
+    .await
+    .map_err(|e| -> Box<dyn std::error::Error> { e })?;
 
     let mut bytes = 0;
     let once = || {

@@ -13,22 +13,17 @@ use fake_kube::{ClusterObjects, FakeCluster, Image, PodPhase, TestCa, WorkloadKi
 use http::{HeaderMap, StatusCode};
 use integration_tests::{aws, fresh_table, register_eks_cluster, unique};
 use jiff::Timestamp;
-use secrecy::SecretString;
 use serde_json::Value;
-use shared::auth::{
-    Account, AccountStatus, Role, Session, SessionLifetimes, create_session, token_digest,
-    write_account,
-};
+use shared::auth::Role;
 use shared::clock::{Clock, ManualClock};
-use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
 use shared::snapshot::{
     InProcessTrigger, OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter,
 };
+use shared::store::Store;
 use shared::store::counting::CountingStore;
 use shared::store::dynamodb::DynamoStore;
-use shared::store::{Condition, Store};
 use shared::view::ApiContext;
 use tower::ServiceExt;
 
@@ -199,26 +194,19 @@ impl ApiBed {
             let store = dyn_store.clone();
             let clock = clock.clone();
             let email = format!("{}@example.com", unique(local));
-            let name = local.to_owned();
             let teams: Vec<_> = teams.iter().map(|t| t.parse().unwrap()).collect();
             async move {
-                let now = clock.now();
-                let account = Account {
-                    email: Email::parse(&email).unwrap(),
-                    name,
-                    password_hash: "not used here".into(),
+                let token = unique("token");
+                shared::testing::signed_in(
+                    store.as_ref(),
+                    &email,
                     role,
                     teams,
-                    status: AccountStatus::Active,
-                    created_at: now,
-                    verified_at: Some(now),
-                    sessions_valid_after: None,
-                };
-                write_account(store.as_ref(), &account, Condition::IfAbsent).await.unwrap();
-                let token = unique("token");
-                let session = Session::new(account.email.clone(), now, SessionLifetimes::default());
-                let digest = token_digest(&SecretString::from(token.clone()));
-                create_session(store.as_ref(), &digest, &session).await.unwrap();
+                    &token,
+                    clock.now(),
+                )
+                .await
+                .unwrap();
                 User { token }
             }
         };

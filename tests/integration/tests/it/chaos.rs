@@ -27,14 +27,9 @@ use fake_kube::fleet::FleetEnvironment;
 use fake_kube::{FakeFleet, Fault, FaultRule, FleetBuilder};
 use http::StatusCode;
 use jiff::Timestamp;
-use secrecy::SecretString;
-use shared::auth::{
-    Account, AccountStatus, Role, Session, SessionLifetimes, create_session, token_digest,
-    write_account,
-};
+use shared::auth::Role;
 use shared::clock::{Clock, ManualClock};
 use shared::config::FleetConfig;
-use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::model::{Change, ClusterStatus, HistoryEvent, Workload, keys};
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
@@ -268,24 +263,17 @@ async fn under_random_faults_nothing_good_is_lost_and_history_stays_whole() {
         dashboards::router(ApiContext::new(source, store.clone(), clock.clone())),
         store.clone(),
     );
-    let now = clock.now();
-    let admin = Account {
-        email: Email::parse("chaos-admin@example.com").unwrap(),
-        name: "Chaos".into(),
-        password_hash: "not used".into(),
-        role: Role::Admin,
-        teams: Vec::new(),
-        status: AccountStatus::Active,
-        created_at: now,
-        verified_at: Some(now),
-        sessions_valid_after: None,
-    };
-    write_account(store.as_ref(), &admin, Condition::IfAbsent).await.unwrap();
     let token = "chaos-session-token";
-    let session = Session::new(admin.email.clone(), now, SessionLifetimes::default());
-    create_session(store.as_ref(), &token_digest(&SecretString::from(token)), &session)
-        .await
-        .unwrap();
+    shared::testing::signed_in(
+        store.as_ref(),
+        "chaos-admin@example.com",
+        Role::Admin,
+        Vec::new(),
+        token,
+        clock.now(),
+    )
+    .await
+    .unwrap();
 
     let request = SnapshotRequest::environment("chaos".parse().unwrap());
     let mut last_good: HashMap<String, BTreeMap<String, String>> = HashMap::new();

@@ -117,15 +117,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let hasher = auth::password::Hasher::new()?;
     let demo_password = demo_login(store.as_ref(), &hasher).await?;
 
+    let policy = auth::Policy { admin_emails: args.admin_emails.clone(), ..Default::default() };
+    let (auth_deps, _mail_jobs) =
+        auth::Deps::in_process(store.clone(), mailer.clone(), clock.clone(), hasher, policy)?;
     let app = axum::Router::new()
-        .merge(auth::router(auth::Deps {
-            store: store.clone(),
-            mailer: mailer.clone(),
-            clock: Arc::new(SystemClock),
-            hasher,
-            codes: auth::secrets::CodeHasher::ephemeral()?,
-            policy: auth::Policy { admin_emails: args.admin_emails.clone(), ..Default::default() },
-        }))
+        .merge(auth::router(auth_deps))
         .merge(inventory::router(inventory::Deps {
             context: ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
             trigger,
@@ -162,6 +158,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     println!(
         "  routes: / (the web page), /health, /ready, /auth/*, /environments, /clusters, /images, /dashboards, /history; /openapi.json describes them"
     );
+    // The peer's address is the client that per-client limits count.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     snapshots.abort();
     drop(demo);

@@ -107,12 +107,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         access: Access::Public,
-        body: &[("email", "string", true), ("code", "string", true)],
+        body: &[("email", "string", true), ("code", "string", true), ("password", "string", true)],
         ..route(
             "POST",
             "/auth/verify",
             "auth",
-            "Verify an address with its code; answers a session.",
+            "Verify an address with its code and the password chosen at sign-up (the code works only with the password of the sign-up it was mailed for).",
         )
     },
     Route {
@@ -134,6 +134,17 @@ pub const ROUTES: &[Route] = &[
             "/auth/login",
             "auth",
             "Sign in; answers a session, or 202 with a challenge when a mailed code is the second step.",
+        )
+    },
+    Route {
+        access: Access::Public,
+        body: &[("email", "string", true)],
+        ok: 202,
+        ..route(
+            "POST",
+            "/auth/login/email",
+            "auth",
+            "Sign in by mail: a code is mailed to the address if it has an active account; answers a challenge, the same for any address. Not stopped by password lockouts.",
         )
     },
     Route {

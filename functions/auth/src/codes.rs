@@ -1,6 +1,11 @@
 //! One-time codes in the table: one live code per address and purpose,
 //! stored as a keyed hash with a 10-minute TTL, single use, and void after
 //! five wrong tries.
+//!
+//! A verification code carries the password hash and name of the sign-up
+//! that asked for it, and is accepted only with that sign-up's password:
+//! verifying sets exactly the password the verifier typed, so no password
+//! chosen by someone else before the mailbox was proven survives the proof.
 
 use std::time::Duration;
 
@@ -34,10 +39,33 @@ impl Purpose {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct StoredCode {
     digest: String,
     attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sign_up: Option<SignUp>,
+}
+
+/// What a sign-up chose, carried by its verification code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignUp {
+    pub password_hash: String,
+    pub name: String,
+}
+
+impl std::fmt::Debug for SignUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignUp").finish_non_exhaustive()
+    }
+}
+
+/// A code that was right, with what it carried.
+#[derive(Debug)]
+pub struct Redeemed {
+    pub sign_up: Option<SignUp>,
 }
 
 fn key(email: &Email, purpose: Purpose) -> ItemKey {
@@ -45,7 +73,9 @@ fn key(email: &Email, purpose: Purpose) -> ItemKey {
 }
 
 /// Stores `code` as the live code (replacing any older one). `binding` is
-/// what a redeemer must present besides the code (empty: nothing).
+/// what a redeemer must present besides the code (empty: nothing);
+/// `sign_up` is what verifying it sets.
+#[allow(clippy::too_many_arguments)]
 pub async fn store<S: ItemPut + ?Sized>(
     store: &S,
     hasher: &CodeHasher,
@@ -53,10 +83,11 @@ pub async fn store<S: ItemPut + ?Sized>(
     purpose: Purpose,
     binding: &str,
     code: &SecretString,
+    sign_up: Option<SignUp>,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let digest = hasher.digest(purpose.as_str(), email, binding, code);
-    let stored = StoredCode { digest, attempts: 0 };
+    let stored = StoredCode { digest, attempts: 0, sign_up };
     let body = serde_json::to_value(&stored).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let expires =
         now.saturating_add(SignedDuration::try_from(VALID_FOR).unwrap_or_default()).unwrap_or(now);
@@ -64,8 +95,23 @@ pub async fn store<S: ItemPut + ?Sized>(
     Ok(())
 }
 
-/// Whether `candidate` is the live code; a right code is used up, a wrong
-/// one counts as a try, and the fifth wrong try voids the code.
+/// Stores a code that no one knows, so that a request for an address that
+/// gets no mail leaves what one that gets mail leaves: a later wrong-code
+/// verify or reset costs the same for both.
+pub async fn store_decoy<S: ItemPut + ?Sized>(
+    store: &S,
+    hasher: &CodeHasher,
+    email: &Email,
+    purpose: Purpose,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let unknowable = crate::secrets::new_token().map_err(|e| StoreError::Unavailable(e.into()))?;
+    self::store(store, hasher, email, purpose, "decoy", &unknowable, None, now).await
+}
+
+/// Whether `candidate` is the live code; a right code is used up (and what
+/// it carried is returned), a wrong one counts as a try, and the fifth
+/// wrong try voids the code.
 pub async fn redeem<S>(
     store: &S,
     hasher: &CodeHasher,
@@ -73,25 +119,45 @@ pub async fn redeem<S>(
     purpose: Purpose,
     binding: &str,
     candidate: &SecretString,
-) -> Result<bool, StoreError>
+) -> Result<Option<Redeemed>, StoreError>
+where
+    S: ItemGet + ItemPut + ItemDelete + ?Sized,
+{
+    redeem_if(store, hasher, email, purpose, binding, candidate, |_| true).await
+}
+
+/// [`redeem`], where a right code also needs `accept` to hold of what it
+/// carries (a verification code: the sign-up's password); when it does
+/// not, the code counts a wrong try.
+pub async fn redeem_if<S>(
+    store: &S,
+    hasher: &CodeHasher,
+    email: &Email,
+    purpose: Purpose,
+    binding: &str,
+    candidate: &SecretString,
+    accept: impl FnOnce(Option<&SignUp>) -> bool,
+) -> Result<Option<Redeemed>, StoreError>
 where
     S: ItemGet + ItemPut + ItemDelete + ?Sized,
 {
     let key = key(email, purpose);
-    let Some(stored) = store.get(&key).await? else { return Ok(false) };
+    let Some(stored) = store.get(&key).await? else { return Ok(None) };
     let Ok(mut code) = serde_json::from_value::<StoredCode>(stored.item.body.clone()) else {
         store.delete(&key, Condition::Always).await?;
-        return Ok(false);
+        return Ok(None);
     };
     if code.attempts >= MAX_TRIES {
         store.delete(&key, Condition::Always).await?;
-        return Ok(false);
+        return Ok(None);
     }
-    if hasher.matches(purpose.as_str(), email, binding, candidate, &code.digest) {
+    if hasher.matches(purpose.as_str(), email, binding, candidate, &code.digest)
+        && accept(code.sign_up.as_ref())
+    {
         // Single use: only the request that deletes this version wins.
         return match store.delete(&key, Condition::IfVersion(stored.version)).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
+            Ok(()) => Ok(Some(Redeemed { sign_up: code.sign_up })),
+            Err(StoreError::ConditionFailed) => Ok(None),
             Err(other) => Err(other),
         };
     }
@@ -108,7 +174,7 @@ where
             .map(|_| ())
             .or_else(ignore_race)?;
     }
-    Ok(false)
+    Ok(None)
 }
 
 fn ignore_race(err: StoreError) -> Result<(), StoreError> {
@@ -172,6 +238,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_verification_code_gives_back_the_sign_up_it_was_mailed_for() {
+        let (clock, store, hasher, email) = bed();
+        let first = SignUp { password_hash: "hash-1".into(), name: "One".into() };
+        let second = SignUp { password_hash: "hash-2".into(), name: "Two".into() };
+        for (code, sign_up) in [("111111", first), ("222222", second.clone())] {
+            let purpose = Purpose::VerifyEmail;
+            store_code_for(&store, &hasher, &email, purpose, code, Some(sign_up), &clock).await;
+        }
+        let redeemed = redeem(&store, &hasher, &email, Purpose::VerifyEmail, "", &secret("222222"))
+            .await
+            .unwrap()
+            .expect("the newest code works");
+        assert_eq!(redeemed.sign_up, Some(second), "and carries the newest sign-up");
+    }
+
+    #[tokio::test]
+    async fn a_right_code_that_is_not_accepted_counts_as_a_wrong_try() {
+        let (clock, store, hasher, email) = bed();
+        store_code(&store, &hasher, &email, "123456", clock.now()).await;
+        let right = secret("123456");
+        for _ in 0..MAX_TRIES {
+            let refused =
+                redeem_if(&store, &hasher, &email, Purpose::VerifyEmail, "", &right, |_| false);
+            assert!(refused.await.unwrap().is_none());
+        }
+        assert!(!try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await, "void");
+    }
+
+    #[tokio::test]
+    async fn a_decoy_code_matches_nothing_and_replaces_the_live_one() {
+        let (clock, store, hasher, email) = bed();
+        store_code(&store, &hasher, &email, "123456", clock.now()).await;
+        store_decoy(&store, &hasher, &email, Purpose::VerifyEmail, clock.now()).await.unwrap();
+        assert!(!try_code(&store, &hasher, &email, Purpose::VerifyEmail, "123456").await);
+    }
+
+    async fn store_code_for(
+        s: &MemoryStore,
+        hasher: &CodeHasher,
+        email: &Email,
+        purpose: Purpose,
+        code: &str,
+        sign_up: Option<SignUp>,
+        clock: &ManualClock,
+    ) {
+        store(s, hasher, email, purpose, "", &secret(code), sign_up, clock.now()).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn a_code_is_for_one_purpose() {
         let (clock, store, hasher, email) = bed();
         store_code(&store, &hasher, &email, "123456", clock.now()).await;
@@ -185,7 +300,7 @@ mod tests {
         purpose: Purpose,
         code: &str,
     ) -> bool {
-        redeem(s, hasher, email, purpose, "", &secret(code)).await.unwrap()
+        redeem(s, hasher, email, purpose, "", &secret(code)).await.unwrap().is_some()
     }
 
     async fn store_code(
@@ -195,6 +310,6 @@ mod tests {
         code: &str,
         now: Timestamp,
     ) {
-        store(s, hasher, email, Purpose::VerifyEmail, "", &secret(code), now).await.unwrap();
+        store(s, hasher, email, Purpose::VerifyEmail, "", &secret(code), None, now).await.unwrap();
     }
 }

@@ -18,16 +18,17 @@ use shared::auth::{
 };
 use shared::domain::{Email, TeamName};
 use shared::http::{ApiError, ApiJson, ApiQuery};
-use shared::mail::{CodePurpose, Mail};
 use shared::store::{Condition, Cursor, Query};
 
-use crate::codes::{self, Purpose};
+use crate::client::ClientAddr;
+use crate::codes::{self, Purpose, SignUp};
 use crate::limits::{
-    self, LOGIN_FAILURES_PER_HOUR, Limit, RESEND_PER_HOUR, RESEND_PER_MINUTE, RESET_PER_HOUR,
-    RESET_PER_MINUTE, SIGNIN_CODES_PER_HOUR,
+    self, Admission, Counted, GUESSES_PER_ACCOUNT, GUESSES_PER_CLIENT, Limit, RESET_MAIL,
+    SIGNIN_MAIL, VERIFY_MAIL,
 };
+use crate::mail_jobs::MailJob;
 use crate::password::Password;
-use crate::secrets::{new_code, new_token};
+use crate::secrets::new_token;
 use crate::{AuthState, MAX_FAILURE_DELAY};
 
 type AppState = State<Arc<AuthState>>;
@@ -44,6 +45,10 @@ fn store_error(err: impl Into<shared::store::BoxError>) -> ApiError {
     ApiError::Unavailable(err.into())
 }
 
+fn check_your_email() -> impl IntoResponse {
+    (StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" })))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
@@ -52,6 +57,9 @@ pub struct SignupBody {
     name: String,
 }
 
+/// Hashes the password, spends the address's verification-mail allowance
+/// and leaves the rest to the mail worker: the same work, answer and time
+/// for every address. A sign-up over the allowance changes nothing.
 pub async fn signup(
     State(state): AppState,
     ApiJson(body): ApiJson<SignupBody>,
@@ -72,51 +80,11 @@ pub async fn signup(
             "sign-up is limited to the organisation's email domains",
         ));
     }
-    let store = state.store.as_ref();
-    let now = state.clock.now();
-    match read_account(store, &email).await.map_err(store_error)? {
-        Some((account, _)) => {
-            // Pay what a new account pays, so timing tells nothing either.
-            state.hasher.verify_decoy(&SecretString::from(password.expose().to_owned()));
-            match account.status {
-                AccountStatus::Active => {
-                    state.send(Mail::already_registered(&email, &policy.product)).await
-                }
-                AccountStatus::Pending => {
-                    state.issue_code(&email, Purpose::VerifyEmail, "", false).await?
-                }
-                AccountStatus::Disabled => {}
-            }
-        }
-        None => {
-            let hash = state.hasher.hash(&password).map_err(ApiError::internal)?;
-            let role =
-                if policy.admin_emails.contains(&email) { Role::Admin } else { Role::Viewer };
-            let account = Account {
-                email: email.clone(),
-                name,
-                password_hash: hash,
-                role,
-                teams: Vec::new(),
-                status: AccountStatus::Pending,
-                created_at: now,
-                verified_at: None,
-                sessions_valid_after: None,
-            };
-            match write_account(store, &account, Condition::IfAbsent).await {
-                Ok(_) => {
-                    count(AuthEvent::Signups);
-                    state.issue_code(&email, Purpose::VerifyEmail, "", false).await?
-                }
-                // Someone signed up with this address a moment ago: same answer.
-                Err(shared::auth::AuthStoreError::Store(
-                    shared::store::StoreError::ConditionFailed,
-                )) => {}
-                Err(other) => return Err(store_error(other)),
-            }
-        }
+    let password_hash = state.hasher.hash(&password).map_err(ApiError::internal)?;
+    if state.take_mail(&email, &VERIFY_MAIL).await?.is_ok() {
+        state.enqueue(MailJob::SignUp { email, sign_up: SignUp { password_hash, name } }).await?;
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+    Ok(check_your_email())
 }
 
 #[derive(Deserialize)]
@@ -124,6 +92,9 @@ pub async fn signup(
 pub struct VerifyBody {
     email: String,
     code: SecretString,
+    /// The password chosen at sign-up: the code works only with the
+    /// password of the sign-up it was mailed for.
+    password: SecretString,
 }
 
 fn code_shape(code: &SecretString) -> Result<(), ApiError> {
@@ -135,6 +106,10 @@ fn code_shape(code: &SecretString) -> Result<(), ApiError> {
     }
 }
 
+/// Proves the mailbox: the pending account becomes active with exactly the
+/// password (and name) of the sign-up whose code this is, which the
+/// verifier must know. Someone who signed the address up before its owner
+/// did never gets their password kept: the owner types their own.
 pub async fn verify(
     State(state): AppState,
     ApiJson(body): ApiJson<VerifyBody>,
@@ -142,12 +117,32 @@ pub async fn verify(
     let email = email_or_400(&body.email)?;
     code_shape(&body.code)?;
     let store = state.store.as_ref();
-    let (mut account, version) = state.redeem(&email, Purpose::VerifyEmail, &body.code).await?;
-    if account.status == AccountStatus::Pending {
-        account.status = AccountStatus::Active;
-        account.verified_at = Some(state.clock.now());
-        write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
+    let hasher = &state.hasher;
+    let is_the_sign_up_s = |sign_up: Option<&SignUp>| {
+        sign_up.is_some_and(|s| hasher.verify(&body.password, &s.password_hash))
+    };
+    let redeemed = codes::redeem_if(
+        store,
+        &state.codes,
+        &email,
+        Purpose::VerifyEmail,
+        "",
+        &body.code,
+        is_the_sign_up_s,
+    )
+    .await
+    .map_err(store_error)?
+    .ok_or_else(invalid_code)?;
+    let (mut account, version) =
+        read_account(store, &email).await.map_err(store_error)?.ok_or_else(invalid_code)?;
+    let Some(sign_up) = redeemed.sign_up else { return Err(invalid_code()) };
+    if account.status != AccountStatus::Pending {
+        return Err(invalid_code());
     }
+    account.password_hash = sign_up.password_hash;
+    account.name = sign_up.name;
+    state.activate(&mut account);
+    write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
     Ok(Json(json!({ "status": "verified" })))
 }
 
@@ -157,20 +152,16 @@ pub struct EmailBody {
     email: String,
 }
 
+/// A new verification code, within the address's allowance (429 past it,
+/// for every address alike).
 pub async fn resend(
     State(state): AppState,
     ApiJson(body): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&body.email)?;
-    // Limited per address whether or not it has an account.
-    state.take_resend(&email, Purpose::VerifyEmail).await?;
-    if let Some((account, _)) =
-        read_account(state.store.as_ref(), &email).await.map_err(store_error)?
-        && account.status == AccountStatus::Pending
-    {
-        state.issue_code(&email, Purpose::VerifyEmail, "", true).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+    state.take_mail(&email, &VERIFY_MAIL).await?.map_err(too_many)?;
+    state.enqueue(MailJob::Resend { email }).await?;
+    Ok(check_your_email())
 }
 
 #[derive(Deserialize)]
@@ -180,8 +171,15 @@ pub struct LoginBody {
     password: SecretString,
 }
 
+/// A password sign-in. Each guess takes its place in the account's hourly
+/// allowance (100, ASVS 2.2.1) and in this client's (20) before the
+/// password is checked, so no request, however many race, is checked past
+/// them; a right password gives its places back. Answers grow slower with
+/// the client's failures. A stranger can shut the password door for an
+/// hour at most, never the owner's way in by mail (`/auth/login/email`).
 pub async fn login(
     State(state): AppState,
+    client: ClientAddr,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     // A malformed address is a failed sign-in like any other.
@@ -189,8 +187,27 @@ pub async fn login(
         state.hasher.verify_decoy(&body.password);
         return Err(ApiError::Unauthorized);
     };
-    state.refuse_when_locked(&email).await?;
-    let account = read_account(state.store.as_ref(), &email).await.map_err(store_error)?;
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    let from_client = Counted::AddressFrom(&email, &client.0);
+    let client_guesses = match limits::take(store, GUESSES_PER_CLIENT, from_client, now)
+        .await
+        .map_err(store_error)?
+    {
+        Admission::Admitted { count } => count,
+        Admission::Refused { retry_after } => {
+            count(AuthEvent::Lockouts);
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+    };
+    let account_wide = Counted::Address(&email);
+    if let Admission::Refused { retry_after } =
+        limits::take(store, GUESSES_PER_ACCOUNT, account_wide, now).await.map_err(store_error)?
+    {
+        count(AuthEvent::Lockouts);
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+    let account = read_account(store, &email).await.map_err(store_error)?;
     let password_ok = match &account {
         Some((account, _)) => state.hasher.verify(&body.password, &account.password_hash),
         None => {
@@ -199,17 +216,36 @@ pub async fn login(
         }
     };
     let account = match account {
-        Some((account, _)) if password_ok && account.status != AccountStatus::Disabled => account,
-        _ => return Err(state.failed_sign_in(&email).await),
+        // A pending account cannot sign in at all: its password was never
+        // proven to be the mailbox owner's.
+        Some((account, _)) if password_ok && account.status == AccountStatus::Active => account,
+        _ => {
+            count(AuthEvent::LoginFailures);
+            let steps = u32::try_from(client_guesses.saturating_sub(1)).unwrap_or(u32::MAX);
+            let delay = state.policy.failure_delay.saturating_mul(steps).min(MAX_FAILURE_DELAY);
+            tokio::time::sleep(delay).await;
+            return Err(ApiError::Unauthorized);
+        }
     };
-    if account.status == AccountStatus::Pending {
-        // The password is right, so saying this reveals nothing new.
-        return Err(ApiError::Forbidden);
-    }
+    limits::give_back(store, GUESSES_PER_CLIENT, from_client, now).await.map_err(store_error)?;
+    limits::give_back(store, GUESSES_PER_ACCOUNT, account_wide, now).await.map_err(store_error)?;
     if state.policy.login_email_code {
-        return Ok(state.send_sign_in_code(&account.email).await?.into_response());
+        return Ok(state.send_sign_in_code(account.email).await?.into_response());
     }
     Ok(state.start_session(&account).await?.into_response())
+}
+
+/// Signing in by mail: a code is mailed to the address (if it has an
+/// active account) and the answer holds the challenge it is bound to. The
+/// same answer for every address; 10 codes an hour. It does not count
+/// against password guesses, so the owner of an account whose password
+/// door a stranger shut still gets in.
+pub async fn login_email(
+    State(state): AppState,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<Response, ApiError> {
+    let email = email_or_400(&body.email)?;
+    Ok(state.send_sign_in_code(email).await?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -220,21 +256,21 @@ pub struct LoginCodeBody {
     code: SecretString,
 }
 
-/// The second step of a sign-in when mailed codes are switched on: the code
-/// from the mail and the challenge from the first step's answer. Every
-/// failure is the same 401 and counts against the sign-in limit.
+/// The code from the mail and the challenge from the answer that sent it
+/// (the second step of a password sign-in, or signing in by mail). Every
+/// failure is the same 401; a code takes five tries at most.
 pub async fn login_code(
     State(state): AppState,
     ApiJson(body): ApiJson<LoginCodeBody>,
 ) -> Result<Json<Value>, ApiError> {
     let Ok(email) = Email::parse(&body.email) else { return Err(ApiError::Unauthorized) };
-    state.refuse_when_locked(&email).await?;
     let store = state.store.as_ref();
-    let challenge = body.challenge.expose_secret();
+    let binding = token_digest(&body.challenge);
     let redeemed = code_shape(&body.code).is_ok()
-        && codes::redeem(store, &state.codes, &email, Purpose::SignIn, challenge, &body.code)
+        && codes::redeem(store, &state.codes, &email, Purpose::SignIn, &binding, &body.code)
             .await
-            .map_err(store_error)?;
+            .map_err(store_error)?
+            .is_some();
     let account = match redeemed {
         true => read_account(store, &email).await.map_err(store_error)?.map(|(a, _)| a),
         false => None,
@@ -244,7 +280,10 @@ pub async fn login_code(
         Some(account) if account.status == AccountStatus::Active => {
             state.start_session(&account).await
         }
-        _ => Err(state.failed_sign_in(&email).await),
+        _ => {
+            count(AuthEvent::LoginFailures);
+            Err(ApiError::Unauthorized)
+        }
     }
 }
 
@@ -253,14 +292,9 @@ pub async fn forgot_password(
     ApiJson(body): ApiJson<EmailBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&body.email)?;
-    state.take_resend(&email, Purpose::ResetPassword).await?;
-    if let Some((account, _)) =
-        read_account(state.store.as_ref(), &email).await.map_err(store_error)?
-        && account.status != AccountStatus::Disabled
-    {
-        state.issue_code(&email, Purpose::ResetPassword, "", true).await?;
-    }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" }))))
+    state.take_mail(&email, &RESET_MAIL).await?.map_err(too_many)?;
+    state.enqueue(MailJob::Forgot { email }).await?;
+    Ok(check_your_email())
 }
 
 #[derive(Deserialize)]
@@ -290,8 +324,7 @@ pub async fn reset_password(
     account.sessions_valid_after = Some(now);
     if account.status == AccountStatus::Pending {
         // The code proves the mailbox, as verification would.
-        account.status = AccountStatus::Active;
-        account.verified_at = Some(now);
+        state.activate(&mut account);
     }
     write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
     tracing::info!(user = %email.masked(), "password reset; older sessions revoked");
@@ -313,48 +346,57 @@ pub async fn me(Authenticated(principal): Authenticated) -> Json<shared::auth::P
     Json(principal)
 }
 
+fn too_many(retry_after: std::time::Duration) -> ApiError {
+    ApiError::TooManyRequests { retry_after }
+}
+
 impl AuthState {
-    /// 429 once the address has used up its failed sign-ins for the window.
-    async fn refuse_when_locked(&self, email: &Email) -> Result<(), ApiError> {
+    /// Spends one of the address's mails of a kind: `Err(retry_after)` when
+    /// the allowance is spent. Counted whether or not the address has an
+    /// account, so the answers of every address stay alike.
+    async fn take_mail(
+        &self,
+        email: &Email,
+        limits: &[Limit],
+    ) -> Result<Result<(), std::time::Duration>, ApiError> {
         let now = self.clock.now();
-        let failures = limits::count(self.store.as_ref(), LOGIN_FAILURES_PER_HOUR, email, now)
+        let store = self.store.as_ref();
+        match limits::take_all(store, limits, Counted::Address(email), now)
             .await
-            .map_err(store_error)?;
-        if failures >= LOGIN_FAILURES_PER_HOUR.max {
-            count(AuthEvent::Lockouts);
-            return Err(ApiError::TooManyRequests { retry_after: LOGIN_FAILURES_PER_HOUR.window });
+            .map_err(store_error)?
+        {
+            Admission::Admitted { .. } => Ok(Ok(())),
+            Admission::Refused { retry_after } => Ok(Err(retry_after)),
         }
-        Ok(())
     }
 
-    /// Counts a failed sign-in and answers it the generic 401, later the
-    /// more failures the window already holds.
-    async fn failed_sign_in(&self, email: &Email) -> ApiError {
-        let now = self.clock.now();
-        let failures =
-            match limits::take(self.store.as_ref(), LOGIN_FAILURES_PER_HOUR, email, now).await {
-                Ok(taken) => taken.unwrap_or(LOGIN_FAILURES_PER_HOUR.max),
-                Err(err) => return store_error(err),
-            };
-        count(AuthEvent::LoginFailures);
-        let steps = u32::try_from(failures).unwrap_or(u32::MAX);
-        let delay = self.policy.failure_delay.saturating_mul(steps).min(MAX_FAILURE_DELAY);
-        tokio::time::sleep(delay).await;
-        ApiError::Unauthorized
+    async fn enqueue(&self, job: MailJob) -> Result<(), ApiError> {
+        self.mail_jobs.enqueue(job).await.map_err(ApiError::Unavailable)
     }
 
-    /// Mails a sign-in code bound to a fresh challenge, and answers with the
-    /// challenge: the code alone (say, from a read mailbox) signs no one in.
-    async fn send_sign_in_code(&self, email: &Email) -> Result<impl IntoResponse, ApiError> {
-        self.take_resend(email, Purpose::SignIn).await?;
+    /// The mailbox is proven: active, and admin if the installation lists
+    /// the address.
+    fn activate(&self, account: &mut Account) {
+        account.status = AccountStatus::Active;
+        account.verified_at = Some(self.clock.now());
+        if self.policy.admin_emails.contains(&account.email) {
+            account.role = Role::Admin;
+        }
+    }
+
+    /// Leaves a sign-in code, bound to a fresh challenge, for the mail
+    /// worker, and answers with the challenge: the code alone (say, from a
+    /// read mailbox) signs no one in.
+    async fn send_sign_in_code(&self, email: Email) -> Result<impl IntoResponse + use<>, ApiError> {
+        self.take_mail(&email, &SIGNIN_MAIL).await?.map_err(too_many)?;
         let challenge = new_token().map_err(ApiError::internal)?;
-        self.issue_code(email, Purpose::SignIn, challenge.expose_secret(), true).await?;
+        let challenge_digest = token_digest(&challenge);
+        self.enqueue(MailJob::SignIn { email, challenge_digest }).await?;
         let expires_at = self
             .clock
             .now()
             .saturating_add(SignedDuration::try_from(codes::VALID_FOR).unwrap_or_default())
             .map_err(ApiError::internal)?;
-        tracing::info!(user = %email.masked(), "sign-in code sent");
         Ok((
             StatusCode::ACCEPTED,
             Json(json!({
@@ -396,90 +438,27 @@ impl AuthState {
         code: &SecretString,
     ) -> Result<(Account, u64), ApiError> {
         let store = self.store.as_ref();
-        if !codes::redeem(store, &self.codes, email, purpose, "", code)
+        codes::redeem(store, &self.codes, email, purpose, "", code)
             .await
             .map_err(store_error)?
-        {
-            return Err(invalid_code());
-        }
+            .ok_or_else(invalid_code)?;
         read_account(store, email).await.map_err(store_error)?.ok_or_else(invalid_code)
-    }
-
-    async fn send(&self, mail: Mail) {
-        let to = mail.to.masked();
-        if let Err(err) = self.mailer.send(mail).await {
-            // The answer must not depend on mail delivery: log and go on.
-            tracing::error!(to = %to, error = %shared::http::error_chain(&err), "mail not sent");
-        }
-    }
-
-    /// Counts one code sent for `purpose` to `email`: per address and
-    /// purpose, 1 a minute and 5 an hour.
-    async fn take_resend(&self, email: &Email, purpose: Purpose) -> Result<(), ApiError> {
-        let store = self.store.as_ref();
-        let now = self.clock.now();
-        let limits: &[Limit] = match purpose {
-            Purpose::VerifyEmail => &[RESEND_PER_MINUTE, RESEND_PER_HOUR],
-            Purpose::ResetPassword => &[RESET_PER_MINUTE, RESET_PER_HOUR],
-            Purpose::SignIn => &[SIGNIN_CODES_PER_HOUR],
-        };
-        for &limit in limits {
-            if let Err(retry_after) =
-                limits::take(store, limit, email, now).await.map_err(store_error)?
-            {
-                return Err(ApiError::TooManyRequests { retry_after });
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends a fresh code, bound to `binding`. `limited` says the caller
-    /// already counted it against the resend limits; otherwise it is counted
-    /// here, and a code over the limit is silently not sent.
-    async fn issue_code(
-        &self,
-        email: &Email,
-        purpose: Purpose,
-        binding: &str,
-        limited: bool,
-    ) -> Result<(), ApiError> {
-        if !limited && self.take_resend(email, purpose).await.is_err() {
-            return Ok(());
-        }
-        let code = new_code().map_err(ApiError::internal)?;
-        let now = self.clock.now();
-        codes::store(self.store.as_ref(), &self.codes, email, purpose, binding, &code, now)
-            .await
-            .map_err(store_error)?;
-        let mail_purpose = match purpose {
-            Purpose::VerifyEmail => CodePurpose::VerifyEmail,
-            Purpose::ResetPassword => CodePurpose::ResetPassword,
-            Purpose::SignIn => CodePurpose::SignIn,
-        };
-        self.send(Mail::code(email, &self.policy.product, mail_purpose, &code, codes::VALID_FOR))
-            .await;
-        count(AuthEvent::CodesSent);
-        Ok(())
     }
 }
 
 /// What the auth function counts in CloudWatch (EMF), one metric each.
 #[derive(Debug, Clone, Copy)]
 enum AuthEvent {
-    Signups,
     Logins,
     LoginFailures,
     Lockouts,
-    CodesSent,
 }
 
 fn count(event: AuthEvent) {
     let name = match event {
-        AuthEvent::Signups => "Signups",
         AuthEvent::Logins => "Logins",
         AuthEvent::LoginFailures => "LoginFailures",
         AuthEvent::Lockouts => "Lockouts",
-        AuthEvent::CodesSent => "CodesSent",
     };
     shared::metrics::Record::new().value(name, 1.0, shared::metrics::Unit::Count).emit();
 }

@@ -2,9 +2,11 @@
 //! sign-out. Handlers are plain functions over the ports in `shared`; the
 //! Lambda `main` and the local server both serve [`router`].
 
+pub mod client;
 pub mod codes;
 pub mod handlers;
 pub mod limits;
+pub mod mail_jobs;
 pub mod password;
 pub mod secrets;
 
@@ -18,10 +20,10 @@ use shared::auth::{Authenticator, HasAuthenticator, SessionLifetimes};
 use shared::clock::Clock;
 use shared::config::ConfigError;
 use shared::domain::Email;
-use shared::mail::Mailer;
 use shared::settings::{Lookup, StoreSettings, process_env, required};
 use shared::store::Store;
 
+use crate::mail_jobs::{DEFAULT_MAIL_PER_HOUR, MailQueue};
 use crate::password::Hasher;
 use crate::secrets::CodeHasher;
 
@@ -32,13 +34,71 @@ pub const ALLOWED_DOMAINS_VAR: &str = "ALLOWED_EMAIL_DOMAINS";
 pub const CODE_KEY_VAR: &str = "CODE_KEY";
 /// `true`: a sign-in also needs a code mailed to the account's address.
 pub const LOGIN_EMAIL_CODE_VAR: &str = "LOGIN_EMAIL_CODE";
+/// The function the API leaves mail work for (`auth-mailer`).
+pub const MAILER_FUNCTION_VAR: &str = "MAILER_FUNCTION";
+/// Mail the installation sends in an hour at most.
+pub const MAIL_PER_HOUR_VAR: &str = "MAIL_PER_HOUR";
 
-/// What this function reads from its environment, once, at cold start.
+/// What the API function reads from its environment, once, at cold start.
 pub struct Settings {
     pub store: StoreSettings,
-    pub sender: Email,
+    pub mailer_function: String,
     pub policy: Policy,
     pub code_key: Vec<u8>,
+}
+
+/// What the mailer function (`auth-mailer`) reads, once, at cold start.
+pub struct MailerSettings {
+    pub store: StoreSettings,
+    pub sender: Email,
+    pub code_key: Vec<u8>,
+    pub mail_per_hour: u64,
+}
+
+impl std::fmt::Debug for MailerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailerSettings")
+            .field("store", &self.store)
+            .field("mail_per_hour", &self.mail_per_hour)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailerSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        let bad = |name: &'static str, message: String| ConfigError::BadVar { name, message };
+        let sender = Email::parse(required(vars, SENDER_VAR)?)
+            .map_err(|e| bad(SENDER_VAR, e.to_string()))?;
+        let mail_per_hour =
+            match vars(MAIL_PER_HOUR_VAR).as_deref().map(str::trim) {
+                None | Some("") => DEFAULT_MAIL_PER_HOUR,
+                Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    bad(MAIL_PER_HOUR_VAR, "must be a whole number above 0".into())
+                })?,
+            };
+        Ok(Self {
+            store: StoreSettings::from_vars(vars)?,
+            sender,
+            code_key: code_key(vars)?,
+            mail_per_hour,
+        })
+    }
+}
+
+/// `CODE_KEY`, decoded and checked.
+fn code_key(vars: Lookup<'_>) -> Result<Vec<u8>, ConfigError> {
+    let bad = |message: &str| ConfigError::BadVar { name: CODE_KEY_VAR, message: message.into() };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(required(vars, CODE_KEY_VAR)?.trim())
+        .map_err(|_| bad("must be base64"))?;
+    if key.len() < 32 {
+        return Err(bad("must hold at least 32 bytes"));
+    }
+    Ok(key)
 }
 
 impl std::fmt::Debug for Settings {
@@ -57,20 +117,14 @@ impl Settings {
 
     pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
         let bad = |name: &'static str, message: String| ConfigError::BadVar { name, message };
-        let sender = Email::parse(required(vars, SENDER_VAR)?)
-            .map_err(|e| bad(SENDER_VAR, e.to_string()))?;
+        let mailer_function = required(vars, MAILER_FUNCTION_VAR)?.trim().to_owned();
         let admin_emails = list(vars, ADMIN_EMAILS_VAR)
             .into_iter()
             .map(|e| Email::parse(e).map_err(|e| bad(ADMIN_EMAILS_VAR, e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
         let allowed_domains =
             list(vars, ALLOWED_DOMAINS_VAR).into_iter().map(|d| d.to_lowercase()).collect();
-        let code_key = base64::engine::general_purpose::STANDARD
-            .decode(required(vars, CODE_KEY_VAR)?.trim())
-            .map_err(|_| bad(CODE_KEY_VAR, "must be base64".into()))?;
-        if code_key.len() < 32 {
-            return Err(bad(CODE_KEY_VAR, "must hold at least 32 bytes".into()));
-        }
+        let code_key = code_key(vars)?;
         let login_email_code = match vars(LOGIN_EMAIL_CODE_VAR).as_deref().map(str::trim) {
             None | Some("" | "false") => false,
             Some("true") => true,
@@ -78,7 +132,7 @@ impl Settings {
         };
         let policy =
             Policy { admin_emails, allowed_domains, login_email_code, ..Policy::default() };
-        Ok(Self { store: StoreSettings::from_vars(vars)?, sender, policy, code_key })
+        Ok(Self { store: StoreSettings::from_vars(vars)?, mailer_function, policy, code_key })
     }
 }
 
@@ -99,7 +153,7 @@ pub struct Policy {
     pub product: String,
     /// Empty: any domain may sign up.
     pub allowed_domains: Vec<String>,
-    /// These addresses become admins when they sign up.
+    /// These addresses become admins once they prove their mailbox.
     pub admin_emails: Vec<Email>,
     pub lifetimes: SessionLifetimes,
     /// Whether a sign-in needs a second step: a code mailed to the account.
@@ -127,11 +181,35 @@ impl Default for Policy {
 /// The ports and rules the handlers use.
 pub struct Deps {
     pub store: Arc<dyn Store>,
-    pub mailer: Arc<dyn Mailer>,
+    pub mail_jobs: Arc<dyn MailQueue>,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
-    pub codes: CodeHasher,
+    pub codes: Arc<CodeHasher>,
     pub policy: Policy,
+}
+
+impl Deps {
+    /// Deps whose mail work runs in this process, a task per job (the local
+    /// server, tests): the queue is returned too, to wait for that work.
+    pub fn in_process(
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn shared::mail::Mailer>,
+        clock: Arc<dyn Clock>,
+        hasher: Hasher,
+        policy: Policy,
+    ) -> Result<(Self, Arc<mail_jobs::InProcessQueue>), secrets::RandomError> {
+        let codes = Arc::new(CodeHasher::ephemeral()?);
+        let queue = Arc::new(mail_jobs::InProcessQueue::new(mail_jobs::MailWorker {
+            store: store.clone(),
+            mailer,
+            clock: clock.clone(),
+            codes: codes.clone(),
+            product: policy.product.clone(),
+            mail_per_hour: DEFAULT_MAIL_PER_HOUR,
+        }));
+        let deps = Self { store, mail_jobs: queue.clone(), clock, hasher, codes, policy };
+        Ok((deps, queue))
+    }
 }
 
 /// The router's state: the deps and the authenticator built from them.
@@ -164,6 +242,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/auth/verify", post(handlers::verify))
         .route("/auth/resend", post(handlers::resend))
         .route("/auth/login", post(handlers::login))
+        .route("/auth/login/email", post(handlers::login_email))
         .route("/auth/login/code", post(handlers::login_code))
         .route("/auth/logout", post(handlers::logout))
         .route("/auth/password/forgot", post(handlers::forgot_password))
@@ -183,6 +262,7 @@ mod tests {
             let base = [
                 ("TABLE_NAME", "release-dashboard"),
                 (SENDER_VAR, "no-reply@example.com"),
+                (MAILER_FUNCTION_VAR, "release-dashboard-AuthMailer"),
                 (CODE_KEY_VAR, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
                 (ADMIN_EMAILS_VAR, " Root@Example.com , ops@example.com"),
             ];
@@ -193,14 +273,20 @@ mod tests {
     #[test]
     fn settings_are_read_and_checked_by_name() {
         let settings = Settings::from_vars(&vars(&[])).unwrap();
-        assert_eq!(settings.sender.as_str(), "no-reply@example.com");
+        assert_eq!(settings.mailer_function, "release-dashboard-AuthMailer");
         assert_eq!(settings.policy.admin_emails.len(), 2);
         assert_eq!(settings.policy.admin_emails[0].as_str(), "root@example.com");
         assert_eq!(settings.code_key.len(), 32);
         let short = Settings::from_vars(&vars(&[(CODE_KEY_VAR, "c2hvcnQ=")])).unwrap_err();
         assert!(short.to_string().starts_with("environment variable CODE_KEY:"), "{short}");
-        let sender = Settings::from_vars(&vars(&[(SENDER_VAR, "nope")])).unwrap_err();
+        let mailer = MailerSettings::from_vars(&vars(&[])).unwrap();
+        assert_eq!(mailer.sender.as_str(), "no-reply@example.com");
+        assert_eq!(mailer.mail_per_hour, DEFAULT_MAIL_PER_HOUR);
+        let sender = MailerSettings::from_vars(&vars(&[(SENDER_VAR, "nope")])).unwrap_err();
         assert!(sender.to_string().starts_with("environment variable MAIL_SENDER:"), "{sender}");
+        let zero = MailerSettings::from_vars(&vars(&[(MAIL_PER_HOUR_VAR, "0")])).unwrap_err();
+        assert!(zero.to_string().starts_with("environment variable MAIL_PER_HOUR:"), "{zero}");
+        assert!(!format!("{mailer:?}").contains("AAEC"), "the key never prints");
         assert!(!format!("{settings:?}").contains("AAEC"), "the key never prints");
         assert!(!settings.policy.login_email_code, "off unless switched on");
         let on = Settings::from_vars(&vars(&[(LOGIN_EMAIL_CODE_VAR, "true")])).unwrap();

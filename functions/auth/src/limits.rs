@@ -1,13 +1,16 @@
-//! Fixed-window counters in the table: resends per address per minute and
-//! per hour, failed logins per account per hour. Keyed by address, whether
+//! Fixed-window limits in the table: mail per address and kind, mail per
+//! installation, failed sign-ins per account and per account and client.
+//!
+//! Each window of each limit is one counter ([`ItemCounter`]), taken in one
+//! atomic step before the work it guards: however many requests race, no
+//! more than `max` of them go ahead. Counters are keyed by address whether
 //! or not an account exists, so a limit reveals nothing about accounts.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::json;
 use shared::domain::Email;
-use shared::store::{Condition, Item, ItemGet, ItemKey, ItemPut, StoreError};
+use shared::store::{ItemCounter, ItemKey, StoreError};
 
 /// A counter: at most `max` events per `window`.
 #[derive(Debug, Clone, Copy)]
@@ -17,19 +20,47 @@ pub struct Limit {
     pub window: Duration,
 }
 
-pub const RESEND_PER_MINUTE: Limit =
-    Limit { name: "resend-minute", max: 1, window: Duration::from_secs(60) };
-pub const RESEND_PER_HOUR: Limit =
-    Limit { name: "resend-hour", max: 5, window: Duration::from_secs(3600) };
-pub const RESET_PER_MINUTE: Limit =
-    Limit { name: "reset-minute", max: 1, window: Duration::from_secs(60) };
-pub const RESET_PER_HOUR: Limit =
-    Limit { name: "reset-hour", max: 5, window: Duration::from_secs(3600) };
-/// Sign-in codes mailed (the second step); only a right password asks.
-pub const SIGNIN_CODES_PER_HOUR: Limit =
-    Limit { name: "signin-codes", max: 10, window: Duration::from_secs(3600) };
-pub const LOGIN_FAILURES_PER_HOUR: Limit =
-    Limit { name: "login-failures", max: 100, window: Duration::from_secs(3600) };
+pub const MINUTE: Duration = Duration::from_secs(60);
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// Verification mail (sign-up, resend, the "already registered" notice).
+pub const VERIFY_MAIL: [Limit; 2] = [
+    Limit { name: "verify-minute", max: 1, window: MINUTE },
+    Limit { name: "verify-hour", max: 5, window: HOUR },
+];
+/// Password-reset mail.
+pub const RESET_MAIL: [Limit; 2] = [
+    Limit { name: "reset-minute", max: 1, window: MINUTE },
+    Limit { name: "reset-hour", max: 5, window: HOUR },
+];
+/// Sign-in codes (the second step, or signing in by mail): no minute
+/// limit, so a mistyped second step can be started again at once.
+pub const SIGNIN_MAIL: [Limit; 1] = [Limit { name: "signin-hour", max: 10, window: HOUR }];
+/// Password guesses per account from everyone (OWASP ASVS 2.2.1: at most
+/// 100 failed attempts an hour).
+pub const GUESSES_PER_ACCOUNT: Limit = Limit { name: "guesses", max: 100, window: HOUR };
+/// Password guesses per account from one client: a stranger's guesses stop
+/// well before they shut the account's password door for everyone.
+pub const GUESSES_PER_CLIENT: Limit = Limit { name: "guesses-client", max: 20, window: HOUR };
+
+/// What a limit counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Counted<'a> {
+    Address(&'a Email),
+    /// An address, from one client (its source address).
+    AddressFrom(&'a Email, &'a str),
+    /// Every address together.
+    Installation,
+}
+
+/// Whether an event fits in its window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted; the window now holds `count` events.
+    Admitted { count: u64 },
+    /// The window is full; nothing was counted.
+    Refused { retry_after: Duration },
+}
 
 fn window(limit: Limit, now: Timestamp) -> (i64, Timestamp) {
     let size = limit.window.as_secs().max(1) as i64;
@@ -38,56 +69,75 @@ fn window(limit: Limit, now: Timestamp) -> (i64, Timestamp) {
     (start, end)
 }
 
-fn key(limit: Limit, email: &Email, start: i64) -> ItemKey {
-    ItemKey::new(format!("USER#{email}"), format!("LIMIT#{}#{start}", limit.name))
-}
-
-/// How many events the current window holds.
-pub async fn count<S: ItemGet + ?Sized>(
-    store: &S,
-    limit: Limit,
-    email: &Email,
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let (start, _) = window(limit, now);
-    let stored = store.get(&key(limit, email, start)).await?;
-    Ok(stored.and_then(|s| s.item.body["count"].as_u64()).unwrap_or(0))
-}
-
-/// Records one event. `Err(retry_after)` when the window is already full
-/// (nothing is recorded then).
-pub async fn take<S>(
-    store: &S,
-    limit: Limit,
-    email: &Email,
-    now: Timestamp,
-) -> Result<Result<u64, Duration>, StoreError>
-where
-    S: ItemGet + ItemPut + ?Sized,
-{
-    let (start, end) = window(limit, now);
-    let key = key(limit, email, start);
-    // Optimistic concurrency: a lost race reads again (bounded).
-    for _ in 0..5 {
-        let stored = store.get(&key).await?;
-        let (count, condition) = match &stored {
-            Some(s) => {
-                (s.item.body["count"].as_u64().unwrap_or(0), Condition::IfVersion(s.version))
-            }
-            None => (0, Condition::IfAbsent),
-        };
-        if count >= limit.max {
-            let wait = end.duration_since(now).as_secs().max(1) as u64;
-            return Ok(Err(Duration::from_secs(wait)));
+fn key(limit: Limit, counted: Counted<'_>, start: i64) -> ItemKey {
+    match counted {
+        Counted::Address(email) => {
+            ItemKey::new(format!("USER#{email}"), format!("LIMIT#{}#{start}", limit.name))
         }
-        let item = Item::new(key.clone(), json!({ "count": count + 1 })).expiring_at(end);
-        match store.put(item, condition).await {
-            Ok(_) => return Ok(Ok(count + 1)),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(other) => return Err(other),
+        Counted::AddressFrom(email, client) => ItemKey::new(
+            format!("USER#{email}"),
+            format!("LIMIT#{}#{start}#{}", limit.name, bounded(client)),
+        ),
+        Counted::Installation => ItemKey::new("LIMITS", format!("LIMIT#{}#{start}", limit.name)),
+    }
+}
+
+/// A client's source address is short, but nothing from outside goes into
+/// a key unbounded.
+fn bounded(client: &str) -> &str {
+    let mut end = client.len().min(64);
+    while !client.is_char_boundary(end) {
+        end -= 1;
+    }
+    &client[..end]
+}
+
+/// Counts one event, if the window has room.
+pub async fn take<S: ItemCounter + ?Sized>(
+    store: &S,
+    limit: Limit,
+    counted: Counted<'_>,
+    now: Timestamp,
+) -> Result<Admission, StoreError> {
+    let (start, end) = window(limit, now);
+    match store.add_within(&key(limit, counted, start), 1, limit.max, end).await? {
+        Some(count) => Ok(Admission::Admitted { count }),
+        None => {
+            let wait = end.duration_since(now).as_secs().max(1) as u64;
+            Ok(Admission::Refused { retry_after: Duration::from_secs(wait) })
         }
     }
-    Err(StoreError::ConditionFailed)
+}
+
+/// Counts one event in each of `limits`, stopping at the first that is
+/// full (the ones before it keep their count: the attempt was made).
+pub async fn take_all<S: ItemCounter + ?Sized>(
+    store: &S,
+    limits: &[Limit],
+    counted: Counted<'_>,
+    now: Timestamp,
+) -> Result<Admission, StoreError> {
+    let mut admitted = Admission::Admitted { count: 0 };
+    for &limit in limits {
+        admitted = take(store, limit, counted, now).await?;
+        if matches!(admitted, Admission::Refused { .. }) {
+            break;
+        }
+    }
+    Ok(admitted)
+}
+
+/// Gives back an event counted by [`take`] in the same window: a guess
+/// that turned out right is no failure.
+pub async fn give_back<S: ItemCounter + ?Sized>(
+    store: &S,
+    limit: Limit,
+    counted: Counted<'_>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (start, end) = window(limit, now);
+    store.add_within(&key(limit, counted, start), -1, limit.max, end).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -99,28 +149,55 @@ mod tests {
 
     use super::*;
 
+    const ONE_A_MINUTE: Limit = Limit { name: "t", max: 1, window: MINUTE };
+
     #[tokio::test]
     async fn a_window_holds_at_most_max_events_then_says_when_to_retry() {
         let clock = Arc::new(ManualClock::new("2026-11-23T08:00:10Z".parse().unwrap()));
         let store = MemoryStore::new(clock.clone());
         let email = Email::parse("jane@example.com").unwrap();
-        assert_eq!(take(&store, RESEND_PER_MINUTE, &email, clock.now()).await.unwrap(), Ok(1));
+        let jane = Counted::Address(&email);
+        let take = |counted| take(&store, ONE_A_MINUTE, counted, clock.now());
+        assert_eq!(take(jane).await.unwrap(), Admission::Admitted { count: 1 });
         assert_eq!(
-            take(&store, RESEND_PER_MINUTE, &email, clock.now()).await.unwrap(),
-            Err(Duration::from_secs(50))
-        );
-        clock.advance(Duration::from_secs(50));
-        assert_eq!(
-            take(&store, RESEND_PER_MINUTE, &email, clock.now()).await.unwrap(),
-            Ok(1),
-            "a new window"
+            take(jane).await.unwrap(),
+            Admission::Refused { retry_after: Duration::from_secs(50) }
         );
         let other = Email::parse("bob@example.com").unwrap();
+        assert_eq!(take(Counted::Address(&other)).await.unwrap(), Admission::Admitted { count: 1 });
         assert_eq!(
-            take(&store, RESEND_PER_MINUTE, &other, clock.now()).await.unwrap(),
-            Ok(1),
-            "per address"
+            take(Counted::AddressFrom(&email, "192.0.2.1")).await.unwrap(),
+            Admission::Admitted { count: 1 },
+            "per client, apart from the address's own"
         );
-        assert_eq!(count(&store, RESEND_PER_MINUTE, &email, clock.now()).await.unwrap(), 1);
+        assert_eq!(take(Counted::Installation).await.unwrap(), Admission::Admitted { count: 1 });
+        clock.advance(Duration::from_secs(50));
+        assert_eq!(
+            super::take(&store, ONE_A_MINUTE, jane, clock.now()).await.unwrap(),
+            Admission::Admitted { count: 1 },
+            "a new window"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_given_back_event_frees_its_place() {
+        let clock = Arc::new(ManualClock::new("2026-11-23T08:00:10Z".parse().unwrap()));
+        let store = MemoryStore::new(clock.clone());
+        let email = Email::parse("jane@example.com").unwrap();
+        let jane = Counted::Address(&email);
+        take(&store, ONE_A_MINUTE, jane, clock.now()).await.unwrap();
+        give_back(&store, ONE_A_MINUTE, jane, clock.now()).await.unwrap();
+        assert_eq!(
+            take(&store, ONE_A_MINUTE, jane, clock.now()).await.unwrap(),
+            Admission::Admitted { count: 1 }
+        );
+    }
+
+    #[test]
+    fn a_client_s_part_of_a_key_is_bounded() {
+        let email = Email::parse("jane@example.com").unwrap();
+        let long = "é".repeat(100);
+        let key = key(ONE_A_MINUTE, Counted::AddressFrom(&email, &long), 0);
+        assert!(key.sk.len() < 100, "{}", key.sk);
     }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use auth::mail_jobs::LambdaQueue;
 use shared::clock::SystemClock;
-use shared::mail::ses::SesMailer;
 use shared::store::dynamodb::DynamoStore;
 
 #[tokio::main]
@@ -12,12 +12,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = auth::Settings::from_env()?;
     let aws = shared::aws::sdk_config().await;
     let store = Arc::new(DynamoStore::from_sdk_config(&aws, settings.store.table_name));
+    let mail_jobs = LambdaQueue::new(aws_sdk_lambda::Client::new(&aws), settings.mailer_function);
     let deps = auth::Deps {
         store: store.clone(),
-        mailer: Arc::new(SesMailer::from_sdk_config(&aws, settings.sender)),
+        mail_jobs: Arc::new(mail_jobs),
         clock: Arc::new(SystemClock),
         hasher: auth::password::Hasher::new()?,
-        codes: auth::secrets::CodeHasher::new(&settings.code_key)?,
+        codes: Arc::new(auth::secrets::CodeHasher::new(&settings.code_key)?),
         policy: settings.policy,
     };
     lambda_http::run(shared::http::with_api_defaults(auth::router(deps), store)).await

@@ -116,7 +116,14 @@ function login(main) {
     const answer = await api("POST", "/auth/login", v);
     if (answer.status === 202) { go("#/login-code" + query({ email: v.email, challenge: answer.data.challenge })); return; }
     signedIn(answer.data);
-  }, el("p", {}, el("a", { href: "#/signup" }, "Create an account"), " · ", el("a", { href: "#/reset" }, "Forgot password"))));
+  }, el("p", {}, el("a", { href: "#/signup" }, "Create an account"), " · ", el("a", { href: "#/reset" }, "Forgot password"), " · ", el("a", { href: "#/login-email" }, "Sign in with a code by email"))));
+}
+
+function loginEmail(main) {
+  main.append(form("Sign in with a code by email", [["email", "Email", "email"]], async (v) => {
+    const answer = await api("POST", "/auth/login/email", v);
+    go("#/login-code" + query({ email: v.email, challenge: answer.data.challenge }));
+  }, el("p", {}, "If the address has an account, a code is mailed to it. This works even while password sign-in is paused after many wrong passwords.")));
 }
 
 function loginCode(main, params) {
@@ -131,16 +138,24 @@ function signedIn(session) {
   go("#/");
 }
 
+// The password chosen at sign-up, kept in memory only (never in the URL or
+// storage): the verification code works only together with it.
+let signupPassword = null;
+
 function signup(main) {
   main.append(form("Sign up", [["name", "Name"], ["email", "Email", "email"], ["password", "Password (8 or more characters)", "password"]], async (v) => {
     await api("POST", "/auth/signup", v);
+    signupPassword = v.password;
     go("#/verify" + query({ email: v.email }));
   }));
 }
 
 function verify(main, params) {
-  main.append(form("Verify your address", [["code", "Code from the email"]], async (v) => {
-    await api("POST", "/auth/verify", { email: params.get("email"), code: v.code });
+  const fields = [["code", "Code from the email"]];
+  if (!signupPassword) fields.push(["password", "The password you chose at sign-up", "password"]);
+  main.append(form("Verify your address", fields, async (v) => {
+    await api("POST", "/auth/verify", { email: params.get("email"), code: v.code, password: signupPassword || v.password });
+    signupPassword = null;
     go("#/login");
   }, el("p", {}, "A code was sent to ", params.get("email") || "your address", ".")));
 }
@@ -270,12 +285,13 @@ async function history(main) {
 async function render() {
   const main = document.getElementById("main");
   const { parts, params } = route();
-  const open = ["login", "login-code", "signup", "verify", "reset"].includes(parts[0]);
+  const open = ["login", "login-email", "login-code", "signup", "verify", "reset"].includes(parts[0]);
   if (!token() && !open) { go("#/login"); return; }
   document.getElementById("nav").hidden = !token();
   const next = el("main", { id: "main", "aria-live": "polite" });
   try {
     if (parts[0] === "login") login(next);
+    else if (parts[0] === "login-email") loginEmail(next);
     else if (parts[0] === "login-code") loginCode(next, params);
     else if (parts[0] === "signup") signup(next);
     else if (parts[0] === "verify") verify(next, params);

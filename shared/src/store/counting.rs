@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Condition, Item, ItemBatchWrite, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery, Page, Query,
-    Store, StoreResult, Stored, WriteOp,
+    Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
+    Page, Query, Store, StoreResult, Stored, WriteOp,
 };
 
 pub struct CountingStore<S> {
@@ -93,5 +93,19 @@ impl<S: Store> ItemBatchWrite for CountingStore<S> {
     async fn batch_write(&self, ops: Vec<WriteOp>) -> StoreResult<()> {
         self.writes.fetch_add(ops.len() as u64, Ordering::SeqCst);
         self.inner.batch_write(ops).await
+    }
+}
+
+#[async_trait]
+impl<S: Store> ItemCounter for CountingStore<S> {
+    async fn add_within(
+        &self,
+        key: &ItemKey,
+        delta: i64,
+        max: u64,
+        expires_at: jiff::Timestamp,
+    ) -> StoreResult<Option<u64>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.add_within(key, delta, max, expires_at).await
     }
 }

@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use super::batch::{RetryPolicy, write_all};
 use super::{
-    Condition, Cursor, Item, ItemBatchWrite, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
-    Order, Page, Query, SortKeyRange, StoreError, StoreResult, Stored, WriteOp, last_op_per_key,
+    Condition, Cursor, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut,
+    ItemQuery, Order, Page, Query, SortKeyRange, StoreError, StoreResult, Stored, WriteOp,
+    last_op_per_key,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -30,6 +31,8 @@ pub const BODY: &str = "body";
 pub const VERSION: &str = "v";
 /// The table's TTL attribute (epoch seconds).
 pub const EXPIRES_AT: &str = "expiresAt";
+/// A counter's value ([`ItemCounter`]), beside an empty body.
+pub const COUNT: &str = "count";
 /// DynamoDB's BatchWriteItem limit.
 const BATCH_WRITE_MAX: usize = 25;
 
@@ -200,6 +203,77 @@ impl ItemPut for DynamoStore {
             sk: item.key.sk,
             reason: "the update returned no version".into(),
         })
+    }
+}
+
+#[async_trait]
+impl ItemCounter for DynamoStore {
+    /// One UpdateItem: `ADD` on the body's `count` is atomic on the server,
+    /// and the condition holds the bound, so racing requests never pass it.
+    #[tracing::instrument(level = "debug", skip_all, fields(table = %self.table))]
+    async fn add_within(
+        &self,
+        key: &ItemKey,
+        delta: i64,
+        max: u64,
+        expires_at: Timestamp,
+    ) -> StoreResult<Option<u64>> {
+        key.check()?;
+        if u64::try_from(delta).is_ok_and(|d| d > max) {
+            return Ok(None);
+        }
+        let n = |v: i128| AttributeValue::N(v.to_string());
+        let mut values = HashMap::from([
+            (":delta".to_owned(), n(delta.into())),
+            (":one".to_owned(), n(1)),
+            (":exp".to_owned(), n(expires_at.as_second().into())),
+            (":empty".to_owned(), AttributeValue::M(HashMap::new())),
+        ]);
+        // The count is a top-level attribute beside an empty body: ADD takes
+        // no nested path, and a nested SET fails while the body is missing.
+        let condition = if delta >= 0 {
+            values.insert(":room".into(), n(i128::from(max) - i128::from(delta)));
+            "attribute_not_exists(#count) OR #count <= :room"
+        } else {
+            values.insert(":need".into(), n(-i128::from(delta)));
+            "#count >= :need"
+        };
+        let names = HashMap::from([
+            ("#body".to_owned(), BODY.to_owned()),
+            ("#count".to_owned(), COUNT.to_owned()),
+            ("#exp".to_owned(), EXPIRES_AT.to_owned()),
+            ("#v".to_owned(), VERSION.to_owned()),
+        ]);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key_map(key)))
+            .update_expression(
+                "SET #body = if_not_exists(#body, :empty), #exp = if_not_exists(#exp, :exp) \
+                 ADD #count :delta, #v :one",
+            )
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let attributes = out.attributes.unwrap_or_default();
+                let count = number(&attributes, COUNT).ok_or_else(|| StoreError::Corrupt {
+                    pk: key.pk.clone(),
+                    sk: key.sk.clone(),
+                    reason: "the update returned no count".into(),
+                })?;
+                Ok(Some(count))
+            }
+            Err(err) => match classify(err) {
+                StoreError::ConditionFailed => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 }
 

@@ -14,8 +14,9 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 
 use super::{
-    Condition, Cursor, Item, ItemBatchWrite, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
-    Order, Page, Query, StoreError, StoreResult, Stored, WriteOp, last_op_per_key,
+    Condition, Cursor, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut,
+    ItemQuery, Order, Page, Query, StoreError, StoreResult, Stored, WriteOp, counter_step,
+    last_op_per_key,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -210,5 +211,34 @@ impl ItemBatchWrite for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ItemCounter for MemoryStore {
+    async fn add_within(
+        &self,
+        key: &ItemKey,
+        delta: i64,
+        max: u64,
+        expires_at: Timestamp,
+    ) -> StoreResult<Option<u64>> {
+        key.check()?;
+        // One lock from read to write: the memory store's atomic step.
+        let mut partitions = self.lock();
+        let existing = partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
+        let (current, version, expiry) = match existing {
+            Some(record) => {
+                let body: serde_json::Value = serde_json::from_str(&record.body)
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                (body["count"].as_u64().unwrap_or(0), record.version, record.expires_at)
+            }
+            None => (0, 0, Timestamp::from_second(expires_at.as_second()).ok()),
+        };
+        let Some(next) = counter_step(current, delta, max) else { return Ok(None) };
+        let item = Item::new(key.clone(), serde_json::json!({ "count": next }));
+        let record = Record::new(&Item { expires_at: expiry, ..item }, version + 1)?;
+        partitions.entry(key.pk.clone()).or_default().insert(key.sk.clone(), record);
+        Ok(Some(next))
     }
 }

@@ -310,9 +310,35 @@ pub trait ItemBatchWrite: Send + Sync {
     async fn batch_write(&self, ops: Vec<WriteOp>) -> StoreResult<()>;
 }
 
+/// Counters that many writers share: limits, whose bound must hold however
+/// many requests race (a read followed by a conditional write would let
+/// racing requests all read the same count and all go ahead).
+#[async_trait]
+pub trait ItemCounter: Send + Sync {
+    /// Adds `delta` to the counter under `key` in one atomic step, only if
+    /// the result stays within `0..=max`, and returns the new count; `None`
+    /// when the bound held the change back (nothing is written then). A
+    /// counter that does not exist counts 0 and is created to expire at
+    /// `expires_at`. Counters are read only through this method: give each
+    /// window of a limit its own key, since an expired counter is not reset.
+    async fn add_within(
+        &self,
+        key: &ItemKey,
+        delta: i64,
+        max: u64,
+        expires_at: Timestamp,
+    ) -> StoreResult<Option<u64>>;
+}
+
+/// The counter's new value, if `current + delta` stays within `0..=max`.
+fn counter_step(current: u64, delta: i64, max: u64) -> Option<u64> {
+    let next = current.checked_add_signed(delta)?;
+    (next <= max).then_some(next)
+}
+
 /// Everything at once, for wiring; handlers should ask for the narrow traits.
-pub trait Store: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemBatchWrite {}
-impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemBatchWrite> Store for T {}
+pub trait Store: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemBatchWrite + ItemCounter {}
+impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemBatchWrite + ItemCounter> Store for T {}
 
 /// Keeps the last op per key, in first-seen order: DynamoDB rejects a batch
 /// that names one key twice, and "last write wins" is what a caller means.

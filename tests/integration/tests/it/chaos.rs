@@ -38,8 +38,8 @@ use shared::snapshot::{
 };
 use shared::store::memory::MemoryStore;
 use shared::store::{
-    Condition, Item, ItemBatchWrite, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery, Page, Query,
-    SortKeyRange, Store, StoreError, StoreResult, Stored, WriteOp,
+    Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
+    Page, Query, SortKeyRange, Store, StoreError, StoreResult, Stored, WriteOp,
 };
 use shared::view::ApiContext;
 use tower::ServiceExt;
@@ -142,6 +142,19 @@ impl ItemDelete for ChaosStore {
 impl ItemQuery for ChaosStore {
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.around(false, self.inner.query(query)).await
+    }
+}
+
+#[async_trait]
+impl ItemCounter for ChaosStore {
+    async fn add_within(
+        &self,
+        key: &ItemKey,
+        delta: i64,
+        max: u64,
+        expires_at: Timestamp,
+    ) -> StoreResult<Option<u64>> {
+        self.around(true, self.inner.add_within(key, delta, max, expires_at)).await
     }
 }
 

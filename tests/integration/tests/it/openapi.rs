@@ -41,14 +41,17 @@ fn app() -> Router {
     );
     let context = || ApiContext::new(fleet.clone(), store.clone(), clock.clone());
     let app = Router::new()
-        .merge(auth::router(auth::Deps {
-            store: store.clone(),
-            mailer: Arc::new(shared::mail::MemoryMailer::default()),
-            clock: clock.clone(),
-            hasher: auth::password::Hasher::new().unwrap(),
-            codes: auth::secrets::CodeHasher::ephemeral().unwrap(),
-            policy: auth::Policy::default(),
-        }))
+        .merge(auth::router(
+            auth::Deps::in_process(
+                store.clone(),
+                Arc::new(shared::mail::MemoryMailer::default()),
+                clock.clone(),
+                auth::password::Hasher::new().unwrap(),
+                auth::Policy::default(),
+            )
+            .unwrap()
+            .0,
+        ))
         .merge(inventory::router(inventory::Deps {
             context: context(),
             trigger: Arc::new(NoTrigger),

@@ -70,6 +70,8 @@ contract!(
     in_a_batch_the_last_op_on_a_key_wins,
     a_batch_with_an_invalid_item_writes_nothing,
     oversized_items_and_bad_keys_are_refused,
+    a_counter_adds_within_its_bound_and_gives_back,
+    concurrent_counter_additions_never_pass_the_bound,
 );
 
 fn key(pk: &str, sk: &str) -> ItemKey {
@@ -368,6 +370,31 @@ async fn oversized_items_and_bad_keys_are_refused(store: &dyn Store, _: &ManualC
     let err = store.get(&key("", "s")).await.unwrap_err();
     assert!(matches!(err, StoreError::InvalidKey(_)), "{err:?}");
     assert!(store.get(&key("p", "huge")).await.unwrap().is_none());
+}
+
+async fn a_counter_adds_within_its_bound_and_gives_back(store: &dyn Store, clock: &ManualClock) {
+    let counter = key("LIMIT", "window-1");
+    let expires = shared::clock::Clock::now(clock) + jiff::SignedDuration::from_secs(60);
+    assert_eq!(store.add_within(&counter, 1, 2, expires).await.unwrap(), Some(1), "a new counter");
+    assert_eq!(store.add_within(&counter, 1, 2, expires).await.unwrap(), Some(2));
+    assert_eq!(store.add_within(&counter, 1, 2, expires).await.unwrap(), None, "the bound holds");
+    assert_eq!(store.add_within(&counter, -1, 2, expires).await.unwrap(), Some(1), "given back");
+    assert_eq!(store.add_within(&counter, 1, 2, expires).await.unwrap(), Some(2), "taken again");
+    let other = key("LIMIT", "window-2");
+    assert_eq!(store.add_within(&other, -1, 2, expires).await.unwrap(), None, "never below 0");
+    assert_eq!(store.add_within(&other, 3, 2, expires).await.unwrap(), None, "a step over max");
+    assert_eq!(store.add_within(&other, 1, 2, expires).await.unwrap(), Some(1), "untouched");
+    assert!(store.add_within(&key("", "x"), 1, 2, expires).await.is_err(), "bad keys refused");
+}
+
+async fn concurrent_counter_additions_never_pass_the_bound(store: &dyn Store, clock: &ManualClock) {
+    let counter = key("LIMIT", "raced");
+    let expires = shared::clock::Clock::now(clock) + jiff::SignedDuration::from_secs(60);
+    let racers = (0..40).map(|_| store.add_within(&counter, 1, 25, expires));
+    let results = futures::future::join_all(racers).await;
+    let mut admitted: Vec<u64> = results.into_iter().filter_map(|r| r.unwrap()).collect();
+    admitted.sort_unstable();
+    assert_eq!(admitted, (1..=25).collect::<Vec<_>>(), "each count handed out once, 25 at most");
 }
 
 trait NowSecond {

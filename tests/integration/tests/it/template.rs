@@ -20,6 +20,8 @@ fn sample(reference: &str) -> String {
     match reference {
         "Table" => "release-dashboard-Table-1A2B3C".into(),
         "SnapshotFunction" => "release-dashboard-SnapshotFunction-1A2B3C".into(),
+        "AuthMailerFunction" => "release-dashboard-AuthMailerFunction-1A2B3C".into(),
+        "MailPerHour" => "500".into(),
         "FleetConfig" => "environments:\n  - name: dev\n    clusters:\n      - name: eks-dev\n        region: eu-west-1\n".into(),
         "MailSender" => "noreply@example.com".into(),
         "CodeKey" => "q83vEjv8gLKoXDdEJ2Zs4HaGuw4NVrSZJYd1z3B9R0o=".into(),
@@ -87,11 +89,12 @@ fn the_template_sets_exactly_the_variables_each_function_reads() {
     let functions = functions();
     assert_eq!(
         functions.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["auth", "dashboards", "inventory", "snapshot"]
+        ["auth", "auth-mailer", "dashboards", "inventory", "snapshot"]
     );
     for (binary, vars) in &functions {
         let (result, asked) = match binary.as_str() {
             "auth" => read(vars, |l| auth::Settings::from_vars(l).map(drop)),
+            "auth-mailer" => read(vars, |l| auth::MailerSettings::from_vars(l).map(drop)),
             "dashboards" => read(vars, |l| dashboards::Settings::from_vars(l).map(drop)),
             "inventory" => read(vars, |l| inventory::Settings::from_vars(l).map(drop)),
             "snapshot" => read(vars, |l| snapshot::Settings::from_vars(l).map(drop)),
@@ -110,8 +113,8 @@ fn the_template_sets_exactly_the_variables_each_function_reads() {
 
 #[test]
 fn a_variable_the_code_needs_and_the_template_drops_fails_the_check() {
-    let mut vars = functions().remove("auth").unwrap();
+    let mut vars = functions().remove("auth-mailer").unwrap();
     vars.remove("MAIL_SENDER");
-    let (result, _) = read(&vars, |l| auth::Settings::from_vars(l).map(drop));
+    let (result, _) = read(&vars, |l| auth::MailerSettings::from_vars(l).map(drop));
     assert!(result.unwrap_err().to_string().contains("MAIL_SENDER"));
 }

@@ -101,7 +101,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
             format!("cannot create the mail directory {}: {e}", mail_dir.display())
         })?);
     let (connector, demo): (Arc<dyn ClusterConnector>, _) = match source {
-        Source::Demo(demo) => (Arc::new(aws_connector()), Some(demo)),
+        Source::Demo(demo) => {
+            let connector = aws_connector().with_deployed_local(fleet.deployed_local_clusters());
+            (Arc::new(connector), Some(demo))
+        }
         Source::Kubeconfig(connector) => (Arc::from(connector as Box<dyn ClusterConnector>), None),
     };
     let snapshotter = Arc::new(Snapshotter::new(

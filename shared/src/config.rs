@@ -137,7 +137,16 @@ pub struct AssumeRole {
 }
 
 /// Where the bearer token of a non-EKS cluster comes from. The token itself
-/// never appears in configuration. Written `{env: NAME}` or `{file: PATH}`.
+/// never appears in configuration. Written `{env: NAME}`, `{file: PATH}` or
+/// `{secret: NAME}`.
+///
+/// `env` and `file` read the function's own environment and files, so only
+/// the deployed configuration may use them (see `crate::fleet`). `secret`
+/// names an AWS Secrets Manager secret under [`CLUSTER_SECRET_PREFIX`]
+/// (the only ones the snapshot role may read) whose value is
+/// `{"endpoint": URL, "token": TOKEN}`: the token goes to that endpoint
+/// only, so whoever may write such secrets decides where a token may go,
+/// and an API admin can add an on-premises cluster without a redeploy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", try_from = "RawTokenSource")]
 pub enum TokenSource {
@@ -145,22 +154,39 @@ pub enum TokenSource {
     Env(String),
     /// A file holding the token (e.g. a projected service account token).
     File(PathBuf),
+    /// A Secrets Manager secret's name.
+    Secret(String),
 }
+
+/// The names `tokenFrom: {secret}` may give.
+pub const CLUSTER_SECRET_PREFIX: &str = "release-dashboard/clusters/";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTokenSource {
     env: Option<String>,
     file: Option<PathBuf>,
+    secret: Option<String>,
 }
 
 impl TryFrom<RawTokenSource> for TokenSource {
-    type Error = &'static str;
+    type Error = String;
     fn try_from(raw: RawTokenSource) -> Result<Self, Self::Error> {
-        match (raw.env, raw.file) {
-            (Some(env), None) if !env.is_empty() => Ok(Self::Env(env)),
-            (None, Some(file)) if !file.as_os_str().is_empty() => Ok(Self::File(file)),
-            _ => Err("give exactly one of env (a variable name) or file (a path)"),
+        match (raw.env, raw.file, raw.secret) {
+            (Some(env), None, None) if !env.is_empty() => Ok(Self::Env(env)),
+            (None, Some(file), None) if !file.as_os_str().is_empty() => Ok(Self::File(file)),
+            (None, None, Some(secret)) => {
+                let rest = secret.strip_prefix(CLUSTER_SECRET_PREFIX).unwrap_or_default();
+                // Secrets Manager's own name rule: 1-512 of these characters.
+                let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c);
+                if rest.is_empty() || secret.len() > 512 || !secret.chars().all(allowed) {
+                    return Err(format!(
+                        "secret: must be a Secrets Manager secret name under {CLUSTER_SECRET_PREFIX} (letters, digits and /_+=.@-, at most 512)"
+                    ));
+                }
+                Ok(Self::Secret(secret))
+            }
+            _ => Err("give exactly one of env (a variable name), file (a path) or secret (a Secrets Manager secret name)".into()),
         }
     }
 }
@@ -711,6 +737,28 @@ dashboards:
         let text = example().replace("component=dab", "component in dab");
         let err = FleetConfig::parse(&text, "f").unwrap_err().to_string();
         assert!(err.contains("defaults.labelSelector"), "{err}");
+    }
+
+    #[test]
+    fn a_token_secret_must_be_named_under_the_cluster_prefix() {
+        let with = |source: &str| example().replace("{ env: ONPREM_PROD_TOKEN }", source);
+        let config =
+            FleetConfig::parse(&with("{ secret: release-dashboard/clusters/op-prod }"), "t")
+                .unwrap();
+        let onprem = &config.environments[1].clusters[1];
+        assert!(matches!(
+            &onprem.access,
+            ClusterAccess::Direct { token_from: TokenSource::Secret(n), .. } if n == "release-dashboard/clusters/op-prod"
+        ));
+        for bad in [
+            "{ secret: prod/database }",
+            "{ secret: release-dashboard/clusters/ }",
+            "{ secret: \"release-dashboard/clusters/a b\" }",
+            "{ secret: release-dashboard/clusters/x, env: X }",
+        ] {
+            let err = FleetConfig::parse(&with(bad), "t").unwrap_err().to_string();
+            assert!(err.contains("environments[1].clusters[1].tokenFrom"), "{bad}: {err}");
+        }
     }
 
     #[test]

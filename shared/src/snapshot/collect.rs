@@ -60,7 +60,7 @@ pub enum FailureKind {
     Expired,
     /// Any other API answer, or an answer we could not read.
     ApiError,
-    /// STS or EKS refused or failed (role, cluster lookup).
+    /// STS, EKS or Secrets Manager refused or failed (role, cluster lookup, secret).
     Aws,
     /// The cluster's configuration cannot be used (bad CA, missing token).
     Config,

@@ -73,7 +73,10 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let sdk = aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
-    let connector = Arc::new(AwsConnector::new(sdk, KubeTimeouts::default()));
+    let connector = Arc::new(
+        AwsConnector::new(sdk, KubeTimeouts::default())
+            .with_deployed_local(shared::fleet::local_secret_clusters(&fleet)),
+    );
     let snapshotter = Snapshotter::new(
         store.clone(),
         connector,

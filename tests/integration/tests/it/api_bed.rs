@@ -174,7 +174,8 @@ impl ApiBed {
         let connector = AwsConnector::new(
             aws().await,
             KubeTimeouts { connect: Duration::from_secs(5), read: Duration::from_secs(5) },
-        );
+        )
+        .with_deployed_local(fleet.deployed_local_clusters());
         let snapshotter = Arc::new(Snapshotter::new(
             dyn_store.clone(),
             Arc::new(connector),

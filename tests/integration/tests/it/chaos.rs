@@ -261,10 +261,14 @@ async fn under_random_faults_nothing_good_is_lost_and_history_stays_whole() {
         .build();
     let timeouts = KubeTimeouts { connect: Duration::from_secs(2), read: Duration::from_secs(1) };
     let options = SnapshotOptions { cluster_timeout: Duration::from_secs(5), ..Default::default() };
+    let deployed =
+        shared::fleet::local_secret_clusters(&FleetConfig::parse(&yaml, "chaos").unwrap());
     let snapshotter = |store: &Arc<dyn Store>| {
         Snapshotter::new(
             store.clone(),
-            Arc::new(AwsConnector::new(sdk.clone(), timeouts)),
+            Arc::new(
+                AwsConnector::new(sdk.clone(), timeouts).with_deployed_local(deployed.clone()),
+            ),
             clock.clone(),
             options,
         )

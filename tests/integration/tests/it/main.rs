@@ -14,6 +14,7 @@ mod openapi;
 mod snapshot;
 mod store_contract;
 mod template;
+mod token_sources;
 
 /// The EMF records every test of this binary has written so far (tests
 /// share one sink: each looks for its own records).

@@ -121,8 +121,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     let demo_password = demo_login(store.as_ref(), &hasher).await?;
 
     let policy = auth::Policy { admin_emails: args.admin_emails.clone(), ..Default::default() };
-    let (auth_deps, _mail_jobs) =
-        auth::Deps::in_process(store.clone(), mailer.clone(), clock.clone(), hasher, policy)?;
+    let (auth_deps, _mail_jobs) = auth::Deps::in_process(
+        store.clone(),
+        fleet.clone(),
+        mailer.clone(),
+        clock.clone(),
+        hasher,
+        policy,
+    )?;
     let app = axum::Router::new()
         .merge(auth::router(auth_deps))
         .merge(inventory::router(inventory::Deps {

@@ -9,7 +9,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind as PathErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -34,6 +35,8 @@ pub enum ApiError {
     NotFound { what: String },
     #[error("{message}")]
     Conflict { message: String },
+    #[error("this route does not take {method}")]
+    MethodNotAllowed { method: String },
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("the request body must be JSON (Content-Type: application/json)")]
@@ -72,6 +75,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -87,6 +91,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::NotFound { .. } => "not_found",
             Self::Conflict { .. } => "conflict",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -196,7 +201,9 @@ where
     }
 }
 
-/// A query-string extractor whose rejections are [`ApiError`]s.
+/// A query-string extractor whose rejections are [`ApiError`]s whose
+/// message starts with the parameter at fault (`limit: is given more than
+/// once`, `limit: invalid digit found in string`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
 
@@ -207,11 +214,66 @@ where
 {
     type Rejection = ApiError;
 
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Self).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner().to_string();
+            ApiError::bad_request("invalid_query", query_problem(&path, &inner))
+        })
+    }
+}
+
+/// `name: problem`, whether serde names the parameter by path (a value
+/// that does not parse) or in its message (a repeated, unknown or missing
+/// one).
+fn query_problem(path: &str, message: &str) -> String {
+    if let Some(name) = message.split('`').nth(1) {
+        if message.starts_with("duplicate field") {
+            return format!("{name}: is given more than once");
+        }
+        if message.starts_with("unknown field") {
+            let rest = message.split_once(", ").map_or("", |(_, rest)| rest);
+            return format!("{name}: unknown parameter; {rest}");
+        }
+        if message.starts_with("missing field") {
+            return format!("{name}: is required");
+        }
+    }
+    if path == "." { message.to_owned() } else { format!("{path}: {message}") }
+}
+
+/// A path-parameter extractor whose rejections are [`ApiError`]s that name
+/// the parameter (`cluster: is not valid UTF-8`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(err)) => {
+                let message = match err.kind() {
+                    PathErrorKind::InvalidUtf8InPathParam { key } => {
+                        format!("{key}: is not valid UTF-8")
+                    }
+                    PathErrorKind::ParseErrorAtKey { key, expected_type, .. } => {
+                        format!("{key}: must be a {expected_type}")
+                    }
+                    _ => "a path parameter cannot be read".to_owned(),
+                };
+                Err(ApiError::bad_request("invalid_path", message))
+            }
+            Err(_) => Err(ApiError::bad_request("invalid_path", "the path cannot be read")),
+        }
     }
 }
 
@@ -256,6 +318,62 @@ pub fn with_api_defaults(
         .route_layer(axum::middleware::from_fn(observe))
         .fallback(route_not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(answer_policy))
+}
+
+/// What every answer gets, whoever wrote it: the JSON error shape for any
+/// error that is not JSON yet (axum's own 405 with its `Allow`, rejections
+/// of extractors that are not ours), `X-Content-Type-Options: nosniff`,
+/// `Cache-Control: no-store` unless the handler chose a policy (the page's
+/// files), and HSTS when the request came over HTTPS (API Gateway always;
+/// it says so in `X-Forwarded-Proto`).
+async fn answer_policy(request: Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().to_string();
+    let https = request.uri().scheme_str() == Some("https")
+        || request
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let mut response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let error = match status {
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed { method },
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType,
+            StatusCode::NOT_FOUND => ApiError::not_found("route"),
+            status if status.is_server_error() => {
+                ApiError::internal(format!("a non-JSON {status} answer was replaced"))
+            }
+            _ => ApiError::bad_request("invalid_request", "the request cannot be read"),
+        };
+        let kept: Vec<_> = [header::ALLOW, header::RETRY_AFTER]
+            .into_iter()
+            .filter_map(|name| response.headers().get(&name).cloned().map(|v| (name, v)))
+            .collect();
+        let mut json = error.into_response();
+        *json.status_mut() = status;
+        for (name, value) in kept {
+            json.headers_mut().insert(name, value);
+        }
+        response = json;
+    }
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
 }
 
 /// Whether this process has answered a request yet.

@@ -186,9 +186,82 @@ pub struct Workload {
     pub created_at: Option<Timestamp>,
     /// When its version or images last changed (as far as we have seen).
     pub changed_at: Timestamp,
+    /// What was left out to keep the item within the store's limits.
+    #[serde(default, skip_serializing_if = "Omitted::is_none")]
+    pub omitted: Omitted,
 }
 
+/// What a record left out of a huge object, so that readers know it is
+/// not whole: containers past [`MAX_CONTAINERS`], labels past
+/// [`MAX_LABEL_BYTES`], nodes past [`MAX_NODES`], pod images past
+/// [`MAX_CONTAINERS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Omitted {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub containers: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub labels: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nodes: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pod_images: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Omitted {
+    pub fn is_none(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Containers a record keeps (Kubernetes sets no limit; real pods have a
+/// handful).
+pub const MAX_CONTAINERS: usize = 64;
+/// Label bytes a record keeps (`app.kubernetes.io/` labels first).
+pub const MAX_LABEL_BYTES: usize = 16 * 1024;
+/// Nodes a workload's summary keeps.
+pub const MAX_NODES: usize = 256;
+
 impl Workload {
+    /// Trims what an object may hold without bound, marking what was left
+    /// out: the container list, the labels (the recommended
+    /// `app.kubernetes.io/` ones are kept first), the pods' nodes and images.
+    pub fn bounded(mut self) -> Self {
+        let over =
+            |len: usize, max: usize| u32::try_from(len.saturating_sub(max)).unwrap_or(u32::MAX);
+        self.omitted.containers = over(self.images.len(), MAX_CONTAINERS);
+        self.images.truncate(MAX_CONTAINERS);
+        self.omitted.nodes = over(self.pods.nodes.len(), MAX_NODES);
+        self.pods.nodes.truncate(MAX_NODES);
+        self.omitted.pod_images = over(self.pods.images.len(), MAX_CONTAINERS);
+        self.pods.images.truncate(MAX_CONTAINERS);
+        let size = |(k, v): (&String, &String)| k.len() + v.len();
+        if self.labels.iter().map(size).sum::<usize>() > MAX_LABEL_BYTES {
+            let (mut kept, mut used, mut dropped) = (BTreeMap::new(), 0, 0u32);
+            let recommended = |k: &String| k.starts_with("app.kubernetes.io/");
+            let ordered = self
+                .labels
+                .iter()
+                .filter(|(k, _)| recommended(k))
+                .chain(self.labels.iter().filter(|(k, _)| !recommended(k)));
+            for (k, v) in ordered {
+                if used + k.len() + v.len() <= MAX_LABEL_BYTES {
+                    used += k.len() + v.len();
+                    kept.insert(k.clone(), v.clone());
+                } else {
+                    dropped += 1;
+                }
+            }
+            self.labels = kept;
+            self.omitted.labels = dropped;
+        }
+        self
+    }
+
     /// The images of the pod template, as strings with digests where known.
     pub fn image_list(&self) -> Vec<String> {
         self.images.iter().map(|c| c.image.to_string()).collect()
@@ -271,6 +344,20 @@ pub struct ClusterStatus {
     pub generation: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// Objects the last good snapshot could not store (too large even
+    /// trimmed); the rest of the cluster was stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedObject>,
+}
+
+/// An object a snapshot left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SkippedObject {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub reason: String,
 }
 
 impl ClusterStatus {
@@ -286,6 +373,7 @@ impl ClusterStatus {
             duration_ms: None,
             generation: 0,
             lease: None,
+            skipped: Vec::new(),
         }
     }
 }
@@ -383,17 +471,39 @@ pub mod keys {
     /// one query that reads its workloads reads them too.
     pub const SEEN_PREFIX: &str = "SEEN#";
 
+    /// The longest key part kept as it is: Kubernetes' longest name (a
+    /// DNS subdomain), so that every valid name keys as itself.
+    pub const MAX_KEY_PART: usize = 253;
+
+    /// `value` as a key part: as it is up to [`MAX_KEY_PART`] bytes, else
+    /// its first 96 bytes and a hash of the whole. Values from clusters
+    /// (a 1,100-character tag, a 300-character namespace) then never push
+    /// a key past DynamoDB's limits (1,024 bytes of sort key); the item
+    /// keeps the whole value.
+    pub fn part(value: &str) -> std::borrow::Cow<'_, str> {
+        if value.len() <= MAX_KEY_PART {
+            return std::borrow::Cow::Borrowed(value);
+        }
+        let mut end = 96;
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes());
+        let hash: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        std::borrow::Cow::Owned(format!("{}~{hash}", &value[..end]))
+    }
+
     /// A cluster's workloads and its status item.
     pub fn cluster_pk(cluster: &str) -> String {
         format!("CLUSTER#{cluster}")
     }
 
     pub fn workload_sk(namespace: &str, kind: WorkloadKind, name: &str) -> String {
-        format!("{WORKLOAD_PREFIX}{namespace}#{kind}#{name}")
+        format!("{WORKLOAD_PREFIX}{}#{kind}#{}", part(namespace), part(name))
     }
 
     pub fn seen_sk(service: &str, version: &str) -> String {
-        format!("{SEEN_PREFIX}{service}#{version}")
+        format!("{SEEN_PREFIX}{}#{}", part(service), part(version))
     }
 
     /// A cluster's pods, sorted by namespace then name.
@@ -402,12 +512,14 @@ pub mod keys {
     }
 
     pub fn pod_sk(namespace: &str, name: &str) -> String {
-        format!("{namespace}#{name}")
+        format!("{}#{}", part(namespace), part(name))
     }
 
-    /// History of one service, everywhere.
-    pub fn service_history_pk(service: &str) -> String {
-        format!("HIST#SVC#{service}")
+    /// History of one service in one environment: a reader reads only the
+    /// environments it may see, so what it may not see costs it nothing
+    /// (neither time nor reads).
+    pub fn service_history_pk(service: &str, environment: &str) -> String {
+        format!("HIST#SVC#{}#ENV#{environment}", part(service))
     }
 
     /// History of one environment, every service.
@@ -423,7 +535,7 @@ pub mod keys {
         kind: WorkloadKind,
         name: &str,
     ) -> String {
-        format!("{}#{cluster}#{namespace}#{kind}#{name}", time_key(at))
+        format!("{}#{cluster}#{}#{kind}#{}", time_key(at), part(namespace), part(name))
     }
 
     pub fn time_key(at: Timestamp) -> String {

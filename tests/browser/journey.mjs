@@ -58,14 +58,18 @@ function startServer() {
   return { child, url, log };
 }
 
-/// The code in the newest message to `to` in the outbox.
-function codeFromOutbox(to) {
-  const files = readdirSync(mailDir).filter((f) => f.endsWith(".eml")).sort().reverse();
-  for (const file of files) {
-    const text = readFileSync(join(mailDir, file), "utf8");
-    if (!text.startsWith(`To: ${to}\r\n`)) continue;
-    const code = text.split(/\D+/).find((run) => run.length === 6);
-    if (code) return code;
+/// The code in the newest message to `to` in the outbox. Mail goes out
+/// after the answer, so it may take a moment to arrive.
+async function codeFromOutbox(to) {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const files = readdirSync(mailDir).filter((f) => f.endsWith(".eml")).sort().reverse();
+    for (const file of files) {
+      const text = readFileSync(join(mailDir, file), "utf8");
+      if (!text.startsWith(`To: ${to}\r\n`)) continue;
+      const code = text.split(/\D+/).find((run) => run.length === 6);
+      if (code) return code;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return fail(`no code mailed to ${to} in ${mailDir}`);
 }
@@ -91,7 +95,7 @@ async function journey(page, url) {
     await page.getByRole("heading", { name: "Verify your address" }).waitFor();
   });
   await step("verify with the code from the local outbox", async () => {
-    await page.getByLabel("Code from the email").fill(codeFromOutbox(EMAIL));
+    await page.getByLabel("Code from the email").fill(await codeFromOutbox(EMAIL));
     await page.getByRole("button", { name: "Verify your address" }).click();
     await page.waitForURL(/#\/login$/);
   });
@@ -154,6 +158,41 @@ async function journey(page, url) {
     await page.locator("tbody tr").first().waitFor();
     const environments = await page.locator("tbody tr td:nth-child(3)").allTextContents();
     if (!environments.includes("dab-platform-prod")) fail(`image found in ${environments}`);
+  });
+  await step("hostile names read as they are, cut with the whole in a tooltip, nothing stray", async () => {
+    // The real dashboard answer, with cluster data an attacker could set.
+    const bidi = "invoice-\u202egnp.exe";
+    const long = "x".repeat(200);
+    const longVersion = "9".repeat(160);
+    const answer = /\/dashboards\/platform(\?.*)?$/;
+    await page.route(answer, async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      body.items[0].service = bidi;
+      body.items[1].service = long;
+      body.items[1].cells.find((c) => c).versions = [longVersion];
+      delete body.next;
+      await route.fulfill({ response, json: body });
+    });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole("link", { name: "Dashboards" }).click();
+    await page.getByRole("link", { name: "DAB platform" }).click();
+    await page.locator(`#matrix tr[data-service="${long}"]`).waitFor();
+    const text = await page.locator("main").innerText();
+    if (!text.includes("invoice-⟪U+202E⟫gnp.exe")) fail("the bidi override is not shown by its code point");
+    if (/[\u202a-\u202e\u200b-\u200f]/.test(text)) fail("a hidden character reached the page's text");
+    const tooltip = await page.locator(`#matrix tr[data-service="${long}"] td:first-child .clip`).getAttribute("title");
+    if (tooltip !== long) fail(`the long name's tooltip is ${tooltip}`);
+    const versionTip = await page.locator(`#matrix tr[data-service="${long}"] td.cell .v`).first().getAttribute("title");
+    if (versionTip !== longVersion) fail(`the long version's tooltip is ${versionTip}`);
+    const stray = await page.evaluate(() => [...document.querySelectorAll("main, main *")].some((node) =>
+      [...node.childNodes].some((c) => c.nodeType === Node.TEXT_NODE && /\b(null|undefined)\b/.test(c.textContent))));
+    if (stray) fail("a stray null or undefined is on the page");
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    if (width > 1280) fail(`the page is ${width} px wide in a 1280 px window`);
+    await page.screenshot({ path: join(artifacts, "hostile-names.png") });
+    await page.unroute(answer);
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
   await step("log out, and the old session is refused", async () => {
     const token = await page.evaluate(() => sessionStorage.getItem("token"));

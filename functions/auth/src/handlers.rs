@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jiff::SignedDuration;
@@ -17,7 +17,7 @@ use shared::auth::{
     create_session, delete_session, read_account, token_digest, write_account,
 };
 use shared::domain::{Email, TeamName};
-use shared::http::{ApiError, ApiJson, ApiQuery};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use shared::store::{Condition, Cursor, Query};
 
 use crate::client::ClientAddr;
@@ -342,8 +342,44 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn me(Authenticated(principal): Authenticated) -> Json<shared::auth::Principal> {
-    Json(principal)
+/// Who is signed in, and what they may see: the environments, and in
+/// words, so that a new account with no team knows why its lists are empty.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeAnswer {
+    #[serde(flatten)]
+    principal: shared::auth::Principal,
+    environments: Vec<String>,
+    sees: String,
+}
+
+pub async fn me(
+    State(state): AppState,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<MeAnswer>, ApiError> {
+    let config = state.fleet.current().await.map_err(ApiError::from)?;
+    let environments: Vec<String> = config
+        .environments
+        .iter()
+        .filter(|e| principal.can_see(e))
+        .map(|e| e.name.to_string())
+        .collect();
+    let teams: Vec<&str> = principal.teams.iter().map(|t| t.as_str()).collect();
+    let sees = if principal.is_admin() {
+        "every environment (you are an admin)".to_owned()
+    } else if environments.is_empty() {
+        format!(
+            "no environment yet: an admin gives accounts their teams, and each environment names \
+             the teams that see it (your teams: {})",
+            if teams.is_empty() { "none".to_owned() } else { teams.join(", ") }
+        )
+    } else {
+        format!(
+            "the environments of your teams ({}) and those open to everyone; an admin assigns teams",
+            if teams.is_empty() { "none".to_owned() } else { teams.join(", ") }
+        )
+    };
+    Ok(Json(MeAnswer { principal, environments, sees }))
 }
 
 fn too_many(retry_after: std::time::Duration) -> ApiError {
@@ -508,7 +544,7 @@ pub struct UserChange {
 pub async fn change_user(
     State(state): AppState,
     Admin(admin): Admin,
-    Path(email): Path<String>,
+    ApiPath(email): ApiPath<String>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&email)?;

@@ -20,7 +20,8 @@ use shared::auth::{Authenticator, HasAuthenticator, SessionLifetimes};
 use shared::clock::Clock;
 use shared::config::ConfigError;
 use shared::domain::Email;
-use shared::settings::{Lookup, StoreSettings, process_env, required};
+use shared::fleet::FleetSource;
+use shared::settings::{FleetSettings, Lookup, StoreSettings, process_env, required};
 use shared::store::Store;
 
 use crate::mail_jobs::{DEFAULT_MAIL_PER_HOUR, MailQueue};
@@ -41,7 +42,9 @@ pub const MAIL_PER_HOUR_VAR: &str = "MAIL_PER_HOUR";
 
 /// What the API function reads from its environment, once, at cold start.
 pub struct Settings {
-    pub store: StoreSettings,
+    /// The table, and the fleet (`/auth/me` says which environments an
+    /// account sees).
+    pub fleet: FleetSettings,
     pub mailer_function: String,
     pub policy: Policy,
     pub code_key: Vec<u8>,
@@ -104,7 +107,7 @@ fn code_key(vars: Lookup<'_>) -> Result<Vec<u8>, ConfigError> {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
-            .field("store", &self.store)
+            .field("store", &self.fleet.store)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -132,7 +135,7 @@ impl Settings {
         };
         let policy =
             Policy { admin_emails, allowed_domains, login_email_code, ..Policy::default() };
-        Ok(Self { store: StoreSettings::from_vars(vars)?, mailer_function, policy, code_key })
+        Ok(Self { fleet: FleetSettings::from_vars(vars)?, mailer_function, policy, code_key })
     }
 }
 
@@ -181,6 +184,7 @@ impl Default for Policy {
 /// The ports and rules the handlers use.
 pub struct Deps {
     pub store: Arc<dyn Store>,
+    pub fleet: Arc<FleetSource>,
     pub mail_jobs: Arc<dyn MailQueue>,
     pub clock: Arc<dyn Clock>,
     pub hasher: Hasher,
@@ -193,6 +197,7 @@ impl Deps {
     /// server, tests): the queue is returned too, to wait for that work.
     pub fn in_process(
         store: Arc<dyn Store>,
+        fleet: Arc<FleetSource>,
         mailer: Arc<dyn shared::mail::Mailer>,
         clock: Arc<dyn Clock>,
         hasher: Hasher,
@@ -207,7 +212,7 @@ impl Deps {
             product: policy.product.clone(),
             mail_per_hour: DEFAULT_MAIL_PER_HOUR,
         }));
-        let deps = Self { store, mail_jobs: queue.clone(), clock, hasher, codes, policy };
+        let deps = Self { store, fleet, mail_jobs: queue.clone(), clock, hasher, codes, policy };
         Ok((deps, queue))
     }
 }
@@ -261,6 +266,10 @@ mod tests {
         move |name: &str| {
             let base = [
                 ("TABLE_NAME", "release-dashboard"),
+                (
+                    "FLEET_CONFIG",
+                    "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]",
+                ),
                 (SENDER_VAR, "no-reply@example.com"),
                 (MAILER_FUNCTION_VAR, "release-dashboard-AuthMailer"),
                 (CODE_KEY_VAR, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),

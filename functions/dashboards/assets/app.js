@@ -11,19 +11,40 @@ const FLAG_LABELS = {
 const REFRESH_MS = 30000;
 let refreshTimer = null;
 
+// Bidirectional overrides and invisible characters in text from clusters
+// would let a name read as something else ("invoice-\u202Egnp.exe" reads
+// "invoice-exe.png"): they are shown by their code point instead.
+const HIDDEN_CHARACTERS = /[\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+function visible(text) {
+  return String(text).replace(HIDDEN_CHARACTERS, (c) => "⟪U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "⟫");
+}
+
+// Appends children to a node, skipping null, undefined and false (the DOM's
+// own append would write them as text), with every string shown visibly.
+function put(node, ...children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(visible(child)));
+  }
+  return node;
+}
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else if (key === "class") node.className = value;
+    else if (key === "title") node.setAttribute(key, visible(value));
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
+  return put(node, children);
+}
+
+// A name or version that may be long: cut at the column's width, whole in
+// the tooltip.
+function clipped(text, extra) {
+  return el("span", { class: "clip " + (extra || ""), title: text }, text);
 }
 
 function token() { return sessionStorage.getItem("token"); }
@@ -112,7 +133,7 @@ function form(title, fields, submit, extra) {
 }
 
 function login(main) {
-  main.append(form("Sign in", [["email", "Email", "email"], ["password", "Password", "password"]], async (v) => {
+  put(main, form("Sign in", [["email", "Email", "email"], ["password", "Password", "password"]], async (v) => {
     const answer = await api("POST", "/auth/login", v);
     if (answer.status === 202) { go("#/login-code" + query({ email: v.email, challenge: answer.data.challenge })); return; }
     signedIn(answer.data);
@@ -120,14 +141,14 @@ function login(main) {
 }
 
 function loginEmail(main) {
-  main.append(form("Sign in with a code by email", [["email", "Email", "email"]], async (v) => {
+  put(main, form("Sign in with a code by email", [["email", "Email", "email"]], async (v) => {
     const answer = await api("POST", "/auth/login/email", v);
     go("#/login-code" + query({ email: v.email, challenge: answer.data.challenge }));
   }, el("p", {}, "If the address has an account, a code is mailed to it. This works even while password sign-in is paused after many wrong passwords.")));
 }
 
 function loginCode(main, params) {
-  main.append(form("Enter the code we mailed", [["code", "Code"]], async (v) => {
+  put(main, form("Enter the code we mailed", [["code", "Code"]], async (v) => {
     const answer = await api("POST", "/auth/login/code", { email: params.get("email"), challenge: params.get("challenge"), code: v.code });
     signedIn(answer.data);
   }));
@@ -143,7 +164,7 @@ function signedIn(session) {
 let signupPassword = null;
 
 function signup(main) {
-  main.append(form("Sign up", [["name", "Name"], ["email", "Email", "email"], ["password", "Password (8 or more characters)", "password"]], async (v) => {
+  put(main, form("Sign up", [["name", "Name"], ["email", "Email", "email"], ["password", "Password (8 or more characters)", "password"]], async (v) => {
     await api("POST", "/auth/signup", v);
     signupPassword = v.password;
     go("#/verify" + query({ email: v.email }));
@@ -153,7 +174,7 @@ function signup(main) {
 function verify(main, params) {
   const fields = [["code", "Code from the email"]];
   if (!signupPassword) fields.push(["password", "The password you chose at sign-up", "password"]);
-  main.append(form("Verify your address", fields, async (v) => {
+  put(main, form("Verify your address", fields, async (v) => {
     await api("POST", "/auth/verify", { email: params.get("email"), code: v.code, password: signupPassword || v.password });
     signupPassword = null;
     go("#/login");
@@ -162,13 +183,13 @@ function verify(main, params) {
 
 function reset(main, params) {
   if (!params.get("email")) {
-    main.append(form("Reset your password", [["email", "Email", "email"]], async (v) => {
+    put(main, form("Reset your password", [["email", "Email", "email"]], async (v) => {
       await api("POST", "/auth/password/forgot", v);
       go("#/reset" + query({ email: v.email }));
     }));
     return;
   }
-  main.append(form("Choose a new password", [["code", "Code from the email"], ["newPassword", "New password", "password"]], async (v) => {
+  put(main, form("Choose a new password", [["code", "Code from the email"], ["newPassword", "New password", "password"]], async (v) => {
     await api("POST", "/auth/password/reset", { email: params.get("email"), ...v });
     go("#/login");
   }));
@@ -178,8 +199,12 @@ function reset(main, params) {
 
 async function dashboards(main) {
   const { data } = await api("GET", "/dashboards");
-  main.append(el("h2", {}, "Dashboards"), el("ul", { class: "plain" }, data.items.map((d) =>
+  put(main, el("h2", {}, "Dashboards"), el("ul", { class: "plain" }, data.items.map((d) =>
     el("li", {}, el("a", { href: "#/d/" + encodeURIComponent(d.name) }, d.title), " ", el("small", {}, d.columns.join(" → "))))));
+  if (data.items.length === 0) {
+    const me = await api("GET", "/auth/me");
+    put(main, el("p", { class: "empty", id: "sees" }, "Nothing to show yet. You see " + me.data.sees + "."));
+  }
 }
 
 function cellNode(cell) {
@@ -190,7 +215,7 @@ function cellNode(cell) {
   if (cell.rolling) classes.push("rolling");
   const clusters = [...new Set(cell.placements.map((p) => p.cluster))];
   return el("td", { class: classes.join(" "), title: cell.images.map((i) => i.image + (i.digest ? "@" + i.digest : "")).join("\n") },
-    el("span", { class: "v" }, cell.versions.join(", ")),
+    clipped(cell.versions.join(", "), "v"),
     el("small", {}, cell.ready + "/" + cell.desired + " ready · " + clusters.length + " cluster" + (clusters.length === 1 ? "" : "s")),
     el("small", {}, "since " + when(cell.lastChange)),
     cell.freshness.lastAttemptFailed ? el("small", {}, "last refresh failed") : null);
@@ -206,7 +231,7 @@ async function matrix(main, name, params) {
   const apply = () => go("#/d/" + encodeURIComponent(name) + query({ namespace: namespace.value, q: search.value, problems: problems.checked ? "true" : "" }));
   const from = el("select", { name: "from" }, columns.map((c) => el("option", {}, c)));
   const to = el("select", { name: "to" }, columns.map((c, i) => el("option", { selected: i === columns.length - 1 }, c)));
-  main.append(
+  put(main, 
     el("h2", {}, data.dashboard.title),
     el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); apply(); } },
       namespace, search, el("label", {}, problems, " only problems"), el("button", { type: "submit" }, "Filter"),
@@ -219,7 +244,7 @@ async function matrix(main, name, params) {
       el("thead", {}, el("tr", {}, el("th", {}, "Service"), data.columns.map((c) =>
         el("th", {}, c.environment, el("small", { class: c.freshness.stale ? "stale" : "" }, (c.freshness.stale ? "stale · " : "") + age(c.freshness.ageSeconds)))))),
       el("tbody", {}, data.items.map((row) => el("tr", { class: FLAGS.filter((f) => row.flags[f]).join(" "), "data-service": row.service },
-        el("td", {}, el("a", { href: "#/d/" + encodeURIComponent(name) + "/s/" + encodeURIComponent(row.service) }, row.service), el("div", {}, badges(row.flags))),
+        el("td", {}, el("a", { href: "#/d/" + encodeURIComponent(name) + "/s/" + encodeURIComponent(row.service) }, clipped(row.service)), el("div", {}, badges(row.flags))),
         row.cells.map((cell) => cellNode(cell)))))),
     data.next ? el("p", { class: "pager" }, el("a", { href: "#/d/" + encodeURIComponent(name) + query({ ...filters, cursor: data.next }) }, "Next page")) : null);
 }
@@ -227,7 +252,7 @@ async function matrix(main, name, params) {
 async function compare(main, name, params) {
   const { data } = await api("GET", "/dashboards/" + encodeURIComponent(name) + "/compare" + query({ from: params.get("from"), to: params.get("to") }));
   const side = (s) => (s ? s.versions.join(", ") : "—");
-  main.append(
+  put(main, 
     el("h2", {}, data.dashboard.title + ": " + data.from + " → " + data.to),
     el("div", { class: "toolbar" },
       el("a", { href: "#/d/" + encodeURIComponent(name) }, "Back to the matrix"),
@@ -253,7 +278,7 @@ function historyTable(items) {
 
 async function service(main, name, serviceName) {
   const { data } = await api("GET", "/dashboards/" + encodeURIComponent(name) + "/services/" + encodeURIComponent(serviceName));
-  main.append(
+  put(main, 
     el("h2", {}, serviceName + " in " + data.dashboard.title), el("div", {}, badges(data.row.flags)),
     el("table", {}, el("thead", {}, el("tr", {}, ["Environment", "Cluster", "Namespace", "Workload", "Version", "Ready", "Since"].map((h) => el("th", {}, h)))),
       el("tbody", {}, data.row.cells.flatMap((cell, i) => (cell ? cell.placements : []).map((p) => el("tr", {},
@@ -265,11 +290,11 @@ async function service(main, name, serviceName) {
 async function images(main, params) {
   const q = params.get("q") || "";
   const input = el("input", { name: "q", placeholder: "shop/cart, shop/cart:1.2.0 or sha256:…", value: q, size: 50 });
-  main.append(el("h2", {}, "Where does an image run?"),
+  put(main, el("h2", {}, "Where does an image run?"),
     el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); go("#/images" + query({ q: input.value })); } }, input, el("button", { type: "submit" }, "Search")));
   if (!q) return;
   const { data } = await api("GET", "/images" + query({ q }));
-  main.append(data.items.length === 0 ? el("p", { class: "empty" }, "Not running anywhere you can see.") :
+  put(main, data.items.length === 0 ? el("p", { class: "empty" }, "Not running anywhere you can see.") :
     el("table", {}, el("thead", {}, el("tr", {}, ["Image", "Digest", "Environment", "Cluster", "Workload"].map((h) => el("th", {}, h)))),
       el("tbody", {}, data.items.map((p) => el("tr", {}, el("td", {}, p.image), el("td", {}, (p.digest || "").slice(0, 19)),
         el("td", {}, p.environment), el("td", {}, p.cluster), el("td", {}, p.namespace + "/" + p.workload))))));
@@ -277,7 +302,7 @@ async function images(main, params) {
 
 async function history(main) {
   const { data } = await api("GET", "/history" + query({ limit: "100" }));
-  main.append(el("h2", {}, "Recent changes"), historyTable(data.items));
+  put(main, el("h2", {}, "Recent changes"), historyTable(data.items));
 }
 
 // ----- the page -----

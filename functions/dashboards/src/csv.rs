@@ -1,6 +1,7 @@
 //! CSV exports (RFC 4180): quoted where needed, CRLF line ends, and cells
-//! that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR)
-//! prefixed with `'`, since names and versions come from clusters.
+//! that a spreadsheet would run as a formula defused with a `'` wherever
+//! one could start (see [`defuse`]), since names and versions come from
+//! clusters.
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -28,15 +29,12 @@ impl Csv {
     }
 
     fn cell(&mut self, value: &str) {
-        let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-        let quote = formula || value.contains([',', '"', '\n', '\r']);
+        let defused = defuse(value);
+        let quote = defused.len() != value.len() || value.contains([',', '"', '\n', '\r']);
         if quote {
             self.text.push('"');
         }
-        if formula {
-            self.text.push('\'');
-        }
-        for c in value.chars() {
+        for c in defused.chars() {
             if c == '"' {
                 self.text.push('"');
             }
@@ -46,6 +44,29 @@ impl Csv {
             self.text.push('"');
         }
     }
+}
+
+/// `value` with a `'` before every place a spreadsheet could start a
+/// formula (OWASP, CSV injection): a formula sign (`=`, `+`, `-`, `@`, or
+/// their full-width forms) at the start, or after a space, a separator a
+/// locale or an import may split cells on (`,`, `;`, `|`, tab), or a line
+/// break; and a leading tab or CR.
+fn defuse(value: &str) -> String {
+    const SIGNS: [char; 8] = ['=', '+', '-', '@', '＝', '＋', '－', '＠'];
+    const BOUNDARIES: [char; 8] = [' ', ',', ';', '|', '\t', '\r', '\n', '\u{3000}'];
+    let mut out = String::with_capacity(value.len());
+    if value.starts_with(['\t', '\r']) {
+        out.push('\'');
+    }
+    let mut at_boundary = true;
+    for c in value.chars() {
+        if at_boundary && SIGNS.contains(&c) {
+            out.push('\'');
+        }
+        at_boundary = BOUNDARIES.contains(&c);
+        out.push(c);
+    }
+    out
 }
 
 impl IntoResponse for Csv {
@@ -67,6 +88,28 @@ impl IntoResponse for Csv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_after_separators_spaces_line_breaks_and_in_full_width_are_defused() {
+        let cases = [
+            (";=1+1", ";'=1+1"),
+            (" =1+1", " '=1+1"),
+            ("＝1+1", "'＝1+1"),
+            ("ok\n=1+1", "ok\n'=1+1"),
+            ("a,@SUM(A1)", "a,'@SUM(A1)"),
+            ("x|+1", "x|'+1"),
+            ("\tx", "'\tx"),
+            ("1.2.3-rc.1", "1.2.3-rc.1"),
+            ("a=b", "a=b"),
+            ("payments-api", "payments-api"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(defuse(value), expected, "{value:?}");
+        }
+        let mut csv = Csv::new("x.csv", &["a"]);
+        csv.row([" =cmd"]);
+        assert_eq!(csv.text, "a\r\n\" '=cmd\"\r\n", "a defused cell is quoted");
+    }
 
     #[test]
     fn cells_are_quoted_and_formulas_defused() {

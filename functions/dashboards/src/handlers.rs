@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use shared::auth::Authenticated;
 use shared::domain::Namespace;
-use shared::http::{ApiError, ApiQuery};
+use shared::http::{ApiError, ApiPath, ApiQuery};
 use shared::model::{HistoryEvent, Workload};
 use shared::paging::{Paged, Paging, page};
 use shared::params::{self, Format};
@@ -260,7 +260,7 @@ fn versions_text(cell: Option<&matrix::Cell>) -> String {
 pub async fn get_dashboard(
     State(context): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<MatrixQuery>,
 ) -> Result<Response, ApiError> {
@@ -347,7 +347,7 @@ fn required(name: &str, value: Option<String>) -> Result<String, ApiError> {
 pub async fn compare(
     State(context): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CompareQuery>,
 ) -> Result<Response, ApiError> {
@@ -438,7 +438,7 @@ pub struct DiffPage {
 pub async fn diff(
     State(context): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<DiffQuery>,
 ) -> Result<Json<DiffPage>, ApiError> {
     let from = params::time("from", Some(required("from", query.from)?))?.unwrap_or_default();
@@ -506,7 +506,7 @@ pub struct ServiceView<'a> {
 pub async fn get_service(
     State(context): AppState,
     Authenticated(principal): Authenticated,
-    Path((name, service)): Path<(String, String)>,
+    ApiPath((name, service)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<ServiceQuery>,
 ) -> Result<Response, ApiError> {
     let paging = Paging::new(query.limit, query.cursor)?;

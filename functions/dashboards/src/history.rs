@@ -72,8 +72,9 @@ pub fn may_see(fleet: &FleetConfig, principal: &Principal, environment: &str) ->
     }
 }
 
-/// The partitions a filter reads: the service's, else the environments'.
-/// Names the caller may not see are 404s.
+/// The partitions a filter reads: the service's in each environment the
+/// caller may see, else those environments'. Names the caller may not see
+/// are 404s.
 fn partitions(
     fleet: &FleetConfig,
     principal: &Principal,
@@ -91,9 +92,6 @@ fn partitions(
         },
         None => None,
     };
-    if let Some(service) = &filter.service {
-        return Ok(vec![keys::service_history_pk(service)]);
-    }
     let environments: Vec<&str> = match (filter.environment.as_deref(), cluster_environment) {
         (Some(e), _) | (None, Some(e)) => vec![e],
         (None, None) => fleet
@@ -101,9 +99,17 @@ fn partitions(
             .iter()
             .filter(|e| principal.can_see(e))
             .map(|e| e.name.as_str())
+            .filter(|e| filter.within.is_empty() || filter.within.iter().any(|w| w == e))
             .collect(),
     };
-    Ok(environments.into_iter().map(keys::environment_history_pk).collect())
+    Ok(match &filter.service {
+        // Only the environments the caller may see are read at all.
+        Some(service) => environments
+            .into_iter()
+            .map(|environment| keys::service_history_pk(service, environment))
+            .collect(),
+        None => environments.into_iter().map(keys::environment_history_pk).collect(),
+    })
 }
 
 /// One page of events, newest first. Each partition is read from the same

@@ -486,6 +486,7 @@ mod tests {
             rolling: false,
             created_at: None,
             changed_at: "2026-11-20T10:00:00Z".parse().unwrap(),
+            omitted: Default::default(),
         })
     }
 

@@ -57,6 +57,7 @@ fn before(event: &HistoryEvent, version: &str) -> Workload {
         // Events written before deployment times were recorded: the best
         // known bound is when this version was replaced.
         changed_at: event.from_changed_at.unwrap_or(event.at),
+        omitted: Default::default(),
     }
 }
 
@@ -160,6 +161,7 @@ mod tests {
             rolling: true,
             created_at: None,
             changed_at: at(changed_at),
+            omitted: Default::default(),
         })
     }
 

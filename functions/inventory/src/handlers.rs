@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use futures::future::try_join_all;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use shared::auth::{Admin, Authenticated};
 use shared::config::Environment;
 use shared::fleet::{put_environment as put_env_doc, remove_environment};
-use shared::http::{ApiError, ApiJson, ApiQuery};
+use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use shared::labels::LabelSelector;
 use shared::model::{Counts, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
@@ -78,7 +78,7 @@ pub async fn list_environments(
 pub async fn get_environment(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<EnvironmentView>, ApiError> {
     let (fleet, i) = deps.environment(&principal, &name).await?;
     Ok(Json(environment_view(&deps, &fleet.environments[i]).await?))
@@ -90,7 +90,7 @@ pub async fn get_environment(
 pub async fn put_environment(
     State(deps): AppState,
     Admin(admin): Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(mut body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Some(object) = body.as_object_mut() else {
@@ -124,7 +124,7 @@ pub async fn put_environment(
 pub async fn delete_environment(
     State(deps): AppState,
     Admin(admin): Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     if deps.fleet().await?.environment(&name).is_none() {
         return Err(ApiError::not_found("environment"));
@@ -172,7 +172,7 @@ pub async fn list_clusters(
 pub async fn get_cluster(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let located = deps.cluster(&principal, &name).await?;
     let status = read_status(deps.store.as_ref(), &name).await?.map(|(s, _)| s);
@@ -256,7 +256,7 @@ fn workload_matches(workload: &Workload, q: &str) -> bool {
 pub async fn list_workloads(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
     ApiQuery(query): ApiQuery<WorkloadsQuery>,
 ) -> Result<Json<Paged<Workload>>, ApiError> {
     let namespace = params::namespace(query.namespace)?;
@@ -304,7 +304,7 @@ const PHASES: [&str; 5] = ["Pending", "Running", "Succeeded", "Failed", "Unknown
 pub async fn list_pods(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
     ApiQuery(query): ApiQuery<PodsQuery>,
 ) -> Result<Json<Paged<PodRecord>>, ApiError> {
     let namespace = params::namespace(query.namespace)?;
@@ -344,7 +344,7 @@ pub struct StatsQuery {
 pub async fn cluster_stats(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let namespace = params::namespace(query.namespace)?;
@@ -449,7 +449,7 @@ async fn refresh(
 pub async fn refresh_cluster(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(cluster): Path<String>,
+    ApiPath(cluster): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     deps.cluster(&principal, &cluster).await?;
     refresh(&deps, vec![cluster]).await
@@ -458,7 +458,7 @@ pub async fn refresh_cluster(
 pub async fn refresh_environment(
     State(deps): AppState,
     Authenticated(principal): Authenticated,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (fleet, i) = deps.environment(&principal, &name).await?;
     let clusters = fleet.environments[i].clusters.iter().map(|c| c.name.to_string()).collect();
@@ -470,7 +470,7 @@ pub async fn refresh_environment(
 pub async fn clear_cache(
     State(deps): AppState,
     Admin(admin): Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (fleet, i) = deps.environment(&admin, &name).await?;
     let mut deleted = 0usize;

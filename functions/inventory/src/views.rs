@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use shared::config::{Cluster, ClusterAccess, Environment, NamespaceFilter};
-use shared::model::{ClusterError, ClusterStatus, Counts};
+use shared::model::{ClusterError, ClusterStatus, Counts, SkippedObject};
 use shared::view::Freshness;
 
 #[derive(Debug, Serialize)]
@@ -43,6 +43,9 @@ pub struct ClusterView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     pub freshness: Freshness,
+    /// Objects the last good snapshot could not store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedObject>,
 }
 
 impl ClusterView {
@@ -78,6 +81,7 @@ impl ClusterView {
             kubernetes_version: status.kubernetes_version,
             duration_ms: status.duration_ms,
             freshness,
+            skipped: status.skipped,
         }
     }
 }

@@ -280,8 +280,8 @@ impl Snapshotter {
             let version =
                 collect_cluster(client, environment, &place, self.options.list, &mut writer)
                     .await?;
-            let (stats, counts) = writer.finish().await?;
-            Ok::<_, CollectError>((stats, counts, version))
+            let (stats, written) = writer.finish().await?;
+            Ok::<_, CollectError>((stats, written, version))
         };
         let result = match tokio::time::timeout(self.options.cluster_timeout, read_and_write).await
         {
@@ -297,8 +297,9 @@ impl Snapshotter {
         let finished = self.clock.now();
         let last_success = lease.status().last_success;
         let result = match result {
-            Ok((stats, counts, version)) => {
-                persist::record_success(store, lease, counts, Some(version), finished)
+            Ok((stats, written, version)) => {
+                let counts = written.counts;
+                persist::record_success(store, lease, written, Some(version), finished)
                     .await
                     .map(|_| (stats, counts))
             }

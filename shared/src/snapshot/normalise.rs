@@ -10,7 +10,7 @@ use super::objects::{DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorklo
 
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    ContainerImage, ImageRef, OwnerRef, PodRecord, PodSummary, Replicas, RunningImage,
+    ContainerImage, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas, RunningImage,
     VersionSource, Workload, WorkloadKind, digest_from_image_id,
 };
 
@@ -270,24 +270,28 @@ fn workload(
     summary.images = tally.images.into_keys().collect();
     let created_at = meta.creation_timestamp;
 
-    Some(Workload {
-        cluster: place.cluster.clone(),
-        environment: place.environment.clone(),
-        namespace,
-        kind,
-        name,
-        service,
-        version,
-        version_source,
-        labels,
-        images,
-        replicas,
-        pods: summary,
-        rolling,
-        created_at,
-        // The writer keeps the previous value while version and images stay.
-        changed_at: rolled_out.or(created_at).unwrap_or(place.now),
-    })
+    Some(
+        Workload {
+            cluster: place.cluster.clone(),
+            environment: place.environment.clone(),
+            namespace,
+            kind,
+            name,
+            service,
+            version,
+            version_source,
+            labels,
+            images,
+            replicas,
+            pods: summary,
+            rolling,
+            created_at,
+            // The writer keeps the previous value while version and images stay.
+            changed_at: rolled_out.or(created_at).unwrap_or(place.now),
+            omitted: Omitted::default(),
+        }
+        .bounded(),
+    )
 }
 
 /// The digest most pods report for this container and image.

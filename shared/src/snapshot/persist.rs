@@ -13,10 +13,12 @@ use serde_json::Value;
 use super::collect::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, VersionSeen,
-    Workload, keys,
+    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, SkippedObject,
+    VersionSeen, Workload, keys,
 };
-use crate::store::{Condition, Item, ItemKey, Query, SortKeyRange, Store, StoreError, WriteOp};
+use crate::store::{
+    Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
+};
 
 /// Status items of clusters no longer refreshed age out after this.
 const STATUS_TTL: Duration = Duration::from_secs(30 * 86_400);
@@ -413,7 +415,11 @@ pub struct SnapshotWriter<'a> {
     seen_versions: HashSet<String>,
     stats: WriteStats,
     counts: Counts,
+    skipped: Vec<SkippedObject>,
 }
+
+/// A status names at most this many skipped objects.
+const MAX_SKIPPED_NAMED: usize = 50;
 
 impl<'a> SnapshotWriter<'a> {
     /// Reads the previous snapshot's fingerprints. Call with the lease held.
@@ -455,6 +461,7 @@ impl<'a> SnapshotWriter<'a> {
             seen_versions: HashSet::new(),
             stats: WriteStats::default(),
             counts: Counts::default(),
+            skipped: Vec::new(),
         })
     }
 
@@ -484,14 +491,35 @@ impl<'a> SnapshotWriter<'a> {
             Some(p) => self.renew(&p),
         };
         if write {
-            self.stats.pods_written += 1;
             let mut body = to_body(pod)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
             let item = Item::new(ItemKey::new(self.pods_pk.clone(), sk), body)
                 .expiring_at(self.expires_at);
+            if item.size() > MAX_ITEM_BYTES {
+                self.skip("Pod", &pod.namespace, &pod.name, item.size());
+                return Ok(());
+            }
+            self.stats.pods_written += 1;
             self.batch.push(WriteOp::Put(item)).await?;
         }
         Ok(())
+    }
+
+    /// Names an object that cannot be stored even trimmed; the rest of the
+    /// snapshot goes on (a stored older copy, if any, stays).
+    fn skip(&mut self, kind: &str, namespace: &str, name: &str, size: usize) {
+        tracing::warn!(kind, size, "an object too large to store was skipped");
+        if self.skipped.len() < MAX_SKIPPED_NAMED {
+            let cut = |text: &str| text.chars().take(keys::MAX_KEY_PART).collect::<String>();
+            self.skipped.push(SkippedObject {
+                kind: kind.to_owned(),
+                namespace: cut(namespace),
+                name: cut(name),
+                reason: format!(
+                    "{size} bytes even trimmed, over the store's {MAX_ITEM_BYTES}-byte item limit"
+                ),
+            });
+        }
     }
 
     pub async fn workload(&mut self, mut workload: Workload) -> Result<(), CollectError> {
@@ -537,7 +565,6 @@ impl<'a> SnapshotWriter<'a> {
             Some(p) => self.renew(p),
         };
         let item = if write {
-            self.stats.workloads_written += 1;
             let mut body = to_body(&workload)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
             Some(
@@ -547,6 +574,35 @@ impl<'a> SnapshotWriter<'a> {
         } else {
             None
         };
+        let event = change.map(|change| HistoryEvent {
+            at: self.now,
+            change,
+            service: workload.service.clone(),
+            environment: self.lease.environment.clone(),
+            cluster: self.lease.cluster.clone(),
+            namespace: workload.namespace.clone(),
+            kind: workload.kind,
+            name: workload.name.clone(),
+            from_version: last.as_ref().map(|(version, _, _)| version.clone()),
+            to_version: Some(workload.version.clone()),
+            from_images: last.as_ref().map(|(_, images, _)| images.clone()).unwrap_or_default(),
+            to_images: images,
+            from_changed_at: last.as_ref().map(|(_, _, at)| *at),
+            labels: workload.labels.clone(),
+        });
+        // The item and its event must each fit the store, or neither is
+        // written (nor the version it runs): one object never stalls its
+        // cluster.
+        let event_size = match &event {
+            Some(event) => Item::new(ItemKey::new("HIST", ""), to_body(event)?).size(),
+            None => 0,
+        };
+        let largest = item.as_ref().map_or(0, Item::size).max(event_size);
+        if largest > MAX_ITEM_BYTES {
+            let kind = workload.kind.to_string();
+            self.skip(&kind, &workload.namespace, &workload.name, largest);
+            return Ok(());
+        }
         if workload.version_source != crate::model::VersionSource::None {
             self.version_seen(&workload.service, &workload.version).await?;
         }
@@ -554,29 +610,14 @@ impl<'a> SnapshotWriter<'a> {
             // Written again with the same keys, in case only one copy made it.
             self.history(event).await?;
         }
-        if let Some(change) = change {
-            let event = HistoryEvent {
-                at: self.now,
-                change,
-                service: workload.service,
-                environment: self.lease.environment.clone(),
-                cluster: self.lease.cluster.clone(),
-                namespace: workload.namespace,
-                kind: workload.kind,
-                name: workload.name,
-                from_version: last.as_ref().map(|(version, _, _)| version.clone()),
-                to_version: Some(workload.version),
-                from_images: last.as_ref().map(|(_, images, _)| images.clone()).unwrap_or_default(),
-                to_images: images,
-                from_changed_at: last.as_ref().map(|(_, _, at)| *at),
-                labels: workload.labels,
-            };
+        if let Some(event) = event {
             self.history(event).await?;
         }
         // After its event: batches are written in order and a failed one
         // ends the run, so a stored change always has its event (and the
         // event of a change whose item was not stored is found next time).
         if let Some(item) = item {
+            self.stats.workloads_written += 1;
             self.batch.push(WriteOp::Put(item)).await?;
         }
         Ok(())
@@ -621,7 +662,7 @@ impl<'a> SnapshotWriter<'a> {
         // find what a failed run recorded.
         let partitions = [
             keys::environment_history_pk(event.environment.as_str()),
-            keys::service_history_pk(&event.service),
+            keys::service_history_pk(&event.service, event.environment.as_str()),
         ];
         for pk in partitions {
             let item = Item::new(ItemKey::new(pk, sk.clone()), body.clone())
@@ -634,7 +675,7 @@ impl<'a> SnapshotWriter<'a> {
 
     /// Deletes what the previous snapshot had and this one did not, and
     /// flushes. Call only when every list completed.
-    pub async fn finish(mut self) -> Result<(WriteStats, Counts), CollectError> {
+    pub async fn finish(mut self) -> Result<(WriteStats, Written), CollectError> {
         for sk in std::mem::take(&mut self.previous_pods).into_keys() {
             self.stats.deleted += 1;
             self.batch.push(WriteOp::Delete(ItemKey::new(self.pods_pk.clone(), sk))).await?;
@@ -655,7 +696,7 @@ impl<'a> SnapshotWriter<'a> {
         }
         // The status item is the one more write every run makes.
         self.stats.item_writes = self.batch.finish().await? + 1;
-        Ok((self.stats, self.counts))
+        Ok((self.stats, Written { counts: self.counts, skipped: self.skipped }))
     }
 }
 
@@ -712,17 +753,25 @@ impl SnapshotWriter<'_> {
     }
 }
 
+/// What a finished snapshot stored: its counts and what it left out.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    pub counts: Counts,
+    pub skipped: Vec<SkippedObject>,
+}
+
 /// Records a successful snapshot on the status item and releases the lease.
 pub async fn record_success(
     store: &dyn Store,
     lease: LeaseHeld,
-    counts: Counts,
+    written: Written,
     kubernetes_version: Option<String>,
     now: Timestamp,
 ) -> Result<ClusterStatus, CollectError> {
     let mut status = lease.status;
     status.last_success = Some(now);
-    status.counts = counts;
+    status.counts = written.counts;
+    status.skipped = written.skipped;
     status.kubernetes_version = kubernetes_version;
     status.duration_ms = Some(elapsed_ms(lease.started, now));
     status.generation += 1;

@@ -16,6 +16,7 @@ pub struct CountingStore<S> {
     writes: AtomicU64,
     gets: AtomicU64,
     queries: AtomicU64,
+    items: AtomicU64,
 }
 
 impl<S> std::fmt::Debug for CountingStore<S> {
@@ -33,6 +34,7 @@ impl<S: Store> CountingStore<S> {
             writes: AtomicU64::new(0),
             gets: AtomicU64::new(0),
             queries: AtomicU64::new(0),
+            items: AtomicU64::new(0),
         }
     }
 
@@ -51,6 +53,12 @@ impl<S: Store> CountingStore<S> {
         (self.gets.swap(0, Ordering::SeqCst), self.queries.swap(0, Ordering::SeqCst))
     }
 
+    /// Items read (found by gets, returned by query pages) since the last
+    /// call: what a request read, whether or not it showed it.
+    pub fn take_items(&self) -> u64 {
+        self.items.swap(0, Ordering::SeqCst)
+    }
+
     pub fn inner(&self) -> &S {
         &self.inner
     }
@@ -60,7 +68,9 @@ impl<S: Store> CountingStore<S> {
 impl<S: Store> ItemGet for CountingStore<S> {
     async fn get(&self, key: &ItemKey) -> StoreResult<Option<Stored>> {
         self.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
+        let found = self.inner.get(key).await?;
+        self.items.fetch_add(u64::from(found.is_some()), Ordering::SeqCst);
+        Ok(found)
     }
 }
 
@@ -84,7 +94,9 @@ impl<S: Store> ItemDelete for CountingStore<S> {
 impl<S: Store> ItemQuery for CountingStore<S> {
     async fn query(&self, query: Query) -> StoreResult<Page> {
         self.queries.fetch_add(1, Ordering::SeqCst);
-        self.inner.query(query).await
+        let page = self.inner.query(query).await?;
+        self.items.fetch_add(page.items.len() as u64, Ordering::SeqCst);
+        Ok(page)
     }
 }
 

@@ -81,6 +81,7 @@ fn workload(
         rolling: false,
         created_at: Some(at),
         changed_at: at,
+        omitted: Default::default(),
     }
 }
 

@@ -148,8 +148,10 @@ async fn main() -> Result<ExitCode, BoxError> {
             mail_per_hour: DEFAULT_MAIL_PER_HOUR.max(100 * accounts as u64),
         },
     });
+    let fleet = "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]";
     let deps = Deps {
         store: store.clone(),
+        fleet: Arc::new(shared::fleet::FleetSource::from_text(store.clone(), fleet)?),
         mail_jobs: queue.clone(),
         clock: clock.clone(),
         hasher: Hasher::new()?,

@@ -16,11 +16,18 @@ use integration_tests::{aws, fresh_table, mails_to, unique};
 use serde_json::{Value, json};
 use shared::clock::ManualClock;
 use shared::domain::Email;
+use shared::fleet::FleetSource;
 use shared::mail::code_in;
 use shared::mail::ses::SesMailer;
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery staple";
+/// Environments seen by everyone, by the platform team, and by dev.
+const FLEET: &str = "environments:
+  - {name: sandbox, clusters: [{name: sandbox-a, region: eu-west-1}]}
+  - {name: stg, teams: [platform], clusters: [{name: stg-a, region: eu-west-1}]}
+  - {name: dev, teams: [dev], clusters: [{name: dev-a, region: eu-west-1}]}
+";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 /// Slower answers after each failed sign-in: small, so that a hundred
 /// failures take a second, yet measurable.
@@ -75,8 +82,10 @@ async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
     let hasher = Hasher::new().unwrap();
     let store = Arc::new(fresh_table(clock.clone()).await);
     let mailer = Arc::new(SesMailer::new(ses, sender));
+    let fleet = Arc::new(FleetSource::from_text(store.clone(), FLEET).unwrap());
     let (deps, mail_jobs) =
-        Deps::in_process(store.clone(), mailer, clock.clone(), hasher.clone(), policy).unwrap();
+        Deps::in_process(store.clone(), fleet, mailer, clock.clone(), hasher.clone(), policy)
+            .unwrap();
     Bed {
         app: shared::http::with_api_defaults(auth::router(deps), store),
         mail_jobs,
@@ -962,4 +971,28 @@ async fn the_log_is_captured_and_says_what_happened() {
     bed.token(&email).await;
     let log = captured_log().text();
     assert!(log.contains("signed in"), "the log was captured: {log}");
+}
+
+#[tokio::test]
+async fn me_says_which_environments_an_account_sees_and_who_assigns_teams() {
+    let bed = bed().await;
+    let jane = bed.address("jane");
+    bed.member(&jane).await;
+    bed.member(&bed.admin).await;
+    let token = bed.token(&jane).await;
+    let me = bed.call("GET", "/auth/me", None, &token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    assert_eq!(me.body["environments"], json!(["sandbox"]), "only what no team holds");
+    let sees = me.body["sees"].as_str().unwrap();
+    assert!(sees.contains("an admin assigns teams") && sees.contains("none"), "{sees}");
+
+    let root = bed.token(&bed.admin).await;
+    let change = json!({"teams": ["platform"]});
+    bed.call("PATCH", &format!("/auth/users/{jane}"), Some(change), &root).await;
+    let me = bed.call("GET", "/auth/me", None, &token).await;
+    assert_eq!(me.body["environments"], json!(["sandbox", "stg"]));
+    assert!(me.body["sees"].as_str().unwrap().contains("platform"));
+    let admin = bed.call("GET", "/auth/me", None, &root).await;
+    assert_eq!(admin.body["environments"], json!(["sandbox", "stg", "dev"]));
+    assert!(admin.body["sees"].as_str().unwrap().contains("admin"));
 }

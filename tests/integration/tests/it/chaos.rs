@@ -452,13 +452,13 @@ async fn under_random_faults_nothing_good_is_lost_and_history_stays_whole() {
         }
     }
     let by_service: usize = {
-        let services: std::collections::BTreeSet<&str> =
-            history.iter().map(|e| e.service.as_str()).collect();
+        let services: std::collections::BTreeSet<(&str, &str)> =
+            history.iter().map(|e| (e.service.as_str(), e.environment.as_str())).collect();
         let mut n = 0;
-        for service in services {
+        for (service, environment) in services {
             n += all::<HistoryEvent>(
                 store.as_ref(),
-                Query::partition(keys::service_history_pk(service)),
+                Query::partition(keys::service_history_pk(service, environment)),
             )
             .await
             .len();

@@ -398,6 +398,31 @@ async fn a_dev_team_user_never_sees_prod_in_any_route() {
 }
 
 #[tokio::test]
+async fn a_service_s_history_reads_only_the_environments_the_caller_may_see() {
+    let Rounds { bed, .. } = two_rounds().await;
+    // `orders` runs in stg and prod only: every event of it is hidden from dev.
+    let route = "/history?service=orders";
+    bed.get(route, &bed.platform).await;
+    bed.store.take_items();
+    let platform = bed.get(route, &bed.platform).await;
+    let platform_items = bed.store.take_items();
+    assert!(!platform.body["items"].as_array().unwrap().is_empty(), "{}", platform.text);
+    assert!(platform_items > 0);
+    let dev = bed.get(route, &bed.dev).await;
+    // The session's own reads (account, session) are all the request reads.
+    let dev_items = bed.store.take_items();
+    assert_eq!(dev.body["items"], serde_json::json!([]), "{}", dev.text);
+    let session_reads = {
+        bed.get("/history?service=no-such-service", &bed.dev).await;
+        bed.store.take_items()
+    };
+    assert!(
+        dev_items <= session_reads,
+        "dev read {dev_items} items for events it may not see (a request's own: {session_reads})"
+    );
+}
+
+#[tokio::test]
 async fn a_dashboard_costs_at_most_one_query_per_cluster_and_none_when_unchanged() {
     let Rounds { bed, .. } = two_rounds().await;
     bed.store.take_reads();

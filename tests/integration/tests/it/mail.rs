@@ -70,8 +70,10 @@ async fn mail_work_goes_through_an_asynchronous_invoke_to_the_mailer_and_out_thr
     let store = Arc::new(fresh_table(clock.clone()).await);
     let codes = Arc::new(auth::secrets::CodeHasher::new(&[9u8; 32]).unwrap());
     let function = unique("auth-mailer");
+    let fleet = "environments: [{name: stg, clusters: [{name: a, region: eu-west-1}]}]";
     let deps = auth::Deps {
         store: store.clone(),
+        fleet: Arc::new(shared::fleet::FleetSource::from_text(store.clone(), fleet).unwrap()),
         mail_jobs: Arc::new(LambdaQueue::new(aws_sdk_lambda::Client::new(&config), &function)),
         clock: clock.clone(),
         hasher: auth::password::Hasher::new().unwrap(),

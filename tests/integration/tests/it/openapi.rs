@@ -30,6 +30,10 @@ impl SnapshotTrigger for NoTrigger {
 
 /// Every API function's router, merged as the local server merges them.
 fn app() -> Router {
+    app_and_store().0
+}
+
+fn app_and_store() -> (Router, Arc<dyn Store>) {
     let clock = Arc::new(SystemClock);
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
     let fleet = Arc::new(
@@ -44,6 +48,7 @@ fn app() -> Router {
         .merge(auth::router(
             auth::Deps::in_process(
                 store.clone(),
+                fleet.clone(),
                 Arc::new(shared::mail::MemoryMailer::default()),
                 clock.clone(),
                 auth::password::Hasher::new().unwrap(),
@@ -57,7 +62,7 @@ fn app() -> Router {
             trigger: Arc::new(NoTrigger),
         }))
         .merge(dashboards::router(context()));
-    shared::http::with_api_defaults(app, store)
+    (shared::http::with_api_defaults(app, store.clone()), store)
 }
 
 #[tokio::test]
@@ -121,5 +126,90 @@ fn the_template_sends_every_documented_path_to_a_function() {
             None => *p == route.path,
         });
         assert!(covered, "template.yaml routes no function for {}", route.path);
+    }
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+#[tokio::test]
+async fn every_route_answers_a_method_it_does_not_take_with_a_json_405() {
+    let app = app();
+    let mut paths: Vec<&str> = shared::openapi::ROUTES.iter().map(|r| r.path).collect();
+    paths.dedup();
+    let mut checked = 0;
+    for path in paths {
+        let taken: Vec<&str> =
+            shared::openapi::ROUTES.iter().filter(|r| r.path == path).map(|r| r.method).collect();
+        let concrete = path.replace('{', "x").replace('}', "");
+        for method in METHODS.iter().filter(|m| !taken.contains(m)) {
+            let request = shared::testing::api_request(method, &concrete, None, None);
+            let response = app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let allow = response.headers().get("allow").cloned();
+            let content_type = response.headers().get("content-type").cloned();
+            let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(content_type.unwrap(), "application/json", "{method} {path}");
+            assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}: {body}");
+            let allow = allow.unwrap_or_else(|| panic!("{method} {path}: no Allow header"));
+            for method in &taken {
+                assert!(allow.to_str().unwrap().contains(method), "{path}: {allow:?}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+#[tokio::test]
+async fn bad_path_and_query_parameters_get_json_errors_that_name_them() {
+    let (app, store) = app_and_store();
+    let token = integration_tests::unique("token");
+    let admin = shared::auth::Role::Admin;
+    let now = jiff::Timestamp::now();
+    shared::testing::signed_in(store.as_ref(), "root@example.com", admin, Vec::new(), &token, now)
+        .await
+        .unwrap();
+    let cases = [
+        ("/clusters/%FF%FE/workloads", "invalid_path", "cluster: is not valid UTF-8"),
+        ("/auth/users?limit=1&limit=2", "invalid_query", "limit: is given more than once"),
+        ("/auth/users?limit=ten", "invalid_query", "limit: "),
+        ("/auth/users?nonsense=1", "invalid_query", "nonsense: unknown parameter"),
+    ];
+    for (uri, code, message) in cases {
+        let request = shared::testing::api_request("GET", uri, None, Some(&token));
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+        let text = body["error"]["message"].as_str().unwrap();
+        assert!(text.starts_with(message), "{uri}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn every_answer_is_uncached_unsniffed_and_strict_over_https() {
+    let app = app();
+    for (uri, cache) in [
+        ("/health", "no-store"),
+        ("/auth/me", "no-store"),
+        ("/no/such/route", "no-store"),
+        ("/openapi.json", "no-store"),
+        ("/", "no-cache"),
+    ] {
+        for https in [false, true] {
+            let mut request = shared::testing::api_request("GET", uri, None, None);
+            if https {
+                request.headers_mut().insert("x-forwarded-proto", "https".parse().unwrap());
+            }
+            let response = app.clone().oneshot(request).await.unwrap();
+            let headers = response.headers();
+            assert_eq!(headers["x-content-type-options"], "nosniff", "{uri}");
+            assert_eq!(headers["cache-control"], cache, "{uri}");
+            assert_eq!(headers.contains_key("strict-transport-security"), https, "{uri} {https}");
+        }
     }
 }

@@ -548,6 +548,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn key_parts_keep_every_kubernetes_name_and_bound_the_rest() {
+        let name = "a".repeat(253);
+        assert_eq!(keys::part(&name), name.as_str(), "the longest valid name keys as itself");
+        let tag = "v".repeat(1_100);
+        let bounded = keys::part(&tag);
+        assert!(bounded.len() < 140 && bounded.starts_with(&"v".repeat(96)), "{bounded}");
+        let other = format!("{}w", "v".repeat(1_099));
+        assert_ne!(keys::part(&other), bounded, "the hash tells long values apart");
+        let wide = "é".repeat(200);
+        assert!(keys::part(&wide).is_char_boundary(96) || keys::part(&wide).len() < 140);
+        assert!(keys::seen_sk("svc", &tag).len() <= 1024);
+    }
+
+    #[test]
     fn image_references_split_like_docker_does() {
         let ecr =
             ImageRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/dab/payments-api:1.4.2");

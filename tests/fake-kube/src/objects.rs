@@ -83,6 +83,8 @@ pub struct WorkloadSpec {
     pub name: String,
     /// Labels of the workload and its pods (`app.kubernetes.io/*`, …).
     pub labels: BTreeMap<String, String>,
+    /// Annotations of the workload and its pods, besides the fake's own.
+    pub annotations: BTreeMap<String, String>,
     /// The main container's image, then sidecars.
     pub images: Vec<Image>,
     /// Desired replicas (ignored for DaemonSets: one pod per node).
@@ -105,6 +107,7 @@ impl WorkloadSpec {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             labels: BTreeMap::from([("app.kubernetes.io/name".to_owned(), name.to_owned())]),
+            annotations: BTreeMap::new(),
             images: vec![image],
             replicas: 2,
             previous: None,
@@ -122,6 +125,11 @@ impl WorkloadSpec {
 
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.annotations.insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -475,6 +483,9 @@ fn meta(
         "labels": spec.labels,
         "annotations": {"fake-kube/kind": kind},
     });
+    for (key, value) in &spec.annotations {
+        meta["annotations"][key] = json!(value);
+    }
     if let Some(owner) = owner {
         meta["ownerReferences"] = json!([owner]);
     }

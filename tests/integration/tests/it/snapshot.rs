@@ -693,3 +693,75 @@ async fn the_sweep_takes_only_clusters_whose_refresh_interval_has_passed() {
         Err(SnapshotError::AmbiguousTarget)
     ));
 }
+
+/// Objects a real API server accepts that stretch every limit of the
+/// store: each is stored trimmed and keyed within DynamoDB's limits, and
+/// the one that cannot be stored at all is named while the rest succeeds.
+#[tokio::test]
+async fn no_value_from_a_cluster_breaks_a_store_limit_and_what_cannot_be_stored_is_named() {
+    let bed = Bed::new(1, false).await;
+    let nodes = ["ip-10-0-1-10".to_owned()];
+    let mut objects = objects(&Shape::default());
+    let dab = |spec: WorkloadSpec| spec.label("app.kubernetes.io/component", "dab");
+    let long_tag = "v".repeat(1_100);
+    let long_namespace = "n".repeat(300);
+    objects.add_namespace(&long_namespace);
+    let hostile = [
+        // A 1,100-character tag and no version label: the version is the tag.
+        dab(WorkloadSpec::deployment("dab", "long-tag", image("long-tag", &long_tag))),
+        dab(WorkloadSpec::deployment("dab", "annotated", image("annotated", "1.0.0")))
+            .annotation("example.com/notes", &"a".repeat(70 * 1024))
+            .label("example.com/blob", &"b".repeat(70 * 1024)),
+        (1..500).fold(
+            dab(WorkloadSpec::deployment("dab", "many-containers", image("many", "2.0.0"))),
+            |spec, i| spec.sidecar(image(&format!("side-{i}"), "1.0.0")),
+        ),
+        dab(WorkloadSpec::deployment(&long_namespace, "far-away", image("far-away", "3.0.0"))),
+        dab(WorkloadSpec::deployment("dab", "huge-image", image(&"h".repeat(450 * 1024), "1.0.0"))),
+    ];
+    for spec in &hostile {
+        objects.add_workload(&spec.clone().replicas(1), &nodes);
+    }
+    bed.fakes[0].set_objects(&objects);
+
+    let report = bed.run().await;
+    assert_eq!(report.count(OutcomeStatus::Ok), 1, "{}", report.summary());
+    let workloads = bed.workloads(0).await;
+    let named = |name: &str| workloads.iter().find(|w| w.name == name);
+    let long = named("long-tag").expect("stored");
+    assert_eq!(long.version, long_tag, "the item keeps the whole value");
+    let annotated = named("annotated").expect("stored");
+    assert!(!annotated.labels.contains_key("example.com/blob"), "a 70 KB label is left out");
+    assert_eq!(annotated.omitted.labels, 1);
+    assert_eq!(annotated.labels["app.kubernetes.io/component"], "dab", "recommended labels kept");
+    let many = named("many-containers").expect("stored");
+    assert_eq!((many.images.len(), many.omitted.containers), (64, 436));
+    assert_eq!(named("far-away").expect("stored").namespace, long_namespace);
+    assert!(named("huge-image").is_none(), "too large even trimmed");
+    assert_eq!(workloads.len(), DAB_WORKLOADS + 4, "the rest of the cluster is stored");
+
+    let status = bed.status(0).await;
+    assert!(status.last_error.is_none(), "{:?}", status.last_error);
+    let skipped: Vec<(&str, &str, &str)> = status
+        .skipped
+        .iter()
+        .map(|s| {
+            (s.kind.as_str(), s.namespace.as_str(), s.name.split('-').take(2).collect::<Vec<_>>())
+        })
+        .map(|(kind, namespace, name)| {
+            (kind, namespace, if name == ["huge", "image"] { "huge-image" } else { "other" })
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [("Pod", "dab", "huge-image"), ("Deployment", "dab", "huge-image")],
+        "the workload and its pod, each named: {:?}",
+        status.skipped
+    );
+    assert!(status.skipped.iter().all(|s| s.reason.contains("bytes")), "{:?}", status.skipped);
+
+    // An unchanged second run stores nothing again and stays healthy.
+    bed.later(5);
+    let again = bed.run().await;
+    assert_eq!(again.count(OutcomeStatus::Ok), 1, "{}", again.summary());
+}

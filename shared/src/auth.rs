@@ -23,14 +23,14 @@ use crate::domain::{Email, TeamName};
 use crate::http::ApiError;
 use crate::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, Store, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     Viewer,
     Admin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AccountStatus {
     /// Signed up, email not verified yet: cannot sign in.
@@ -93,7 +93,7 @@ impl std::fmt::Debug for Account {
 }
 
 /// An account as admins list it: no hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountSummary {
     pub email: Email,
@@ -118,7 +118,7 @@ impl From<&Account> for AccountSummary {
 }
 
 /// Who is calling: what handlers and the authorization rules need.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Principal {
     pub email: Email,

@@ -85,7 +85,7 @@ pub struct Environment {
     pub teams: Vec<TeamName>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NamespaceFilter {
     /// Only these namespaces; empty means all.
@@ -161,11 +161,17 @@ pub enum TokenSource {
 /// The names `tokenFrom: {secret}` may give.
 pub const CLUSTER_SECRET_PREFIX: &str = "release-dashboard/clusters/";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RawTokenSource {
+#[schema(as = TokenSourceConfig)]
+pub(crate) struct RawTokenSource {
+    /// The name of a variable of the function's own (deployed configuration only).
     env: Option<String>,
+    /// A file of the function's own (deployed configuration only).
+    #[schema(value_type = Option<String>)]
     file: Option<PathBuf>,
+    /// A Secrets Manager secret under `release-dashboard/clusters/`, whose
+    /// value is `{"endpoint", "token"}`.
     secret: Option<String>,
 }
 
@@ -346,15 +352,24 @@ struct RawDefaults {
     external_id: Option<ExternalId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawEnvironment {
+#[schema(as = EnvironmentConfig)]
+pub(crate) struct RawEnvironment {
+    /// The environment's name; in a PUT, the one in the path.
+    #[schema(required = false)]
     name: EnvironmentName,
     clusters: Vec<RawCluster>,
+    /// `60s` … `24h`.
     #[serde(default, deserialize_with = "duration_opt")]
+    #[schema(value_type = Option<String>, example = "2m")]
     refresh_interval: Option<Duration>,
+    /// At least twice the refresh interval.
     #[serde(default, deserialize_with = "duration_opt")]
+    #[schema(value_type = Option<String>, example = "1h")]
     snapshot_ttl: Option<Duration>,
+    /// A Kubernetes label selector (`app.kubernetes.io/component=dab`).
+    #[schema(value_type = Option<String>)]
     label_selector: Option<LabelSelector>,
     #[serde(default)]
     namespaces: NamespaceFilter,
@@ -362,15 +377,17 @@ struct RawEnvironment {
     teams: Vec<TeamName>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawCluster {
+#[schema(as = ClusterConfig)]
+pub(crate) struct RawCluster {
     name: ClusterName,
     region: Option<AwsRegion>,
     role_arn: Option<RoleArn>,
     external_id: Option<ExternalId>,
     endpoint: Option<HttpsUrl>,
     ca_data: Option<String>,
+    #[schema(value_type = Option<RawTokenSource>)]
     token_from: Option<TokenSource>,
     kubeconfig_context: Option<String>,
 }

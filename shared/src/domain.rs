@@ -29,8 +29,9 @@ impl InvalidValue {
 macro_rules! validated_string {
     ($(#[$meta:meta])* $name:ident, $kind:literal, $check:expr) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(try_from = "String", into = "String")]
+        #[schema(value_type = String)]
         pub struct $name(String);
 
         impl $name {
@@ -225,8 +226,11 @@ validated_string!(
 /// An email address, normalised (trimmed, lower-cased) so that one mailbox
 /// is one account, and checked for the shape mail systems accept: one `@`,
 /// a local part of 1–64 characters, a domain of dot-separated labels.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, format = "email")]
 pub struct Email(String);
 
 impl Email {

@@ -101,14 +101,18 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody<'a> {
     error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail<'a> {
+    /// Stable, for programs (`not_found`, `invalid_query`, …).
     code: &'a str,
+    /// For people; a bad parameter's starts with its name.
     message: String,
 }
 
@@ -282,8 +286,9 @@ pub async fn route_not_found() -> ApiError {
     ApiError::not_found("route")
 }
 
-#[derive(Debug, Serialize)]
-struct Probe {
+/// What `/health` and `/ready` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Probe {
     status: &'static str,
     version: &'static str,
 }

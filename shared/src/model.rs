@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{ClusterName, EnvironmentName};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum WorkloadKind {
     Deployment,
     StatefulSet,
@@ -33,7 +45,9 @@ impl fmt::Display for WorkloadKind {
 }
 
 /// A container image reference split into its parts, as a registry sees it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRef {
     pub registry: String,
@@ -109,7 +123,7 @@ pub fn digest_from_image_id(image_id: &str) -> Option<String> {
 }
 
 /// One container of a workload's pod template and what it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerImage {
     pub container: String,
@@ -118,7 +132,9 @@ pub struct ContainerImage {
 }
 
 /// An image a pod actually runs, as the kubelet reports it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningImage {
     pub container: String,
@@ -127,7 +143,7 @@ pub struct RunningImage {
     pub digest: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Replicas {
     pub desired: u32,
@@ -137,7 +153,7 @@ pub struct Replicas {
 }
 
 /// A workload's pods, summarised.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSummary {
     pub total: u32,
@@ -152,7 +168,7 @@ pub struct PodSummary {
     pub images: Vec<RunningImage>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum VersionSource {
     /// `app.kubernetes.io/version`.
@@ -164,7 +180,7 @@ pub enum VersionSource {
 }
 
 /// A workload as the dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Workload {
     pub cluster: ClusterName,
@@ -195,7 +211,7 @@ pub struct Workload {
 /// not whole: containers past [`MAX_CONTAINERS`], labels past
 /// [`MAX_LABEL_BYTES`], nodes past [`MAX_NODES`], pod images past
 /// [`MAX_CONTAINERS`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Omitted {
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -268,7 +284,7 @@ impl Workload {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerRef {
     pub kind: String,
@@ -276,7 +292,7 @@ pub struct OwnerRef {
 }
 
 /// One pod, for the inventory's pod list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PodRecord {
     pub namespace: String,
@@ -294,7 +310,7 @@ pub struct PodRecord {
     pub owner: Option<OwnerRef>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
     pub workloads: u32,
@@ -305,7 +321,7 @@ pub struct Counts {
 }
 
 /// Why the last attempt at a cluster failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterError {
     pub kind: String,
@@ -314,7 +330,7 @@ pub struct ClusterError {
 }
 
 /// Who is snapshotting a cluster right now, until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {
     pub owner: String,
@@ -322,7 +338,7 @@ pub struct Lease {
 }
 
 /// The freshness record of one cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterStatus {
     pub cluster: ClusterName,
@@ -351,7 +367,7 @@ pub struct ClusterStatus {
 }
 
 /// An object a snapshot left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SkippedObject {
     pub kind: String,
@@ -378,7 +394,7 @@ impl ClusterStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Change {
     Added,
@@ -387,7 +403,7 @@ pub enum Change {
 }
 
 /// One change of what runs somewhere.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEvent {
     pub at: Timestamp,
@@ -419,7 +435,7 @@ pub struct HistoryEvent {
 /// The first time a cluster ran a version of a service. Kept as long as
 /// history, and renewed while the version runs, so that promotion order
 /// ("did staging ever run this?") needs no history read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionSeen {
     pub service: String,
@@ -430,7 +446,7 @@ pub struct VersionSeen {
 /// What to snapshot: the schedule's input (`{"environment": "…"}`) or one
 /// cluster (`{"cluster": "…"}`, the API's refresh), or every cluster that
 /// is due (`{"due": true}`, the schedule's sweep).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SnapshotRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,7 +1,14 @@
-//! The API's OpenAPI 3.1 description, built from one table of routes. The
-//! dashboards function serves it at `/openapi.json`; `docs/openapi.json` is
-//! the same document checked in, and a test fails when they differ or when
-//! a documented route is not routed (`UPDATE_OPENAPI=1` rewrites the file).
+//! The API's OpenAPI 3.1 description, built from one table of routes and
+//! the schemas of the Rust types that the routes take and answer (derived
+//! with `utoipa`, so they cannot drift from what is served).
+//!
+//! A route names its body and answer schemas; each crate lists its own
+//! types (`shared::openapi::Schemas`, `auth::Schemas`, …). The document is
+//! built where every crate is seen, by the drift test, and checked in as
+//! `docs/openapi.json`, which the dashboards function serves at
+//! `/openapi.json`; the test fails when the two differ, when a name has no
+//! schema, or when a documented route is not routed (`UPDATE_OPENAPI=1`
+//! rewrites the file).
 
 use serde_json::{Map, Value, json};
 
@@ -23,10 +30,14 @@ pub struct Route {
     pub access: Access,
     /// Query parameters: name and description.
     pub query: &'static [(&'static str, &'static str)],
-    /// JSON body fields: name, JSON type, required.
-    pub body: &'static [(&'static str, &'static str, bool)],
+    /// The schema of the JSON body it takes.
+    pub request: Option<&'static str>,
+    /// The schema of its answer (of each item, for a list).
+    pub answer: Option<&'static str>,
+    /// Other successful answers: status and schema.
+    pub also: &'static [(u16, &'static str)],
     pub ok: u16,
-    /// Answers `{items, next}`.
+    /// Answers `{items, next}` of `answer`.
     pub list: bool,
     /// Also answers CSV (`?format=csv` or `Accept: text/csv`).
     pub csv: bool,
@@ -45,7 +56,9 @@ const fn route(
         summary,
         access: Access::SignedIn,
         query: &[],
-        body: &[],
+        request: None,
+        answer: None,
+        also: &[],
         ok: 200,
         list: false,
         csv: false,
@@ -78,6 +91,7 @@ const MATRIX_QUERY: [(&str, &str); 8] = [
 /// Every route of the API.
 pub const ROUTES: &[Route] = &[
     Route {
+        answer: Some("Probe"),
         access: Access::Public,
         ..route(
             "GET",
@@ -87,6 +101,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("Probe"),
         access: Access::Public,
         ..route("GET", "/ready", "operations", "Readiness: the table answers.")
     },
@@ -95,8 +110,9 @@ pub const ROUTES: &[Route] = &[
         ..route("GET", "/openapi.json", "operations", "This document.")
     },
     Route {
+        request: Some("SignupBody"),
+        answer: Some("StatusAnswer"),
         access: Access::Public,
-        body: &[("email", "string", true), ("password", "string", true), ("name", "string", true)],
         ok: 202,
         ..route(
             "POST",
@@ -106,8 +122,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("VerifyBody"),
+        answer: Some("StatusAnswer"),
         access: Access::Public,
-        body: &[("email", "string", true), ("code", "string", true), ("password", "string", true)],
         ..route(
             "POST",
             "/auth/verify",
@@ -116,8 +133,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("EmailBody"),
+        answer: Some("StatusAnswer"),
         access: Access::Public,
-        body: &[("email", "string", true)],
         ok: 202,
         ..route(
             "POST",
@@ -127,8 +145,10 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("LoginBody"),
+        answer: Some("SessionAnswer"),
+        also: &[(202, "CodeSent")],
         access: Access::Public,
-        body: &[("email", "string", true), ("password", "string", true)],
         ..route(
             "POST",
             "/auth/login",
@@ -137,8 +157,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("EmailBody"),
+        answer: Some("CodeSent"),
         access: Access::Public,
-        body: &[("email", "string", true)],
         ok: 202,
         ..route(
             "POST",
@@ -148,8 +169,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("LoginCodeBody"),
+        answer: Some("SessionAnswer"),
         access: Access::Public,
-        body: &[("email", "string", true), ("challenge", "string", true), ("code", "string", true)],
         ..route(
             "POST",
             "/auth/login/code",
@@ -159,8 +181,9 @@ pub const ROUTES: &[Route] = &[
     },
     Route { ok: 204, ..route("POST", "/auth/logout", "auth", "End this session.") },
     Route {
+        request: Some("EmailBody"),
+        answer: Some("StatusAnswer"),
         access: Access::Public,
-        body: &[("email", "string", true)],
         ok: 202,
         ..route(
             "POST",
@@ -170,12 +193,9 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        request: Some("ResetBody"),
+        answer: Some("StatusAnswer"),
         access: Access::Public,
-        body: &[
-            ("email", "string", true),
-            ("code", "string", true),
-            ("newPassword", "string", true),
-        ],
         ..route(
             "POST",
             "/auth/password/reset",
@@ -183,20 +203,18 @@ pub const ROUTES: &[Route] = &[
             "Set a new password with a reset code; ends every other session.",
         )
     },
-    route("GET", "/auth/me", "auth", "Who is signed in."),
+    Route { answer: Some("MeAnswer"), ..route("GET", "/auth/me", "auth", "Who is signed in.") },
     Route {
+        answer: Some("AccountSummary"),
         access: Access::Admin,
         query: &PAGE,
         list: true,
         ..route("GET", "/auth/users", "auth", "Accounts.")
     },
     Route {
+        request: Some("UserChange"),
+        answer: Some("AccountSummary"),
         access: Access::Admin,
-        body: &[
-            ("role", "string", false),
-            ("teams", "array", false),
-            ("disabled", "boolean", false),
-        ],
         ..route(
             "PATCH",
             "/auth/users/{email}",
@@ -205,6 +223,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("EnvironmentView"),
         query: &PAGE,
         list: true,
         ..route(
@@ -214,18 +233,14 @@ pub const ROUTES: &[Route] = &[
             "Environments: clusters, refresh interval, freshness.",
         )
     },
-    route("GET", "/environments/{env}", "inventory", "One environment."),
     Route {
+        answer: Some("EnvironmentView"),
+        ..route("GET", "/environments/{env}", "inventory", "One environment.")
+    },
+    Route {
+        request: Some("EnvironmentConfig"),
+        answer: Some("EnvironmentView"),
         access: Access::Admin,
-        body: &[
-            ("clusters", "array", true),
-            ("name", "string", false),
-            ("refreshInterval", "string", false),
-            ("snapshotTtl", "string", false),
-            ("labelSelector", "string", false),
-            ("namespaces", "object", false),
-            ("teams", "array", false),
-        ],
         ..route(
             "PUT",
             "/environments/{env}",
@@ -244,6 +259,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("RefreshView"),
         ok: 202,
         ..route(
             "POST",
@@ -253,6 +269,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("CacheCleared"),
         access: Access::Admin,
         ..route(
             "DELETE",
@@ -262,17 +279,22 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("ClusterView"),
         query: &[("environment", "Only this environment's clusters."), PAGE[0], PAGE[1]],
         list: true,
         ..route("GET", "/clusters", "inventory", "Clusters and their status.")
     },
-    route(
-        "GET",
-        "/clusters/{cluster}",
-        "inventory",
-        "A cluster's status: last attempt, last success, last error, counts, Kubernetes version, freshness.",
-    ),
     Route {
+        answer: Some("ClusterView"),
+        ..route(
+            "GET",
+            "/clusters/{cluster}",
+            "inventory",
+            "A cluster's status: last attempt, last success, last error, counts, Kubernetes version, freshness.",
+        )
+    },
+    Route {
+        answer: Some("RefreshView"),
         ok: 202,
         ..route(
             "POST",
@@ -282,6 +304,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("Workload"),
         query: &[
             ("namespace", "Only this namespace."),
             ("kind", "Deployment, StatefulSet or DaemonSet."),
@@ -294,6 +317,7 @@ pub const ROUTES: &[Route] = &[
         ..route("GET", "/clusters/{cluster}/workloads", "inventory", "A cluster's workloads.")
     },
     Route {
+        answer: Some("PodRecord"),
         query: &[
             ("namespace", "Only this namespace."),
             ("phase", "Pending, Running, Succeeded, Failed or Unknown."),
@@ -304,6 +328,7 @@ pub const ROUTES: &[Route] = &[
         ..route("GET", "/clusters/{cluster}/pods", "inventory", "A cluster's pods.")
     },
     Route {
+        answer: Some("StatsView"),
         query: &[("namespace", "Only this namespace.")],
         ..route(
             "GET",
@@ -313,6 +338,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("ImagePlacement"),
         query: &[
             ("q", "A repository (`shop/cart`), `repository:tag` or `sha256:` digest. Required."),
             PAGE[0],
@@ -322,6 +348,7 @@ pub const ROUTES: &[Route] = &[
         ..route("GET", "/images", "inventory", "Where an image runs.")
     },
     Route {
+        answer: Some("DashboardView"),
         query: &PAGE,
         list: true,
         ..route(
@@ -332,8 +359,8 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("MatrixPage"),
         query: &MATRIX_QUERY,
-        list: true,
         csv: true,
         ..route(
             "GET",
@@ -343,6 +370,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("ComparePage"),
         query: &[
             ("from", "An environment column. Required."),
             ("to", "A later (or any other) column. Required."),
@@ -353,7 +381,6 @@ pub const ROUTES: &[Route] = &[
             PAGE[0],
             PAGE[1],
         ],
-        list: true,
         csv: true,
         ..route(
             "GET",
@@ -363,6 +390,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("DiffPage"),
         query: &[
             ("from", "An RFC 3339 time. Required."),
             ("to", "A later RFC 3339 time. Required."),
@@ -371,7 +399,6 @@ pub const ROUTES: &[Route] = &[
             PAGE[0],
             PAGE[1],
         ],
-        list: true,
         ..route(
             "GET",
             "/dashboards/{name}/diff",
@@ -380,6 +407,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("ServiceView"),
         query: &PAGE,
         ..route(
             "GET",
@@ -389,6 +417,7 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("HistoryEvent"),
         query: &[
             ("service", "Only this service."),
             ("environment", "Only this environment."),
@@ -417,35 +446,56 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .collect()
 }
 
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
 fn operation(route: &Route) -> Value {
     let mut parameters = path_parameters(route.path);
     parameters.extend(route.query.iter().map(|(name, description)| {
         let schema = if *name == "limit" { json!({"type": "integer", "minimum": 1, "maximum": 500}) } else { json!({"type": "string"}) };
         json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
     }));
-    let ok_schema = if route.list {
-        json!({"$ref": "#/components/schemas/Page"})
-    } else {
-        json!({"type": "object"})
+    let answer_schema = |name: &str| match route.list {
+        true => json!({
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": reference(name)},
+                "next": {"type": "string", "description": "The cursor of the next page; absent on the last page."}
+            }
+        }),
+        false => reference(name),
     };
-    let mut ok_content = Map::new();
-    if route.ok != 204 {
-        ok_content.insert("application/json".into(), json!({"schema": ok_schema}));
-    }
-    if route.csv {
-        ok_content.insert("text/csv".into(), json!({"schema": {"type": "string"}}));
-    }
-    let mut ok = json!({"description": "Success."});
-    if !ok_content.is_empty() {
-        ok["content"] = Value::Object(ok_content);
-    }
+    let success = |schema: Option<Value>| {
+        let mut content = Map::new();
+        if let Some(schema) = schema {
+            content.insert("application/json".into(), json!({"schema": schema}));
+        }
+        if route.csv {
+            content.insert("text/csv".into(), json!({"schema": {"type": "string"}}));
+        }
+        let mut ok = json!({"description": "Success."});
+        if !content.is_empty() {
+            ok["content"] = Value::Object(content);
+        }
+        ok
+    };
     let mut responses = Map::new();
+    let ok = match (route.ok, route.answer) {
+        (204, _) => success(None),
+        (_, Some(name)) => success(Some(answer_schema(name))),
+        (_, None) => success(Some(json!({"type": "object"}))),
+    };
     if route.method == "PUT" {
         // A PUT that creates answers 201, one that replaces 200.
         responses.insert("201".into(), ok.clone());
     }
     responses.insert(route.ok.to_string(), ok);
-    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    for (status, name) in route.also {
+        responses.insert(status.to_string(), success(Some(reference(name))));
+    }
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": reference("Error")}}});
     responses
         .insert("400".into(), error("Bad input: the message starts with the parameter's name."));
     if route.access != Access::Public {
@@ -457,13 +507,13 @@ fn operation(route: &Route) -> Value {
     }
     if route.path.starts_with("/auth/login") {
         responses.insert("401".into(), error("Wrong address or password, or a wrong code."));
-        responses.insert("403".into(), error("The address is not verified yet."));
     }
-    if !route.body.is_empty() {
+    if route.request.is_some() {
         responses.insert("413".into(), error("The body is too large."));
         responses
             .insert("415".into(), error("The body is not JSON (Content-Type: application/json)."));
     }
+    responses.insert("405".into(), error("The route does not take this method (see Allow)."));
     responses.insert("429".into(), error("Too many requests: see Retry-After."));
     responses.insert("503".into(), error("A dependency is unavailable: retry later."));
     let mut op = json!({
@@ -479,24 +529,17 @@ fn operation(route: &Route) -> Value {
         Access::Public => json!([]),
         _ => json!([{"session": []}]),
     };
-    if !route.body.is_empty() {
-        let properties: Map<String, Value> = route
-            .body
-            .iter()
-            .map(|(name, kind, _)| ((*name).to_owned(), json!({"type": kind})))
-            .collect();
-        let required: Vec<&str> =
-            route.body.iter().filter(|(_, _, r)| *r).map(|(n, _, _)| *n).collect();
+    if let Some(name) = route.request {
         op["requestBody"] = json!({
             "required": true,
-            "content": {"application/json": {"schema": {"type": "object", "properties": properties, "required": required, "additionalProperties": false}}}
+            "content": {"application/json": {"schema": reference(name)}}
         });
     }
     op
 }
 
-/// The document.
-pub fn document() -> Value {
+/// The document, with `schemas` (every crate's, by name) as its components.
+pub fn document(schemas: Map<String, Value>) -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));
@@ -519,25 +562,40 @@ pub fn document() -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"session": {"type": "http", "scheme": "bearer", "description": "The token a sign-in answers."}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}
-                },
-                "Page": {
-                    "type": "object",
-                    "required": ["items"],
-                    "properties": {"items": {"type": "array"}, "next": {"type": "string", "description": "Absent on the last page."}}
-                }
-            }
+            "schemas": schemas,
         }
     })
 }
 
+/// The schemas of the shared crate's types that routes take or answer.
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    crate::http::ErrorBody,
+    crate::http::Probe,
+    crate::config::RawEnvironment,
+    crate::model::Workload,
+    crate::model::PodRecord,
+    crate::model::HistoryEvent,
+    crate::auth::AccountSummary,
+    crate::auth::Principal,
+)))]
+pub struct Schemas;
+
+/// The components of an OpenApi derive, as JSON by name.
+pub fn components_of(api: &utoipa::openapi::OpenApi) -> Map<String, Value> {
+    api.components
+        .as_ref()
+        .and_then(|c| serde_json::to_value(&c.schemas).ok())
+        .and_then(|v| match v {
+            Value::Object(map) => Some(map),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 /// The document as served and checked in: pretty, with a final newline.
-pub fn text() -> String {
-    let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
+pub fn text(schemas: Map<String, Value>) -> String {
+    let mut text = serde_json::to_string_pretty(&document(schemas)).unwrap_or_default();
     text.push('\n');
     text
 }

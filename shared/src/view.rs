@@ -144,7 +144,7 @@ pub async fn read_status<S: ItemGet + ?Sized>(
 }
 
 /// How old a cluster's data is and whether to trust it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Freshness {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use jiff::SignedDuration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use shared::auth::{
     Account, AccountStatus, AccountSummary, Admin, Authenticated, Role, Session, bearer_token,
     create_session, delete_session, read_account, token_digest, write_account,
@@ -45,14 +44,48 @@ fn store_error(err: impl Into<shared::store::BoxError>) -> ApiError {
     ApiError::Unavailable(err.into())
 }
 
-fn check_your_email() -> impl IntoResponse {
-    (StatusCode::ACCEPTED, Json(json!({ "status": "check_your_email" })))
+/// An answer that only says what happened (`check_your_email`,
+/// `verified`, `password_changed`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StatusAnswer {
+    status: &'static str,
 }
 
-#[derive(Deserialize)]
+fn status(status: &'static str) -> Json<StatusAnswer> {
+    Json(StatusAnswer { status })
+}
+
+fn check_your_email() -> impl IntoResponse {
+    (StatusCode::ACCEPTED, status("check_your_email"))
+}
+
+/// A sign-in's session.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionAnswer {
+    /// The bearer token of every later request.
+    token: String,
+    expires_at: jiff::Timestamp,
+    idle_expires_at: jiff::Timestamp,
+    user: shared::auth::Principal,
+}
+
+/// A mailed code is the next step (`status: code_sent`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeSent {
+    status: &'static str,
+    /// Sent back with the code to `/auth/login/code`.
+    challenge: String,
+    expires_at: jiff::Timestamp,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupBody {
     email: String,
+    /// 8 to 128 characters, not a common password.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
     name: String,
 }
@@ -87,13 +120,16 @@ pub async fn signup(
     Ok(check_your_email())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     email: String,
+    /// The six digits from the mail.
+    #[schema(value_type = String)]
     code: SecretString,
     /// The password chosen at sign-up: the code works only with the
     /// password of the sign-up it was mailed for.
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
@@ -143,10 +179,10 @@ pub async fn verify(
     account.name = sign_up.name;
     state.activate(&mut account);
     write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
-    Ok(Json(json!({ "status": "verified" })))
+    Ok(status("verified"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailBody {
     email: String,
@@ -164,10 +200,11 @@ pub async fn resend(
     Ok(check_your_email())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     email: String,
+    #[schema(value_type = String, format = Password)]
     password: SecretString,
 }
 
@@ -248,11 +285,14 @@ pub async fn login_email(
     Ok(state.send_sign_in_code(email).await?.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginCodeBody {
     email: String,
+    /// The challenge of the answer that sent the code.
+    #[schema(value_type = String)]
     challenge: SecretString,
+    #[schema(value_type = String)]
     code: SecretString,
 }
 
@@ -262,7 +302,7 @@ pub struct LoginCodeBody {
 pub async fn login_code(
     State(state): AppState,
     ApiJson(body): ApiJson<LoginCodeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionAnswer>, ApiError> {
     let Ok(email) = Email::parse(&body.email) else { return Err(ApiError::Unauthorized) };
     let store = state.store.as_ref();
     let binding = token_digest(&body.challenge);
@@ -297,11 +337,13 @@ pub async fn forgot_password(
     Ok(check_your_email())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ResetBody {
     email: String,
+    #[schema(value_type = String)]
     code: SecretString,
+    #[schema(value_type = String, format = Password)]
     new_password: SecretString,
 }
 
@@ -328,7 +370,7 @@ pub async fn reset_password(
     }
     write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
     tracing::info!(user = %email.masked(), "password reset; older sessions revoked");
-    Ok(Json(json!({ "status": "password_changed" })))
+    Ok(status("password_changed"))
 }
 
 pub async fn logout(
@@ -344,12 +386,14 @@ pub async fn logout(
 
 /// Who is signed in, and what they may see: the environments, and in
 /// words, so that a new account with no team knows why its lists are empty.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeAnswer {
     #[serde(flatten)]
     principal: shared::auth::Principal,
+    /// The environments this account sees.
     environments: Vec<String>,
+    /// The same, in words.
     sees: String,
 }
 
@@ -433,18 +477,12 @@ impl AuthState {
             .now()
             .saturating_add(SignedDuration::try_from(codes::VALID_FOR).unwrap_or_default())
             .map_err(ApiError::internal)?;
-        Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "status": "code_sent",
-                "challenge": challenge.expose_secret(),
-                "expiresAt": expires_at,
-            })),
-        ))
+        let challenge = challenge.expose_secret().to_owned();
+        Ok((StatusCode::ACCEPTED, Json(CodeSent { status: "code_sent", challenge, expires_at })))
     }
 
     /// A new session for `account`, answered as the sign-in's result.
-    async fn start_session(&self, account: &Account) -> Result<Json<Value>, ApiError> {
+    async fn start_session(&self, account: &Account) -> Result<Json<SessionAnswer>, ApiError> {
         let token = new_token().map_err(ApiError::internal)?;
         let session = Session::new(account.email.clone(), self.clock.now(), self.policy.lifetimes);
         create_session(self.store.as_ref(), &token_digest(&token), &session)
@@ -452,17 +490,17 @@ impl AuthState {
             .map_err(store_error)?;
         tracing::info!(user = %account.email.masked(), "signed in");
         count(AuthEvent::Logins);
-        Ok(Json(json!({
-            "token": token.expose_secret(),
-            "expiresAt": session.absolute_expiry,
-            "idleExpiresAt": session.idle_expiry,
-            "user": {
-                "email": account.email,
-                "name": account.name,
-                "role": account.role,
-                "teams": account.teams,
+        Ok(Json(SessionAnswer {
+            token: token.expose_secret().to_owned(),
+            expires_at: session.absolute_expiry,
+            idle_expires_at: session.idle_expiry,
+            user: shared::auth::Principal {
+                email: account.email.clone(),
+                name: account.name.clone(),
+                role: account.role,
+                teams: account.teams.clone(),
             },
-        })))
+        }))
     }
 
     /// Uses up `code` and returns the account it was for; any failure is
@@ -511,7 +549,7 @@ pub async fn list_users(
     State(state): AppState,
     Admin(_): Admin,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<shared::paging::Paged<AccountSummary>>, ApiError> {
     let paging = shared::paging::Paging::new(query.limit, query.cursor)?;
     let request = Query::partition(shared::auth::keys::DIRECTORY_PK)
         .limit(paging.limit)
@@ -523,15 +561,12 @@ pub async fn list_users(
         .map(|s| serde_json::from_value::<AccountSummary>(s.item.body))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    let mut body = json!({ "items": items });
-    if let Some(next) = page.next {
-        // Absent on the last page, as on every other list.
-        body["next"] = json!(next.as_str());
-    }
-    Ok(Json(body))
+    // `next` is absent on the last page, as on every other list.
+    let next = page.next.map(|n| n.as_str().to_owned());
+    Ok(Json(shared::paging::Paged { items, next }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     role: Option<Role>,

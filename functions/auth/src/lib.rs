@@ -181,6 +181,23 @@ impl Default for Policy {
     }
 }
 
+/// The schemas of what the auth routes take and answer (`shared::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    handlers::SignupBody,
+    handlers::VerifyBody,
+    handlers::EmailBody,
+    handlers::LoginBody,
+    handlers::LoginCodeBody,
+    handlers::ResetBody,
+    handlers::UserChange,
+    handlers::StatusAnswer,
+    handlers::SessionAnswer,
+    handlers::CodeSent,
+    handlers::MeAnswer,
+)))]
+pub struct Schemas;
+
 /// The ports and rules the handlers use.
 pub struct Deps {
     pub store: Arc<dyn Store>,

@@ -41,6 +41,17 @@ impl Settings {
     }
 }
 
+/// The schemas of what the dashboards routes answer (`shared::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    handlers::DashboardView,
+    handlers::MatrixPage,
+    handlers::ComparePage,
+    handlers::DiffPage,
+    handlers::ServiceView,
+)))]
+pub struct Schemas;
+
 /// The read-side context every API function shares, and this function's
 /// cache of computed matrices.
 pub struct Deps {

@@ -92,7 +92,7 @@ impl History {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Column {
     pub environment: String,
@@ -101,14 +101,14 @@ pub struct Column {
     pub clusters: Vec<ClusterFreshness>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterFreshness {
     pub cluster: String,
     pub freshness: Freshness,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageView {
     /// `registry/repository:tag`.
@@ -117,7 +117,7 @@ pub struct ImageView {
     pub digest: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     pub cluster: String,
@@ -148,7 +148,7 @@ pub struct Cell {
     pub clusters: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Flags {
     pub consistent: bool,
@@ -176,7 +176,7 @@ pub struct Row {
     pub flags: Flags,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub services: u32,
@@ -333,16 +333,18 @@ pub fn is_stale(row: &Row, freshness: &[Vec<Freshness>]) -> bool {
 
 /// A row as the API answers it: borrowed from a (possibly cached) row,
 /// with each cell's freshness and the stale flag as of now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Row)]
 pub struct RowView<'a> {
     pub service: &'a str,
     pub cells: Vec<Option<CellView<'a>>>,
     pub flags: Flags,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Cell)]
 pub struct CellView<'a> {
     pub versions: &'a [String],
     pub images: &'a [ImageView],

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use futures::future::try_join_all;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::auth::{Admin, Authenticated};
 use shared::config::Environment;
 use shared::fleet::{put_environment as put_env_doc, remove_environment};
@@ -23,7 +23,7 @@ use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
 use shared::view::{read_status, visible};
 
 use crate::Deps;
-use crate::views::{ClusterView, EnvironmentView};
+use crate::views::{CacheCleared, ClusterView, EnvironmentView, RefreshView, StatsView, Throttled};
 
 type AppState = State<Arc<Deps>>;
 
@@ -346,7 +346,7 @@ pub async fn cluster_stats(
     Authenticated(principal): Authenticated,
     ApiPath(cluster): ApiPath<String>,
     ApiQuery(query): ApiQuery<StatsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsView>, ApiError> {
     let namespace = params::namespace(query.namespace)?;
     deps.cluster(&principal, &cluster).await?;
     let counts = match &namespace {
@@ -400,15 +400,15 @@ pub async fn cluster_stats(
             counts
         }
     };
-    Ok(Json(json!({
-        "cluster": cluster,
-        "namespace": namespace.map(|n| n.to_string()),
-        "workloads": counts.workloads,
-        "pods": counts.pods,
-        "running": counts.running,
-        "pending": counts.pending,
-        "failed": counts.failed,
-    })))
+    Ok(Json(StatsView {
+        cluster,
+        namespace: namespace.map(|n| n.to_string()),
+        workloads: counts.workloads,
+        pods: counts.pods,
+        running: counts.running,
+        pending: counts.pending,
+        failed: counts.failed,
+    }))
 }
 
 /// Starts a snapshot of each cluster whose refresh window is free.
@@ -421,9 +421,7 @@ async fn refresh(
     let mut throttled = Vec::new();
     for cluster in clusters {
         match refresh::claim(deps.store.as_ref(), &cluster, now).await? {
-            Err(wait) => {
-                throttled.push(json!({"cluster": cluster, "retryAfterSeconds": wait.as_secs()}))
-            }
+            Err(wait) => throttled.push(Throttled { cluster, retry_after_seconds: wait.as_secs() }),
             Ok(()) => {
                 let request =
                     SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
@@ -437,13 +435,12 @@ async fn refresh(
         }
     }
     if started.is_empty() {
-        let wait =
-            throttled.iter().filter_map(|t| t["retryAfterSeconds"].as_u64()).min().unwrap_or(30);
+        let wait = throttled.iter().map(|t| t.retry_after_seconds).min().unwrap_or(30);
         return Err(ApiError::TooManyRequests {
             retry_after: std::time::Duration::from_secs(wait),
         });
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "started": started, "throttled": throttled }))))
+    Ok((StatusCode::ACCEPTED, Json(RefreshView { started, throttled })))
 }
 
 pub async fn refresh_cluster(
@@ -471,7 +468,7 @@ pub async fn clear_cache(
     State(deps): AppState,
     Admin(admin): Admin,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CacheCleared>, ApiError> {
     let (fleet, i) = deps.environment(&admin, &name).await?;
     let mut deleted = 0usize;
     for cluster in &fleet.environments[i].clusters {
@@ -500,5 +497,5 @@ pub async fn clear_cache(
         }
     }
     tracing::info!(admin = %admin.email.masked(), environment = %name, deleted, "cache cleared");
-    Ok(Json(json!({ "environment": name, "deletedItems": deleted })))
+    Ok(Json(CacheCleared { environment: name, deleted_items: deleted }))
 }

@@ -99,7 +99,7 @@ pub struct ImagesQuery {
 }
 
 /// One container of one workload running a matching image.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ImagePlacement {
     /// `registry/repository:tag`.

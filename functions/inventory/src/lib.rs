@@ -40,6 +40,18 @@ impl Settings {
     }
 }
 
+/// The schemas of what the inventory routes take and answer (`shared::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(
+    views::EnvironmentView,
+    views::ClusterView,
+    views::StatsView,
+    views::RefreshView,
+    views::CacheCleared,
+    images::ImagePlacement,
+)))]
+pub struct Schemas;
+
 /// The ports the handlers use.
 pub struct Deps {
     pub context: ApiContext,

@@ -8,7 +8,7 @@ use shared::config::{Cluster, ClusterAccess, Environment, NamespaceFilter};
 use shared::model::{ClusterError, ClusterStatus, Counts, SkippedObject};
 use shared::view::Freshness;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum AccessView {
     #[serde(rename_all = "camelCase")]
@@ -25,7 +25,7 @@ pub enum AccessView {
     },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterView {
     pub name: String,
@@ -86,7 +86,7 @@ impl ClusterView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentView {
     pub name: String,
@@ -118,4 +118,43 @@ impl EnvironmentView {
             clusters,
         }
     }
+}
+
+/// A cluster's workloads and pods by phase.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsView {
+    pub cluster: String,
+    /// The namespace counted; absent: the whole cluster (its last snapshot's counts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub workloads: u32,
+    pub pods: u32,
+    pub running: u32,
+    pub pending: u32,
+    pub failed: u32,
+}
+
+/// What a refresh started, and what it could not start yet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshView {
+    pub started: Vec<String>,
+    pub throttled: Vec<Throttled>,
+}
+
+/// A cluster refreshed too recently.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Throttled {
+    pub cluster: String,
+    pub retry_after_seconds: u64,
+}
+
+/// What clearing an environment's snapshot data deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheCleared {
+    pub environment: String,
+    pub deleted_items: usize,
 }

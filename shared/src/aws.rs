@@ -27,3 +27,35 @@ pub async fn sdk_config() -> SdkConfig {
         .load()
         .await
 }
+
+/// An asynchronous invoke (`InvocationType: Event`) of one function:
+/// Lambda queues the payload — with its own retries and on-failure
+/// destination — and answers at once. What the refresh API and the auth
+/// API's mail work leave for another function.
+#[cfg(feature = "lambda-invoke")]
+pub struct AsyncInvoke {
+    client: aws_sdk_lambda::Client,
+    function: String,
+}
+
+#[cfg(feature = "lambda-invoke")]
+impl AsyncInvoke {
+    pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
+        Self { client, function: function.into() }
+    }
+
+    pub async fn send<T: serde::Serialize>(
+        &self,
+        payload: &T,
+    ) -> Result<(), crate::store::BoxError> {
+        let payload = serde_json::to_vec(payload)?;
+        self.client
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await?;
+        Ok(())
+    }
+}

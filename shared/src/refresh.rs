@@ -51,18 +51,15 @@ pub async fn claim<S: ItemGet + ItemPut + ?Sized>(
     }
 }
 
-/// The Lambda adapter: an asynchronous invoke (`InvocationType: Event`) of
-/// the snapshot function, which answers as soon as Lambda queued it.
+/// The Lambda adapter: an asynchronous invoke of the snapshot function,
+/// which answers as soon as Lambda queued it.
 #[cfg(feature = "lambda-invoke")]
-pub struct LambdaTrigger {
-    client: aws_sdk_lambda::Client,
-    function: String,
-}
+pub struct LambdaTrigger(crate::aws::AsyncInvoke);
 
 #[cfg(feature = "lambda-invoke")]
 impl LambdaTrigger {
     pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
-        Self { client, function: function.into() }
+        Self(crate::aws::AsyncInvoke::new(client, function))
     }
 }
 
@@ -70,15 +67,7 @@ impl LambdaTrigger {
 #[async_trait]
 impl SnapshotTrigger for LambdaTrigger {
     async fn start(&self, request: SnapshotRequest) -> Result<(), BoxError> {
-        let payload = serde_json::to_vec(&request)?;
-        self.client
-            .invoke()
-            .function_name(&self.function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-            .send()
-            .await?;
-        Ok(())
+        self.0.send(&request).await
     }
 }
 

@@ -127,7 +127,16 @@ impl MailWorker {
                     }
                     self.send_code(&email, Purpose::VerifyEmail, "", Some(sign_up)).await
                 }
-                Some((account, _)) if account.status == AccountStatus::Pending => {
+                Some((mut account, version)) if account.status == AccountStatus::Pending => {
+                    // The newest sign-up is what a resend's code carries.
+                    account.password_hash.clone_from(&sign_up.password_hash);
+                    account.name.clone_from(&sign_up.name);
+                    match write_account(store, &account, Condition::IfVersion(version)).await {
+                        Ok(_) => {}
+                        // Another job renewed it a moment ago: its code goes out too.
+                        Err(shared::auth::AuthStoreError::Store(StoreError::ConditionFailed)) => {}
+                        Err(other) => return Err(other.into()),
+                    }
                     self.send_code(&email, Purpose::VerifyEmail, "", Some(sign_up)).await
                 }
                 Some((account, _)) => {
@@ -262,31 +271,20 @@ impl MailQueue for InProcessQueue {
     }
 }
 
-/// The deployed queue: an asynchronous invoke (`InvocationType: Event`) of
-/// the mailer function, answered as soon as Lambda has queued it.
-pub struct LambdaQueue {
-    client: aws_sdk_lambda::Client,
-    function: String,
-}
+/// The deployed queue: an asynchronous invoke of the mailer function,
+/// answered as soon as Lambda has queued it.
+pub struct LambdaQueue(shared::aws::AsyncInvoke);
 
 impl LambdaQueue {
     pub fn new(client: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
-        Self { client, function: function.into() }
+        Self(shared::aws::AsyncInvoke::new(client, function))
     }
 }
 
 #[async_trait]
 impl MailQueue for LambdaQueue {
     async fn enqueue(&self, job: MailJob) -> Result<(), BoxError> {
-        let payload = serde_json::to_vec(&job)?;
-        self.client
-            .invoke()
-            .function_name(&self.function)
-            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
-            .send()
-            .await?;
-        Ok(())
+        self.0.send(&job).await
     }
 }
 

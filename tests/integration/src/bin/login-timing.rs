@@ -160,8 +160,9 @@ async fn main() -> Result<ExitCode, BoxError> {
     };
     let app = shared::http::with_api_defaults(auth::router(deps), store);
 
-    let existing: Vec<String> = (0..accounts).map(|i| format!("user{i}@example.com")).collect();
-    let unknown: Vec<String> = (0..accounts).map(|i| format!("nobody{i}@example.com")).collect();
+    // Of one length, so that only whether an account exists differs.
+    let existing: Vec<String> = (0..accounts).map(|i| format!("known{i:05}@example.com")).collect();
+    let unknown: Vec<String> = (0..accounts).map(|i| format!("nonex{i:05}@example.com")).collect();
     for address in &existing {
         let body = json!({"email": address, "password": PASSWORD, "name": "Bench"});
         post(&app, "/auth/signup", body).await;

@@ -336,6 +336,28 @@ async fn a_sign_up_made_before_the_owner_s_never_survives_the_owner_s_verificati
 }
 
 #[tokio::test]
+async fn a_resent_code_carries_the_newest_sign_up() {
+    let bed = bed().await;
+    bed.secret(ATTACKER_PASSWORD);
+    let email = bed.address("jane");
+    let attacker = json!({"email": email, "password": ATTACKER_PASSWORD, "name": "Mallory"});
+    bed.post("/auth/signup", attacker).await;
+    bed.advance(Duration::from_secs(61));
+    bed.sign_up(&email).await;
+    bed.advance(Duration::from_secs(61));
+    assert_eq!(
+        bed.post("/auth/resend", json!({"email": email})).await.status,
+        StatusCode::ACCEPTED
+    );
+    let code = bed.last_code(&email).await;
+    let body = json!({"email": email, "code": code, "password": PASSWORD});
+    assert_eq!(bed.post("/auth/verify", body).await.status, StatusCode::OK, "the owner's");
+    assert_eq!(bed.login(&email, ATTACKER_PASSWORD).await.status, StatusCode::UNAUTHORIZED);
+    let owner = bed.login(&email, PASSWORD).await;
+    assert_eq!((owner.status, owner.body["user"]["name"].as_str()), (StatusCode::OK, Some("Jane")));
+}
+
+#[tokio::test]
 async fn a_code_works_only_with_the_password_of_the_sign_up_it_was_mailed_for() {
     let bed = bed().await;
     bed.secret(ATTACKER_PASSWORD);

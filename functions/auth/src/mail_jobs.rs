@@ -117,13 +117,8 @@ impl MailWorker {
                         verified_at: None,
                         sessions_valid_after: None,
                     };
-                    match write_account(store, &account, Condition::IfAbsent).await {
-                        Ok(_) => count("Signups"),
-                        // Another sign-up of this address won the race: it
-                        // mails its own code; this one's code goes out too,
-                        // and the owner types whichever arrived.
-                        Err(shared::auth::AuthStoreError::Store(StoreError::ConditionFailed)) => {}
-                        Err(other) => return Err(other.into()),
+                    if write_unless_raced(store, &account, Condition::IfAbsent).await? {
+                        count("Signups");
                     }
                     self.send_code(&email, Purpose::VerifyEmail, "", Some(sign_up)).await
                 }
@@ -131,12 +126,7 @@ impl MailWorker {
                     // The newest sign-up is what a resend's code carries.
                     account.password_hash.clone_from(&sign_up.password_hash);
                     account.name.clone_from(&sign_up.name);
-                    match write_account(store, &account, Condition::IfVersion(version)).await {
-                        Ok(_) => {}
-                        // Another job renewed it a moment ago: its code goes out too.
-                        Err(shared::auth::AuthStoreError::Store(StoreError::ConditionFailed)) => {}
-                        Err(other) => return Err(other.into()),
-                    }
+                    write_unless_raced(store, &account, Condition::IfVersion(version)).await?;
                     self.send_code(&email, Purpose::VerifyEmail, "", Some(sign_up)).await
                 }
                 Some((account, _)) => {
@@ -223,6 +213,21 @@ impl MailWorker {
                 Ok(false)
             }
         }
+    }
+}
+
+/// Writes `account`, or not when another job of the same address got there
+/// first (its code goes out too, and the owner types whichever arrived);
+/// whether it was written.
+async fn write_unless_raced(
+    store: &dyn Store,
+    account: &Account,
+    condition: Condition,
+) -> Result<bool, MailWorkError> {
+    match write_account(store, account, condition).await {
+        Ok(_) => Ok(true),
+        Err(shared::auth::AuthStoreError::Store(StoreError::ConditionFailed)) => Ok(false),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -60,10 +60,12 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
-    /// Parses `[registry/]repository[:tag][@digest]` with Docker's rules: the
-    /// first path part is a registry only if it has a `.` or `:` or is
-    /// `localhost`; otherwise the registry is Docker Hub (`docker.io`, with
-    /// `library/` for single-part names).
+    /// Parses `[registry/]repository[:tag][@digest]` with the distribution
+    /// reference grammar's defaults: the first path part is a registry only
+    /// if it has a `.` or `:` or is `localhost`; otherwise the registry is
+    /// Docker Hub (`docker.io`, with `library/` for single-part names); a
+    /// reference with neither tag nor digest means `latest`. So `nginx`,
+    /// `nginx:latest` and `docker.io/library/nginx:latest` are one image.
     pub fn parse(reference: &str) -> Self {
         let reference = reference.trim();
         let (name, digest) = match reference.split_once('@') {
@@ -86,12 +88,10 @@ impl ImageRef {
             Some(_) => ("docker.io".to_owned(), path.to_owned()),
             None => ("docker.io".to_owned(), format!("library/{path}")),
         };
-        Self {
-            registry,
-            repository,
-            tag: tag.filter(|t| !t.is_empty()),
-            digest: digest.filter(|d| !d.is_empty()),
-        }
+        let digest = digest.filter(|d| !d.is_empty());
+        let tag = tag.filter(|t| !t.is_empty());
+        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_owned()) } else { tag };
+        Self { registry, repository, tag, digest }
     }
 
     /// `registry/repository[:tag]`, without the digest.
@@ -131,7 +131,8 @@ pub struct ContainerImage {
     pub image: ImageRef,
 }
 
-/// An image a pod actually runs, as the kubelet reports it.
+/// An image a pod runs: its container, the image its own spec names for it
+/// (normalised), and the repository digest the kubelet reports.
 #[derive(
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -589,8 +590,14 @@ mod tests {
         let hub = ImageRef::parse("nginx");
         assert_eq!(
             (hub.registry.as_str(), hub.repository.as_str(), hub.tag.as_deref()),
-            ("docker.io", "library/nginx", None)
+            ("docker.io", "library/nginx", Some("latest")),
+            "no tag and no digest means latest"
         );
+        for spelling in
+            ["nginx:latest", "docker.io/library/nginx:latest", "docker.io/library/nginx"]
+        {
+            assert_eq!(ImageRef::parse(spelling), hub, "{spelling}");
+        }
         let org = ImageRef::parse("bitnami/redis:7.2");
         assert_eq!(
             (org.registry.as_str(), org.repository.as_str()),
@@ -600,8 +607,10 @@ mod tests {
         let port = ImageRef::parse("localhost:5000/team/app");
         assert_eq!(
             (port.registry.as_str(), port.repository.as_str(), port.tag.as_deref()),
-            ("localhost:5000", "team/app", None)
+            ("localhost:5000", "team/app", Some("latest"))
         );
+        let digest_only = ImageRef::parse(&format!("quay.io/team/app@sha256:{}", "b".repeat(64)));
+        assert_eq!(digest_only.tag, None, "a digest alone names the image: no implicit tag");
 
         let digest = format!("sha256:{}", "a".repeat(64));
         let pinned = ImageRef::parse(&format!("registry.k8s.io/coredns/coredns:v1.11.4@{digest}"));

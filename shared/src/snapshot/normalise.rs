@@ -76,12 +76,21 @@ impl PodTally {
         let status = &pod.status;
         let phase = status.phase.clone().unwrap_or_else(|| "Unknown".to_owned());
         let statuses = &status.container_statuses;
-        let images: Vec<RunningImage> = statuses
+        // A pod runs the image its own spec names; its status says which
+        // digest that resolved to. They are matched by container name: the
+        // status's image string is the runtime's spelling (another
+        // registry for a mirror, a local id on some runtimes).
+        let images: Vec<RunningImage> = pod
+            .spec
+            .containers
             .iter()
-            .map(|c| RunningImage {
-                container: c.name.clone(),
-                image: c.image.clone(),
-                digest: digest_from_image_id(&c.image_id),
+            .map(|c| {
+                let status = statuses.iter().find(|s| s.name == c.name);
+                RunningImage {
+                    container: c.name.clone(),
+                    image: ImageRef::parse(c.image.as_deref().unwrap_or_default()).name_and_tag(),
+                    digest: status.and_then(|s| digest_from_image_id(&s.image_id)),
+                }
             })
             .collect();
         let restarts = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
@@ -303,7 +312,7 @@ fn digest_run_by_pods(tally: &Tally, container: &str, image: &ImageRef) -> Optio
             continue;
         }
         let Some(digest) = running.digest.as_deref() else { continue };
-        if ImageRef::parse(&running.image).name_and_tag() == wanted {
+        if running.image == wanted {
             *votes.entry(digest).or_default() += pods;
         }
     }
@@ -318,7 +327,7 @@ fn is_rolling(tally: &Tally) -> bool {
     let mut images: BTreeMap<&str, (BTreeSet<String>, BTreeSet<&str>)> = BTreeMap::new();
     for running in tally.images.keys() {
         let entry = images.entry(running.container.as_str()).or_default();
-        entry.0.insert(ImageRef::parse(&running.image).name_and_tag());
+        entry.0.insert(running.image.clone());
         if let Some(digest) = running.digest.as_deref() {
             entry.1.insert(digest);
         }

@@ -165,6 +165,55 @@ impl ClusterObjects {
         Self { kubernetes_minor, ..Self::default() }
     }
 
+    /// A cluster as a real API server returned it: the lists recorded in
+    /// `data/real/<folder>/` (see `data/real/PROVENANCE.md`), unedited, with
+    /// its namespaces derived from the objects.
+    pub fn recorded(folder: &str) -> std::io::Result<Self> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/real").join(folder);
+        fn items<T: DeserializeOwned>(
+            dir: &std::path::Path,
+            file: &str,
+        ) -> std::io::Result<Vec<T>> {
+            let text = std::fs::read_to_string(dir.join(file))?;
+            let list: Value = serde_json::from_str(&text)?;
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            items.into_iter().map(|item| serde_json::from_value(item).map_err(Into::into)).collect()
+        }
+        let version: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("version.json"))?)?;
+        let minor = version["minor"].as_str().unwrap_or_default();
+        let minor = minor.trim_end_matches('+').parse().unwrap_or(0);
+        let mut objects = Self {
+            kubernetes_minor: minor,
+            namespaces: Vec::new(),
+            deployments: items(&dir, "deployments.json")?,
+            replica_sets: items(&dir, "replicasets.json")?,
+            stateful_sets: items(&dir, "statefulsets.json")?,
+            daemon_sets: items(&dir, "daemonsets.json")?,
+            pods: items(&dir, "pods.json")?,
+        };
+        let mut namespaces: Vec<String> = Vec::new();
+        let metas = objects
+            .deployments
+            .iter()
+            .map(|o| &o.metadata)
+            .chain(objects.replica_sets.iter().map(|o| &o.metadata))
+            .chain(objects.stateful_sets.iter().map(|o| &o.metadata))
+            .chain(objects.daemon_sets.iter().map(|o| &o.metadata))
+            .chain(objects.pods.iter().map(|o| &o.metadata));
+        for meta in metas {
+            if let Some(ns) = &meta.namespace
+                && !namespaces.contains(ns)
+            {
+                namespaces.push(ns.clone());
+            }
+        }
+        for ns in namespaces {
+            objects.add_namespace(&ns);
+        }
+        Ok(objects)
+    }
+
     pub fn add_namespace(&mut self, name: &str) {
         if self.namespaces.iter().any(|n| n.metadata.name.as_deref() == Some(name)) {
             return;

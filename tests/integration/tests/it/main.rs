@@ -11,6 +11,7 @@ mod inventory;
 mod kube_fake;
 mod mail;
 mod openapi;
+mod real_clusters;
 mod snapshot;
 mod store_contract;
 mod template;

@@ -1,0 +1,179 @@
+//! The snapshot on objects recorded from real API servers
+//! (`tests/fake-kube/data/real/`, see its PROVENANCE.md): each recorded
+//! cluster is served over HTTPS by the fake API server and read by the
+//! production connector and snapshotter, and what they store is checked
+//! field by field. Edge cases are derived from the recorded objects in
+//! code; the files are never edited.
+
+use std::sync::Arc;
+
+use fake_kube::{ClusterObjects, FakeCluster, TestCa};
+use integration_tests::unique;
+use shared::clock::SystemClock;
+use shared::config::FleetConfig;
+use shared::model::{PodRecord, Workload, keys};
+use shared::snapshot::access::{AwsConnector, KubeTimeouts};
+use shared::snapshot::{OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter};
+use shared::store::memory::MemoryStore;
+use shared::store::{ItemQuery, Query, SortKeyRange};
+
+/// What one snapshot of a recorded cluster stored.
+struct Stored {
+    workloads: Vec<Workload>,
+    pods: Vec<PodRecord>,
+}
+
+impl Stored {
+    fn workload(&self, namespace: &str, name: &str) -> &Workload {
+        self.workloads
+            .iter()
+            .find(|w| w.namespace == namespace && w.name == name)
+            .unwrap_or_else(|| panic!("no workload {namespace}/{name}"))
+    }
+}
+
+/// Snapshots `objects` as the environment `settings` (extra YAML lines of
+/// the environment, e.g. a label selector) would.
+async fn snapshot(objects: &ClusterObjects, settings: &str) -> Stored {
+    let ca = TestCa::generate().unwrap();
+    let token = unique("token");
+    let name = unique("real");
+    let fake = FakeCluster::start(&name, &ca, objects, &token).await.unwrap();
+    let token_file = std::env::temp_dir().join(unique("real-token"));
+    std::fs::write(&token_file, &token).unwrap();
+    let yaml = format!(
+        "environments:\n  - name: real\n{settings}    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
+        fake.endpoint(),
+        fake.ca_data(),
+        token_file.display().to_string(),
+    );
+    let config = FleetConfig::parse(&yaml, "real").unwrap();
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let connector = AwsConnector::new(sdk, KubeTimeouts::default())
+        .with_deployed_local(shared::fleet::local_secret_clusters(&config));
+    let store = Arc::new(MemoryStore::default());
+    let snapshotter = Snapshotter::new(
+        store.clone(),
+        Arc::new(connector),
+        Arc::new(SystemClock),
+        SnapshotOptions::default(),
+    );
+    let report = snapshotter
+        .run(&config, &SnapshotRequest::environment("real".parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(report.count(OutcomeStatus::Ok), 1, "{}", report.summary());
+    let _ = std::fs::remove_file(&token_file);
+    let workloads = all(
+        store.as_ref(),
+        Query::partition(keys::cluster_pk(&name))
+            .range(SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into())),
+    )
+    .await;
+    let pods = all(store.as_ref(), Query::partition(keys::pods_pk(&name))).await;
+    Stored { workloads, pods }
+}
+
+async fn all<T: serde::de::DeserializeOwned>(store: &MemoryStore, query: Query) -> Vec<T> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(query.clone().limit(500).after(cursor)).await.unwrap();
+        out.extend(page.items.into_iter().map(|s| serde_json::from_value(s.item.body).unwrap()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+fn recorded(folder: &str) -> ClusterObjects {
+    ClusterObjects::recorded(folder).unwrap()
+}
+
+#[tokio::test]
+async fn every_spelling_of_one_image_is_one_image_with_its_digest_and_version() {
+    // k3s: the spec says `nginx:latest`, containerd reports
+    // `docker.io/library/nginx:latest` and a repository digest.
+    let stored = snapshot(&recorded("k3s-troubleshoot"), "").await;
+    let nginx = stored.workload("default", "nginx-deployment");
+    let main = &nginx.images.iter().find(|c| c.container == "nginx").unwrap().image;
+    assert_eq!(
+        (main.registry.as_str(), main.repository.as_str(), main.tag.as_deref()),
+        ("docker.io", "library/nginx", Some("latest"))
+    );
+    assert_eq!(
+        main.digest.as_deref(),
+        Some("sha256:75263be7e5846fc69cb6c42553ff9c93d653d769b94917dbda71d42d3f3c00d3"),
+        "the digest the kubelet reports, though it spells the image otherwise"
+    );
+    assert!(!nginx.rolling, "one image, however it is spelled");
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(coredns.version, "1.9.1");
+    assert!(coredns.images[0].image.digest.is_some(), "{:?}", coredns.images);
+
+    // The same pods with an untagged spec, and a mirror that reports
+    // another registry: the digest comes from the pod's own container.
+    let mut objects = recorded("k3s-troubleshoot");
+    for deployment in &mut objects.deployments {
+        if deployment.metadata.name.as_deref() == Some("nginx-deployment") {
+            let spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+            spec.containers.iter_mut().find(|c| c.name == "nginx").unwrap().image =
+                Some("nginx".into());
+        }
+    }
+    for pod in &mut objects.pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        if name.starts_with("nginx-deployment") {
+            pod.spec.as_mut().unwrap().containers[0].image = Some("nginx".into());
+        }
+        if name.starts_with("coredns") {
+            let status = pod.status.as_mut().unwrap();
+            for container in status.container_statuses.as_mut().unwrap() {
+                container.image =
+                    "mirror.example.com:5000/rancher/mirrored-coredns-coredns:1.9.1".into();
+            }
+        }
+    }
+    let stored = snapshot(&objects, "").await;
+    let nginx = stored.workload("default", "nginx-deployment");
+    let main = &nginx.images.iter().find(|c| c.container == "nginx").unwrap().image;
+    assert_eq!(main.tag.as_deref(), Some("latest"), "an untagged image is `latest`");
+    assert!(main.digest.is_some());
+    let coredns = stored.workload("kube-system", "coredns");
+    assert!(coredns.images[0].image.digest.is_some(), "a mirror keeps the digest");
+    assert!(!coredns.rolling);
+}
+
+#[tokio::test]
+async fn a_local_image_id_is_no_digest_and_no_rollout() {
+    // kind: preloaded images report a bare `sha256:` config id.
+    let objects = recorded("kind-sonobuoy");
+    let stored = snapshot(&objects, "").await;
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(coredns.pods.total, 2, "{:?}", coredns.pods);
+    assert!(coredns.images[0].image.digest.is_none(), "a local id is no registry digest");
+    assert!(!coredns.rolling);
+    // The same, with the runtime of one pod putting the local id where the
+    // image goes (CRI-O, or containerd after a re-tag): the pods still run
+    // one image.
+    let mut objects = objects;
+    let coredns_pod = objects
+        .pods
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("coredns")))
+        .unwrap();
+    for c in coredns_pod.status.as_mut().unwrap().container_statuses.as_mut().unwrap() {
+        let id = c.image_id.trim_start_matches("docker://").to_owned();
+        c.image.clone_from(&id);
+        c.image_id = format!("docker://{id}");
+    }
+    let stored = snapshot(&objects, "").await;
+    let coredns = stored.workload("kube-system", "coredns");
+    assert!(!coredns.rolling, "one image in the spec is no rollout: {:?}", coredns.pods.images);
+    assert!(coredns.images[0].image.digest.is_none());
+    let coredns_pods = stored.pods.iter().filter(|p| p.name.starts_with("coredns"));
+    assert!(coredns_pods.flat_map(|p| &p.images).all(|i| i.digest.is_none()));
+}

@@ -83,6 +83,44 @@ pub struct Environment {
     pub namespaces: NamespaceFilter,
     /// Teams that may see this environment; empty means everyone.
     pub teams: Vec<TeamName>,
+    /// Where a workload's version comes from, when not by the default rule.
+    pub version_from: Option<VersionFrom>,
+}
+
+/// Where a workload's version comes from, overriding the default rule
+/// (the `app.kubernetes.io/version` label, else the main container's tag).
+/// Written `{label: KEY}`, `{annotation: KEY}` or `{container: NAME}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", try_from = "RawVersionFrom")]
+pub enum VersionFrom {
+    /// This label of the workload.
+    Label(String),
+    /// This annotation of the workload (values of 256 bytes at most are read).
+    Annotation(String),
+    /// The image tag of the container of this name.
+    Container(String),
+}
+
+/// `versionFrom` as written: exactly one of its keys (a map in YAML too,
+/// where an enum would need a tag).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersionFrom {
+    label: Option<String>,
+    annotation: Option<String>,
+    container: Option<String>,
+}
+
+impl TryFrom<RawVersionFrom> for VersionFrom {
+    type Error = &'static str;
+    fn try_from(raw: RawVersionFrom) -> Result<Self, Self::Error> {
+        match (raw.label, raw.annotation, raw.container) {
+            (Some(key), None, None) => Ok(Self::Label(key)),
+            (None, Some(key), None) => Ok(Self::Annotation(key)),
+            (None, None, Some(name)) => Ok(Self::Container(name)),
+            _ => Err("give exactly one of label, annotation or container"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -375,6 +413,8 @@ pub(crate) struct RawEnvironment {
     namespaces: NamespaceFilter,
     #[serde(default)]
     teams: Vec<TeamName>,
+    /// Where a workload's version comes from, when not by the default rule.
+    version_from: Option<VersionFrom>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -446,6 +486,18 @@ impl RawFleet {
                     );
                 }
             }
+            if let Some(from) = &env.version_from {
+                let (VersionFrom::Label(key)
+                | VersionFrom::Annotation(key)
+                | VersionFrom::Container(key)) = from;
+                // A qualified key: a 253-byte prefix, `/` and a 63-byte name.
+                if key.trim().is_empty() || key.len() > 317 {
+                    problem(
+                        format!("{at}.versionFrom"),
+                        "must name a label, annotation or container of 1 to 317 characters",
+                    );
+                }
+            }
             let mut clusters = Vec::with_capacity(env.clusters.len());
             for (j, raw) in env.clusters.into_iter().enumerate() {
                 let at = format!("{at}.clusters[{j}]");
@@ -468,6 +520,7 @@ impl RawFleet {
                     .unwrap_or_else(LabelSelector::everything),
                 namespaces: env.namespaces,
                 teams: env.teams,
+                version_from: env.version_from,
             });
         }
 
@@ -754,6 +807,24 @@ dashboards:
         let text = example().replace("component=dab", "component in dab");
         let err = FleetConfig::parse(&text, "f").unwrap_err().to_string();
         assert!(err.contains("defaults.labelSelector"), "{err}");
+    }
+
+    #[test]
+    fn version_from_names_one_label_annotation_or_container() {
+        let with = |from: &str| {
+            example().replace(
+                "    teams: [platform]",
+                &format!("    teams: [platform]\n    versionFrom: {from}"),
+            )
+        };
+        let config = FleetConfig::parse(&with("{ container: server }"), "t").unwrap();
+        assert!(config.environments.iter().any(
+            |e| e.version_from == Some(VersionFrom::Container("server".into()))
+        ));
+        for bad in ["{ label: a, container: b }", "{ label: \"\" }", "{ image: x }", "{}"] {
+            let err = FleetConfig::parse(&with(bad), "t").unwrap_err().to_string();
+            assert!(err.contains(".versionFrom"), "{bad}: {err}");
+        }
     }
 
     #[test]

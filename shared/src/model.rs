@@ -172,10 +172,12 @@ pub struct PodSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum VersionSource {
-    /// `app.kubernetes.io/version`.
+    /// A label: `app.kubernetes.io/version`, or the one `versionFrom` names.
     Label,
     /// The main container's image tag.
     ImageTag,
+    /// The annotation `versionFrom` names.
+    Annotation,
     /// Neither: the version is unknown.
     None,
 }
@@ -193,6 +195,10 @@ pub struct Workload {
     pub service: String,
     pub version: String,
     pub version_source: VersionSource,
+    /// Where the version came from, in words (`label app.kubernetes.io/version`,
+    /// `tag of container server`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version_from: String,
     pub labels: BTreeMap<String, String>,
     pub images: Vec<ContainerImage>,
     pub replicas: Replicas,

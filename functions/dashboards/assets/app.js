@@ -207,6 +207,13 @@ async function dashboards(main) {
   }
 }
 
+// Where a cell's versions came from (a label, an annotation, a container's
+// tag), for its tooltip.
+function versionSources(cell) {
+  const sources = [...new Set(cell.placements.map((p) => p.versionFrom).filter(Boolean))];
+  return sources.length ? "\nfrom the " + sources.join("; ") : "";
+}
+
 function cellNode(cell) {
   if (!cell) return el("td", { class: "cell empty" }, "—");
   const classes = ["cell"];
@@ -215,7 +222,7 @@ function cellNode(cell) {
   if (cell.rolling) classes.push("rolling");
   const clusters = [...new Set(cell.placements.map((p) => p.cluster))];
   return el("td", { class: classes.join(" "), title: cell.images.map((i) => i.image + (i.digest ? "@" + i.digest : "")).join("\n") },
-    clipped(cell.versions.join(", "), "v"),
+    el("span", { class: "clip v", title: cell.versions.join(", ") + versionSources(cell) }, cell.versions.join(", ")),
     el("small", {}, cell.ready + "/" + cell.desired + " ready · " + clusters.length + " cluster" + (clusters.length === 1 ? "" : "s")),
     el("small", {}, "since " + when(cell.lastChange)),
     cell.freshness.lastAttemptFailed ? el("small", {}, "last refresh failed") : null);

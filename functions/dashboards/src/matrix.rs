@@ -125,6 +125,9 @@ pub struct Placement {
     pub kind: WorkloadKind,
     pub name: String,
     pub version: String,
+    /// Where the version came from (`tag of container server`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub version_from: String,
     pub ready: u32,
     pub desired: u32,
     pub rolling: bool,
@@ -277,6 +280,7 @@ fn cell(placed: &[(usize, &ClusterData, &Workload)]) -> Option<Cell> {
             kind: workload.kind,
             name: workload.name.clone(),
             version: workload.version.clone(),
+            version_from: workload.version_from.clone(),
             ready: workload.replicas.ready,
             desired: workload.replicas.desired,
             rolling: workload.rolling,
@@ -472,6 +476,7 @@ mod tests {
             service: service.into(),
             version: version.into(),
             version_source: VersionSource::Label,
+            version_from: String::new(),
             labels: BTreeMap::new(),
             images: vec![ContainerImage { container: "app".into(), image }],
             replicas: Replicas { desired: 2, ready: 2, available: 2, updated: 2 },

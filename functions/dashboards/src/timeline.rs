@@ -44,6 +44,7 @@ fn before(event: &HistoryEvent, version: &str) -> Workload {
         service: event.service.clone(),
         version: version.to_owned(),
         version_source: if version.is_empty() { VersionSource::None } else { VersionSource::Label },
+        version_from: String::new(),
         labels: event.labels.clone(),
         images: event
             .from_images
@@ -151,6 +152,7 @@ mod tests {
             service: name.into(),
             version: version.into(),
             version_source: VersionSource::Label,
+            version_from: String::new(),
             labels: BTreeMap::from([("team".into(), "shop".into())]),
             images: vec![ContainerImage {
                 container: "app".into(),

@@ -270,8 +270,12 @@ impl Snapshotter {
             }
         };
 
-        let place =
-            Place { cluster: cluster.name.clone(), environment: environment.name.clone(), now };
+        let place = Place {
+            cluster: cluster.name.clone(),
+            environment: environment.name.clone(),
+            now,
+            version_from: environment.version_from.clone(),
+        };
         let read_and_write = async {
             let client = self.connector.connect(cluster).await?;
             let ttl = environment.snapshot_ttl;

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 
 use super::objects::{DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
 
+use crate::config::VersionFrom;
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
     ContainerImage, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas, RunningImage,
@@ -164,6 +165,8 @@ pub struct Place {
     pub cluster: ClusterName,
     pub environment: EnvironmentName,
     pub now: Timestamp,
+    /// The environment's `versionFrom`, if any.
+    pub version_from: Option<VersionFrom>,
 }
 
 fn count(value: Option<i32>) -> u32 {
@@ -260,17 +263,33 @@ fn workload(
         })
         .collect();
 
-    let main = images
-        .iter()
-        .find(|c| c.container == name || c.container == service)
-        .or_else(|| images.first());
-    let (version, version_source) = match (
-        labels.get(VERSION_LABEL).filter(|v| !v.is_empty()),
-        main.and_then(|c| c.image.tag.clone()),
-    ) {
-        (Some(label), _) => (label.clone(), VersionSource::Label),
-        (None, Some(tag)) => (tag, VersionSource::ImageTag),
-        (None, None) => (String::new(), VersionSource::None),
+    let main = main_container(&images, &name, &service, place.version_from.as_ref());
+    let tag_of = |c: &ContainerImage| {
+        c.image.tag.clone().map(|tag| (tag, format!("tag of container {}", c.container)))
+    };
+    let (found, version_source) = match place.version_from.as_ref() {
+        Some(VersionFrom::Label(key)) => {
+            let label = labels.get(key).filter(|v| !v.is_empty());
+            (label.map(|v| (v.clone(), format!("label {key}"))), VersionSource::Label)
+        }
+        Some(VersionFrom::Annotation(key)) => {
+            let annotation = meta.annotations.get(key).filter(|v| !v.is_empty());
+            (
+                annotation.map(|v| (v.clone(), format!("annotation {key}"))),
+                VersionSource::Annotation,
+            )
+        }
+        Some(VersionFrom::Container(_)) => (main.and_then(tag_of), VersionSource::ImageTag),
+        None => match labels.get(VERSION_LABEL).filter(|v| !v.is_empty()) {
+            Some(label) => {
+                (Some((label.clone(), format!("label {VERSION_LABEL}"))), VersionSource::Label)
+            }
+            None => (main.and_then(tag_of), VersionSource::ImageTag),
+        },
+    };
+    let (version, version_source, version_from) = match found {
+        Some((version, from)) => (version, version_source, from),
+        None => (String::new(), VersionSource::None, String::new()),
     };
 
     let rolling = is_rolling(&tally);
@@ -289,6 +308,7 @@ fn workload(
             service,
             version,
             version_source,
+            version_from,
             labels,
             images,
             replicas,
@@ -301,6 +321,56 @@ fn workload(
         }
         .bounded(),
     )
+}
+
+/// Containers that run beside an application, never as it: service-mesh
+/// proxies, config reloaders, auth and database proxies, log shippers and
+/// agents. Matched by container name or by the image's last path part.
+const KNOWN_SIDECARS: &[&str] = &[
+    "istio-proxy",
+    "proxyv2",
+    "linkerd-proxy",
+    "envoy",
+    "envoyproxy",
+    "cloudsql-proxy",
+    "cloud-sql-proxy",
+    "gce-proxy",
+    "configmap-reload",
+    "config-reloader",
+    "prometheus-config-reloader",
+    "vault-agent",
+    "oauth2-proxy",
+    "fluent-bit",
+    "fluentd",
+    "aws-otel-collector",
+    "otel-collector",
+    "jaeger-agent",
+    "datadog-agent",
+    "kube-rbac-proxy",
+];
+
+fn is_known_sidecar(container: &ContainerImage) -> bool {
+    let image = container.image.repository.rsplit('/').next().unwrap_or_default();
+    KNOWN_SIDECARS.iter().any(|s| container.container == *s || image == *s)
+}
+
+/// The container whose image is the workload's: the one `versionFrom`
+/// names; else the one named like the workload or its service; else the
+/// first that is not a known sidecar; else the first.
+fn main_container<'a>(
+    images: &'a [ContainerImage],
+    name: &str,
+    service: &str,
+    version_from: Option<&VersionFrom>,
+) -> Option<&'a ContainerImage> {
+    if let Some(VersionFrom::Container(wanted)) = version_from {
+        return images.iter().find(|c| c.container == *wanted);
+    }
+    images
+        .iter()
+        .find(|c| c.container == name || c.container == service)
+        .or_else(|| images.iter().find(|c| !is_known_sidecar(c)))
+        .or_else(|| images.first())
 }
 
 /// The digest most pods report for this container and image.

@@ -36,10 +36,51 @@ pub struct Meta {
     pub namespace: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Only short ones: a version is short, and annotations such as
+    /// `kubectl.kubernetes.io/last-applied-configuration` are most of some
+    /// objects' bytes.
+    #[serde(default, deserialize_with = "short_annotations")]
+    pub annotations: BTreeMap<String, String>,
     #[serde(default)]
     pub creation_timestamp: Option<Timestamp>,
     #[serde(default)]
     pub owner_references: Vec<OwnerReference>,
+}
+
+/// Annotation values kept: longer ones are dropped while decoding.
+pub const MAX_ANNOTATION_BYTES: usize = 256;
+
+fn short_annotations<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Short;
+    impl<'de> serde::de::Visitor<'de> for Short {
+        type Value = BTreeMap<String, String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of annotations")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut kept = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value: std::borrow::Cow<'de, str> = map.next_value()?;
+                if value.len() <= MAX_ANNOTATION_BYTES {
+                    kept.insert(key, value.into_owned());
+                }
+            }
+            Ok(kept)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+    }
+    deserializer.deserialize_any(Short)
 }
 
 impl Meta {

@@ -60,6 +60,7 @@ fn workload(
         service: service.clone(),
         version: version.clone(),
         version_source: VersionSource::Label,
+        version_from: String::new(),
         labels: BTreeMap::from([
             ("app.kubernetes.io/name".into(), service.clone()),
             ("app.kubernetes.io/part-of".into(), "fleet".into()),

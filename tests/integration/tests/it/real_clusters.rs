@@ -177,3 +177,68 @@ async fn a_local_image_id_is_no_digest_and_no_rollout() {
     let coredns_pods = stored.pods.iter().filter(|p| p.name.starts_with("coredns"));
     assert!(coredns_pods.flat_map(|p| &p.images).all(|i| i.digest.is_none()));
 }
+
+/// k3s's `nginx-deployment` (containers `nginx` and `hello`), with a config
+/// reloader put first, `hello` on a tagged busybox, and a release
+/// annotation beside the long `last-applied-configuration` one.
+fn with_a_sidecar_first() -> ClusterObjects {
+    use k8s_openapi::api::core::v1::Container;
+    let mut objects = recorded("k3s-troubleshoot");
+    let reloader = Container {
+        name: "configmap-reload".into(),
+        image: Some("jimmidyson/configmap-reload:v0.2.2".into()),
+        ..Container::default()
+    };
+    let retag = |containers: &mut Vec<Container>| {
+        containers.insert(0, reloader.clone());
+        for c in containers.iter_mut().filter(|c| c.name == "hello") {
+            c.image = Some("busybox:1.36".into());
+        }
+    };
+    for deployment in &mut objects.deployments {
+        if deployment.metadata.name.as_deref() == Some("nginx-deployment") {
+            let annotations = deployment.metadata.annotations.get_or_insert_with(Default::default);
+            annotations.insert("example.com/release".into(), "2024.06.1".into());
+            annotations.insert("example.com/notes".into(), "n".repeat(4096));
+            retag(
+                &mut deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap().containers,
+            );
+        }
+    }
+    for pod in &mut objects.pods {
+        if pod.metadata.name.as_deref().is_some_and(|n| n.starts_with("nginx-deployment")) {
+            retag(&mut pod.spec.as_mut().unwrap().containers);
+        }
+    }
+    objects
+}
+
+#[tokio::test]
+async fn the_version_is_the_main_container_s_not_a_sidecar_s_and_says_where_it_came_from() {
+    let stored = snapshot(&with_a_sidecar_first(), "").await;
+    let nginx = stored.workload("default", "nginx-deployment");
+    assert_eq!(nginx.version, "latest", "nginx's, not the reloader's v0.2.2");
+    assert_eq!(nginx.version_from, "tag of container nginx");
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(coredns.version_from, "tag of container coredns");
+
+    for (setting, version, from) in [
+        ("container: hello", "1.36", "tag of container hello"),
+        ("annotation: example.com/release", "2024.06.1", "annotation example.com/release"),
+        ("label: app", "nginx", "label app"),
+    ] {
+        let settings = format!("    versionFrom: {{ {setting} }}\n");
+        let stored = snapshot(&with_a_sidecar_first(), &settings).await;
+        let nginx = stored.workload("default", "nginx-deployment");
+        assert_eq!(
+            (nginx.version.as_str(), nginx.version_from.as_str()),
+            (version, from),
+            "{setting}"
+        );
+    }
+    // An annotation too long to be a version is never read.
+    let stored =
+        snapshot(&with_a_sidecar_first(), "    versionFrom: { annotation: example.com/notes }\n")
+            .await;
+    assert_eq!(stored.workload("default", "nginx-deployment").version, "");
+}

@@ -818,9 +818,12 @@ dashboards:
             )
         };
         let config = FleetConfig::parse(&with("{ container: server }"), "t").unwrap();
-        assert!(config.environments.iter().any(
-            |e| e.version_from == Some(VersionFrom::Container("server".into()))
-        ));
+        assert!(
+            config
+                .environments
+                .iter()
+                .any(|e| e.version_from == Some(VersionFrom::Container("server".into())))
+        );
         for bad in ["{ label: a, container: b }", "{ label: \"\" }", "{ image: x }", "{}"] {
             let err = FleetConfig::parse(&with(bad), "t").unwrap_err().to_string();
             assert!(err.contains(".versionFrom"), "{bad}: {err}");

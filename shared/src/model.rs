@@ -149,7 +149,10 @@ pub struct RunningImage {
 pub struct Replicas {
     pub desired: u32,
     pub ready: u32,
-    pub available: u32,
+    /// Absent where the API server does not report it (StatefulSets before
+    /// Kubernetes 1.22): unknown, not zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<u32>,
     pub updated: u32,
 }
 

@@ -479,7 +479,7 @@ mod tests {
             version_from: String::new(),
             labels: BTreeMap::new(),
             images: vec![ContainerImage { container: "app".into(), image }],
-            replicas: Replicas { desired: 2, ready: 2, available: 2, updated: 2 },
+            replicas: Replicas { desired: 2, ready: 2, available: Some(2), updated: 2 },
             pods: PodSummary {
                 total: 2,
                 running: 2,

@@ -158,7 +158,7 @@ mod tests {
                 container: "app".into(),
                 image: ImageRef::parse(&format!("registry.example/{name}:{version}")),
             }],
-            replicas: Replicas { desired: 3, ready: 3, available: 3, updated: 3 },
+            replicas: Replicas { desired: 3, ready: 3, available: Some(3), updated: 3 },
             pods: PodSummary::default(),
             rolling: true,
             created_at: None,

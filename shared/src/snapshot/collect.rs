@@ -256,6 +256,8 @@ pub async fn collect_cluster(
 ) -> Result<String, CollectError> {
     let version =
         client.apiserver_version().await.map_err(|e| CollectError::from_kube("/version", e))?;
+    let minor = version.minor.trim_end_matches('+').parse().ok();
+    let place = &Place { kubernetes_minor: minor, ..place.clone() };
     let selector = environment.label_selector.as_str();
     let namespaces = &environment.namespaces;
     // With an include list, ask per namespace; otherwise cluster-wide and

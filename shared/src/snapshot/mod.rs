@@ -275,6 +275,7 @@ impl Snapshotter {
             environment: environment.name.clone(),
             now,
             version_from: environment.version_from.clone(),
+            kubernetes_minor: None,
         };
         let read_and_write = async {
             let client = self.connector.connect(cluster).await?;

@@ -167,17 +167,29 @@ pub struct Place {
     pub now: Timestamp,
     /// The environment's `versionFrom`, if any.
     pub version_from: Option<VersionFrom>,
+    /// The API server's minor version, once known: what fields it reports.
+    pub kubernetes_minor: Option<u32>,
 }
 
 fn count(value: Option<i32>) -> u32 {
     value.unwrap_or(0).max(0) as u32
 }
 
-fn replicas_of(w: &ReplicatedWorkload) -> Replicas {
+/// A workload's replica counts. The API server leaves zero counts out of
+/// its answers, so an absent count is 0, except where the server may not
+/// have the field at all: a StatefulSet's `available` (new in 1.22) is
+/// unknown when the server is older, or when it is absent while some
+/// replicas are ready (a server that has the field reports them available
+/// after `minReadySeconds`, 0 by default).
+fn replicas_of(w: &ReplicatedWorkload, kind: WorkloadKind, place: &Place) -> Replicas {
+    let old_server = place.kubernetes_minor.is_some_and(|minor| minor < 22);
+    let unreported = w.status.available_replicas.is_none()
+        && (old_server || w.status.ready_replicas.is_some_and(|ready| ready > 0));
+    let reports_available = kind != WorkloadKind::StatefulSet || !unreported;
     Replicas {
         desired: count(w.spec.replicas.or(Some(1))),
         ready: count(w.status.ready_replicas),
-        available: count(w.status.available_replicas),
+        available: reports_available.then(|| count(w.status.available_replicas)),
         updated: count(w.status.updated_replicas),
     }
 }
@@ -193,7 +205,7 @@ pub fn deployment(
         &d.metadata,
         WorkloadKind::Deployment,
         &d.spec.template.spec,
-        replicas_of(d),
+        replicas_of(d, WorkloadKind::Deployment, place),
         rolled_out,
         place,
         pods,
@@ -205,7 +217,7 @@ pub fn stateful_set(s: &ReplicatedWorkload, place: &Place, pods: &PodTally) -> O
         &s.metadata,
         WorkloadKind::StatefulSet,
         &s.spec.template.spec,
-        replicas_of(s),
+        replicas_of(s, WorkloadKind::StatefulSet, place),
         None,
         place,
         pods,
@@ -217,7 +229,7 @@ pub fn daemon_set(d: &DaemonSet, place: &Place, pods: &PodTally) -> Option<Workl
     let replicas = Replicas {
         desired: status.desired_number_scheduled.max(0) as u32,
         ready: status.number_ready.max(0) as u32,
-        available: count(status.number_available),
+        available: Some(count(status.number_available)),
         updated: count(status.updated_number_scheduled),
     };
     workload(

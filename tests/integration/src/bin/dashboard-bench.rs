@@ -67,7 +67,7 @@ fn workload(
             ("app.kubernetes.io/version".into(), version),
         ]),
         images: vec![ContainerImage { container: "app".into(), image: image.clone() }],
-        replicas: Replicas { desired: 3, ready: 3, available: 3, updated: 3 },
+        replicas: Replicas { desired: 3, ready: 3, available: Some(3), updated: 3 },
         pods: PodSummary {
             total: 3,
             running: 3,

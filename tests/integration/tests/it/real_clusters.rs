@@ -242,3 +242,25 @@ async fn the_version_is_the_main_container_s_not_a_sidecar_s_and_says_where_it_c
             .await;
     assert_eq!(stored.workload("default", "nginx-deployment").version, "");
 }
+
+#[tokio::test]
+async fn a_count_the_api_server_does_not_report_is_unknown_not_zero() {
+    // k9s's StatefulSets were recorded from a server without
+    // `status.availableReplicas` (before 1.22): 4 ready, none "available".
+    let mut objects = recorded("single-fixtures");
+    let stored = snapshot(&objects, "").await;
+    let sts = stored.workload("default", "nginx-sts");
+    assert_eq!((sts.replicas.ready, sts.replicas.available), (4, None), "{:?}", sts.replicas);
+    // Served as the 1.21 server it came from, even one with no replica
+    // ready has no available count.
+    objects.kubernetes_minor = 21;
+    for sts in &mut objects.stateful_sets {
+        sts.status.as_mut().unwrap().ready_replicas = None;
+    }
+    let stored = snapshot(&objects, "").await;
+    assert_eq!(stored.workload("default", "nginx-sts").replicas.available, None);
+    // A Deployment's absent count is a zero the server left out.
+    let stored = snapshot(&recorded("kubeadm-clusterinfo"), "").await;
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(coredns.replicas.available, Some(0), "{:?}", coredns.replicas);
+}

@@ -127,8 +127,31 @@ pub fn digest_from_image_id(image_id: &str) -> Option<String> {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerImage {
     pub container: String,
+    #[serde(default, skip_serializing_if = "ContainerRole::is_app")]
+    pub role: ContainerRole,
     #[serde(flatten)]
     pub image: ImageRef,
+}
+
+/// What a container of a pod template is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerRole {
+    /// One of the pod's containers.
+    #[default]
+    App,
+    /// An init container with `restartPolicy: Always`: runs for the pod's
+    /// life beside the app (Kubernetes 1.28+).
+    Sidecar,
+    /// An init container that runs to completion before the app; it never
+    /// sets the version.
+    Init,
+}
+
+impl ContainerRole {
+    pub fn is_app(&self) -> bool {
+        *self == Self::App
+    }
 }
 
 /// An image a pod runs: its container, the image its own spec names for it

@@ -478,7 +478,11 @@ mod tests {
             version_source: VersionSource::Label,
             version_from: String::new(),
             labels: BTreeMap::new(),
-            images: vec![ContainerImage { container: "app".into(), image }],
+            images: vec![ContainerImage {
+                container: "app".into(),
+                role: Default::default(),
+                image,
+            }],
             replicas: Replicas { desired: 2, ready: 2, available: Some(2), updated: 2 },
             pods: PodSummary {
                 total: 2,

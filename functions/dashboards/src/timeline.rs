@@ -49,7 +49,11 @@ fn before(event: &HistoryEvent, version: &str) -> Workload {
         images: event
             .from_images
             .iter()
-            .map(|image| ContainerImage { container: String::new(), image: ImageRef::parse(image) })
+            .map(|image| ContainerImage {
+                container: String::new(),
+                role: Default::default(),
+                image: ImageRef::parse(image),
+            })
             .collect(),
         replicas: Replicas::default(),
         pods: PodSummary::default(),
@@ -155,6 +159,7 @@ mod tests {
             version_from: String::new(),
             labels: BTreeMap::from([("team".into(), "shop".into())]),
             images: vec![ContainerImage {
+                role: Default::default(),
                 container: "app".into(),
                 image: ImageRef::parse(&format!("registry.example/{name}:{version}")),
             }],

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 
-use super::objects::{DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
+use super::objects::{Container, DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
 
 use crate::config::VersionFrom;
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    ContainerImage, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas, RunningImage,
-    VersionSource, Workload, WorkloadKind, digest_from_image_id,
+    ContainerImage, ContainerRole, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas,
+    RunningImage, VersionSource, Workload, WorkloadKind, digest_from_image_id,
 };
 
 pub const NAME_LABEL: &str = "app.kubernetes.io/name";
@@ -76,25 +76,33 @@ impl PodTally {
         let owner = owner_workload(&pod.metadata, replica_sets);
         let status = &pod.status;
         let phase = status.phase.clone().unwrap_or_else(|| "Unknown".to_owned());
-        let statuses = &status.container_statuses;
         // A pod runs the image its own spec names; its status says which
         // digest that resolved to. They are matched by container name: the
         // status's image string is the runtime's spelling (another
-        // registry for a mirror, a local id on some runtimes).
-        let images: Vec<RunningImage> = pod
-            .spec
-            .containers
+        // registry for a mirror, a local id on some runtimes). Native
+        // sidecars run for the pod's life: their images and restarts count.
+        let sidecars = pod.spec.init_containers.iter().filter(|c| c.is_native_sidecar());
+        let running: Vec<&Container> = pod.spec.containers.iter().chain(sidecars).collect();
+        let status_of = |name: &str| {
+            status
+                .container_statuses
+                .iter()
+                .chain(&status.init_container_statuses)
+                .find(|s| s.name == name)
+        };
+        let images: Vec<RunningImage> = running
             .iter()
-            .map(|c| {
-                let status = statuses.iter().find(|s| s.name == c.name);
-                RunningImage {
-                    container: c.name.clone(),
-                    image: ImageRef::parse(c.image.as_deref().unwrap_or_default()).name_and_tag(),
-                    digest: status.and_then(|s| digest_from_image_id(&s.image_id)),
-                }
+            .map(|c| RunningImage {
+                container: c.name.clone(),
+                image: ImageRef::parse(c.image.as_deref().unwrap_or_default()).name_and_tag(),
+                digest: status_of(&c.name).and_then(|s| digest_from_image_id(&s.image_id)),
             })
             .collect();
-        let restarts = statuses.iter().map(|c| c.restart_count.max(0) as u32).sum();
+        let restarts = running
+            .iter()
+            .filter_map(|c| status_of(&c.name))
+            .map(|s| s.restart_count.max(0) as u32)
+            .sum();
         let ready = status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
         let node = pod.spec.node_name.clone();
 
@@ -263,15 +271,21 @@ fn workload(
     // NB: read, not taken: a workload list that starts over needs it again.
     let tally = pods.get(&(namespace.clone(), kind, name.clone())).cloned().unwrap_or_default();
 
+    let init = spec.init_containers.iter().map(|c| {
+        let role = if c.is_native_sidecar() { ContainerRole::Sidecar } else { ContainerRole::Init };
+        (c, role)
+    });
     let images: Vec<ContainerImage> = spec
         .containers
         .iter()
-        .map(|c| {
+        .map(|c| (c, ContainerRole::App))
+        .chain(init)
+        .map(|(c, role)| {
             let mut image = ImageRef::parse(c.image.as_deref().unwrap_or_default());
             if image.digest.is_none() {
                 image.digest = digest_run_by_pods(&tally, &c.name, &image);
             }
-            ContainerImage { container: c.name.clone(), image }
+            ContainerImage { container: c.name.clone(), role, image }
         })
         .collect();
 
@@ -367,22 +381,27 @@ fn is_known_sidecar(container: &ContainerImage) -> bool {
 }
 
 /// The container whose image is the workload's: the one `versionFrom`
-/// names; else the one named like the workload or its service; else the
-/// first that is not a known sidecar; else the first.
+/// names (not an init container); else, of the app containers, the one
+/// named like the workload or its service, else the first that is not a
+/// known sidecar, else the first.
 fn main_container<'a>(
     images: &'a [ContainerImage],
     name: &str,
     service: &str,
     version_from: Option<&VersionFrom>,
 ) -> Option<&'a ContainerImage> {
+    // An init container runs to completion before the app: never the version.
+    let mut candidates = images.iter().filter(|c| c.role != ContainerRole::Init);
     if let Some(VersionFrom::Container(wanted)) = version_from {
-        return images.iter().find(|c| c.container == *wanted);
+        return candidates.find(|c| c.container == *wanted);
     }
-    images
-        .iter()
+    let apps: Vec<&ContainerImage> =
+        images.iter().filter(|c| c.role == ContainerRole::App).collect();
+    apps.iter()
         .find(|c| c.container == name || c.container == service)
-        .or_else(|| images.iter().find(|c| !is_known_sidecar(c)))
-        .or_else(|| images.first())
+        .or_else(|| apps.iter().find(|c| !is_known_sidecar(c)))
+        .or_else(|| apps.first())
+        .copied()
 }
 
 /// The digest most pods report for this container and image.

@@ -99,10 +99,22 @@ pub struct OwnerReference {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Container {
     pub name: String,
     #[serde(default)]
     pub image: Option<String>,
+    /// `Always` on an init container makes it a native sidecar (1.28+): it
+    /// runs for the pod's whole life.
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+}
+
+impl Container {
+    /// An init container that runs beside the app containers.
+    pub fn is_native_sidecar(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +122,8 @@ pub struct Container {
 pub struct PodSpec {
     #[serde(default)]
     pub node_name: Option<String>,
+    #[serde(default)]
+    pub init_containers: Vec<Container>,
     #[serde(default)]
     pub containers: Vec<Container>,
 }
@@ -139,6 +153,8 @@ pub struct PodStatus {
     pub start_time: Option<Timestamp>,
     #[serde(default)]
     pub conditions: Vec<PodCondition>,
+    #[serde(default)]
+    pub init_container_statuses: Vec<ContainerStatus>,
     #[serde(default)]
     pub container_statuses: Vec<ContainerStatus>,
 }

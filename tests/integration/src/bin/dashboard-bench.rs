@@ -66,7 +66,11 @@ fn workload(
             ("app.kubernetes.io/part-of".into(), "fleet".into()),
             ("app.kubernetes.io/version".into(), version),
         ]),
-        images: vec![ContainerImage { container: "app".into(), image: image.clone() }],
+        images: vec![ContainerImage {
+            container: "app".into(),
+            role: Default::default(),
+            image: image.clone(),
+        }],
         replicas: Replicas { desired: 3, ready: 3, available: Some(3), updated: 3 },
         pods: PodSummary {
             total: 3,

@@ -264,3 +264,89 @@ async fn a_count_the_api_server_does_not_report_is_unknown_not_zero() {
     let coredns = stored.workload("kube-system", "coredns");
     assert_eq!(coredns.replicas.available, Some(0), "{:?}", coredns.replicas);
 }
+
+#[tokio::test]
+async fn native_sidecars_count_and_init_containers_are_listed_but_never_the_version() {
+    use k8s_openapi::api::core::v1::{Container, ContainerStatus};
+    // k9s's `sleep` pod: an init container and a native sidecar (both
+    // istio/base), as a 1.29 server reported them.
+    let mut objects = recorded("single-fixtures");
+    let sleep =
+        objects.pods.iter_mut().find(|p| p.metadata.name.as_deref() == Some("sleep")).unwrap();
+    for s in sleep.status.as_mut().unwrap().init_container_statuses.as_mut().unwrap() {
+        if s.name == "sidecar" {
+            s.restart_count = 5;
+        }
+    }
+    let stored = snapshot(&objects, "").await;
+    let sleep = stored.pods.iter().find(|p| p.name == "sleep").unwrap();
+    let containers: Vec<&str> = sleep.images.iter().map(|i| i.container.as_str()).collect();
+    assert_eq!(
+        containers,
+        ["sleep", "sidecar"],
+        "the native sidecar runs, the init container does not"
+    );
+    assert_eq!(sleep.restarts, 5, "the sidecar's restarts count");
+    assert!(sleep.images[1].digest.is_some());
+
+    // The same on a workload: k3s's nginx-deployment with an init container
+    // named like the workload and a native sidecar that restarted.
+    let mut objects = recorded("k3s-troubleshoot");
+    let init = Container {
+        name: "nginx-deployment".into(),
+        image: Some("busybox:1.36".into()),
+        ..Container::default()
+    };
+    let sidecar = Container {
+        name: "proxy".into(),
+        image: Some("envoyproxy/envoy:v1.30.1".into()),
+        restart_policy: Some("Always".into()),
+        ..Container::default()
+    };
+    for deployment in &mut objects.deployments {
+        if deployment.metadata.name.as_deref() == Some("nginx-deployment") {
+            let spec = deployment.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+            spec.init_containers = Some(vec![init.clone(), sidecar.clone()]);
+        }
+    }
+    for pod in &mut objects.pods {
+        if pod.metadata.name.as_deref().is_some_and(|n| n.starts_with("nginx-deployment")) {
+            pod.spec.as_mut().unwrap().init_containers = Some(vec![init.clone(), sidecar.clone()]);
+            let status = ContainerStatus {
+                name: "proxy".into(),
+                image: "docker.io/envoyproxy/envoy:v1.30.1".into(),
+                image_id: format!("docker.io/envoyproxy/envoy@sha256:{}", "e".repeat(64)),
+                restart_count: 2,
+                ..ContainerStatus::default()
+            };
+            pod.status.as_mut().unwrap().init_container_statuses = Some(vec![status]);
+        }
+    }
+    let app_restarts: i32 = objects
+        .pods
+        .iter()
+        .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("nginx-deployment")))
+        .flat_map(|p| p.status.as_ref().unwrap().container_statuses.as_deref().unwrap_or_default())
+        .map(|s| s.restart_count)
+        .sum();
+    let stored = snapshot(&objects, "").await;
+    let nginx = stored.workload("default", "nginx-deployment");
+    assert_eq!(nginx.version, "latest", "never the init container's 1.36");
+    assert_eq!(nginx.version_from, "tag of container nginx");
+    let roles: Vec<(&str, shared::model::ContainerRole)> =
+        nginx.images.iter().map(|c| (c.container.as_str(), c.role)).collect();
+    use shared::model::ContainerRole::{App, Init, Sidecar};
+    assert_eq!(
+        roles,
+        [("nginx", App), ("hello", App), ("nginx-deployment", Init), ("proxy", Sidecar)]
+    );
+    let pods = nginx.pods.total;
+    assert_eq!(
+        nginx.pods.restarts,
+        app_restarts as u32 + 2 * pods,
+        "the app containers' restarts and each pod's sidecar's two"
+    );
+    let proxy = nginx.images.iter().find(|c| c.container == "proxy").unwrap();
+    assert!(proxy.image.digest.is_some(), "the sidecar's digest from its pods");
+    assert!(!nginx.rolling);
+}

@@ -10,13 +10,14 @@ use kube::api::ListParams;
 use kube::core::Status;
 use serde::de::DeserializeOwned;
 
-use super::normalise::{self, Place, PodTally, ReplicaSetIndex};
+use super::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
 use super::objects::{
-    DaemonSet, HasMeta, List, Listing, Meta, Pod, ReplicaSet, ReplicatedWorkload,
+    DaemonSet, HasMeta, List, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
 };
 use super::persist::SnapshotWriter;
 use crate::config::{Environment, NamespaceFilter};
 use crate::model::Workload;
+use crate::model::WorkloadKind;
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -269,11 +270,20 @@ pub async fn collect_cluster(
     };
     let allowed = |meta: &Meta| namespaces.allows(&meta.namespace);
 
+    // A selector chooses workloads; their ReplicaSets and pods are listed
+    // whatever their labels and follow by owner (see `Chosen`).
+    let chosen = match environment.label_selector.is_everything() {
+        true => Chosen::All,
+        false => Chosen::Only {
+            workloads: chosen_workloads(&client, &scopes, selector, policy, &allowed).await?,
+            selector: &environment.label_selector,
+        },
+    };
     let mut replica_sets = ReplicaSetIndex::default();
     for scope in &scopes {
         // Adding a ReplicaSet twice is harmless, so a restart needs no undo.
         let mut list =
-            Lister::new(&client, Listing::ReplicaSets.path(scope.as_deref()), selector, policy);
+            Lister::new(&client, Listing::ReplicaSets.path(scope.as_deref()), "", policy);
         while let Some(listed) = list.next::<ReplicaSet>().await? {
             if let Listed::Page(items) = listed {
                 items.iter().filter(|rs| allowed(&rs.metadata)).for_each(|rs| replica_sets.add(rs));
@@ -282,12 +292,12 @@ pub async fn collect_cluster(
     }
     let mut tally = PodTally::default();
     for scope in &scopes {
-        let mut list = Lister::new(&client, Listing::Pods.path(scope.as_deref()), selector, policy);
+        let mut list = Lister::new(&client, Listing::Pods.path(scope.as_deref()), "", policy);
         while let Some(listed) = list.next::<Pod>().await? {
             match listed {
                 Listed::Page(items) => {
                     for pod in items.iter().filter(|p| allowed(&p.metadata)) {
-                        if let Some(record) = tally.add(pod, &replica_sets) {
+                        if let Some(record) = tally.add(pod, &replica_sets, &chosen) {
                             writer.pod(&record).await?;
                         }
                     }
@@ -312,6 +322,37 @@ pub async fn collect_cluster(
         stream_workloads(&client, path, selector, policy, namespaces, writer, daemon_sets).await?;
     }
     Ok(format!("{}.{}", version.major, version.minor.trim_end_matches('+')))
+}
+
+/// The workloads `selector` chooses, by name: one pass over each kind that
+/// reads metadata only.
+async fn chosen_workloads(
+    client: &kube::Client,
+    scopes: &[Option<String>],
+    selector: &str,
+    policy: ListPolicy,
+    allowed: &impl Fn(&Meta) -> bool,
+) -> Result<std::collections::HashSet<normalise::WorkloadId>, CollectError> {
+    let mut chosen = std::collections::HashSet::new();
+    let kinds = [
+        (Listing::Deployments, WorkloadKind::Deployment),
+        (Listing::StatefulSets, WorkloadKind::StatefulSet),
+        (Listing::DaemonSets, WorkloadKind::DaemonSet),
+    ];
+    for scope in scopes {
+        for (listing, kind) in kinds {
+            let mut list = Lister::new(client, listing.path(scope.as_deref()), selector, policy);
+            while let Some(listed) = list.next::<Named>().await? {
+                // A restart lists the same names again: a set needs no undo.
+                if let Listed::Page(items) = listed {
+                    for meta in items.iter().map(|n| &n.metadata).filter(|m| allowed(m)) {
+                        chosen.insert((meta.namespace.clone(), kind, meta.name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(chosen)
 }
 
 /// Lists one kind of workload and hands each one `normalise` makes to the

@@ -2,7 +2,7 @@
 //! per-workload summaries as they stream in (through their ReplicaSet for
 //! Deployments), so raw objects never outlive their page.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::Timestamp;
 
@@ -10,6 +10,7 @@ use super::objects::{Container, DaemonSet, Meta, Pod, PodSpec, ReplicaSet, Repli
 
 use crate::config::VersionFrom;
 use crate::domain::{ClusterName, EnvironmentName};
+use crate::labels::LabelSelector;
 use crate::model::{
     ContainerImage, ContainerRole, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas,
     RunningImage, VersionSource, Workload, WorkloadKind, digest_from_image_id,
@@ -51,6 +52,31 @@ impl ReplicaSetIndex {
     }
 }
 
+/// Which pods a snapshot keeps. A label selector chooses workloads (Helm,
+/// for one, labels a Deployment but not its pod template); their pods
+/// follow by owner reference whatever their labels, and a pod no workload
+/// owns (bare, static, a Job's) is kept when the selector chooses its own
+/// labels.
+#[derive(Debug)]
+pub enum Chosen<'a> {
+    /// No selector: every workload and pod.
+    All,
+    Only {
+        workloads: HashSet<WorkloadId>,
+        selector: &'a LabelSelector,
+    },
+}
+
+impl Chosen<'_> {
+    fn keeps(&self, owner: Option<&WorkloadId>, labels: &BTreeMap<String, String>) -> bool {
+        match (self, owner) {
+            (Self::All, _) => true,
+            (Self::Only { workloads, .. }, Some(owner)) => workloads.contains(owner),
+            (Self::Only { selector, .. }, None) => selector.matches(labels),
+        }
+    }
+}
+
 /// Per-workload pod tallies, built page by page.
 #[derive(Debug, Default)]
 pub struct PodTally {
@@ -67,13 +93,23 @@ struct Tally {
 
 impl PodTally {
     /// Records a pod under its workload and returns its record for the pod list.
-    pub fn add(&mut self, pod: &Pod, replica_sets: &ReplicaSetIndex) -> Option<PodRecord> {
+    pub fn add(
+        &mut self,
+        pod: &Pod,
+        replica_sets: &ReplicaSetIndex,
+        chosen: &Chosen<'_>,
+    ) -> Option<PodRecord> {
         let namespace = pod.metadata.namespace.clone();
         let name = pod.metadata.name.clone();
         if name.is_empty() {
             return None;
         }
         let owner = owner_workload(&pod.metadata, replica_sets);
+        let owner_id =
+            owner.as_ref().map(|(kind, workload)| (namespace.clone(), *kind, workload.clone()));
+        if !chosen.keeps(owner_id.as_ref(), &pod.metadata.labels) {
+            return None;
+        }
         let status = &pod.status;
         let phase = status.phase.clone().unwrap_or_else(|| "Unknown".to_owned());
         // A pod runs the image its own spec names; its status says which

@@ -251,6 +251,13 @@ pub struct DaemonSetStatus {
     pub updated_number_scheduled: Option<i32>,
 }
 
+/// Any object, read for its metadata only.
+#[derive(Debug, Deserialize)]
+pub struct Named {
+    #[serde(default)]
+    pub metadata: Meta,
+}
+
 /// Every object we list has metadata.
 pub trait HasMeta {
     fn meta(&self) -> &Meta;
@@ -266,7 +273,7 @@ macro_rules! has_meta {
     };
 }
 
-has_meta!(Pod, ReplicaSet, ReplicatedWorkload, DaemonSet);
+has_meta!(Pod, ReplicaSet, ReplicatedWorkload, DaemonSet, Named);
 
 /// Where each kind is listed: API group path and plural.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

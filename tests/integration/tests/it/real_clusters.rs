@@ -350,3 +350,34 @@ async fn native_sidecars_count_and_init_containers_are_listed_but_never_the_vers
     assert!(proxy.image.digest.is_some(), "the sidecar's digest from its pods");
     assert!(!nginx.rolling);
 }
+
+#[tokio::test]
+async fn the_selector_chooses_workloads_and_their_pods_follow_by_owner_whatever_their_labels() {
+    // k3s labels its own Deployments `objectset.rio.cattle.io/hash`, not
+    // their pod templates (as Helm does with `heritage`).
+    let stored = snapshot(
+        &recorded("k3s-troubleshoot"),
+        "    labelSelector: objectset.rio.cattle.io/hash\n",
+    )
+    .await;
+    let mut chosen: Vec<&str> = stored.workloads.iter().map(|w| w.name.as_str()).collect();
+    chosen.sort_unstable();
+    assert_eq!(chosen, ["coredns", "local-path-provisioner", "metrics-server"]);
+    for workload in &stored.workloads {
+        assert_eq!(workload.pods.total, 1, "{}: its pod follows by owner", workload.name);
+        assert!(
+            workload.images[0].image.digest.is_some(),
+            "{}: digest from its pod",
+            workload.name
+        );
+    }
+    let mut pods: Vec<&str> =
+        stored.pods.iter().map(|p| p.name.split('-').next().unwrap()).collect();
+    pods.sort_unstable();
+    assert_eq!(pods, ["coredns", "local", "metrics"], "only the chosen workloads' pods");
+
+    // A selector on pod labels still chooses pods no workload owns.
+    let stored = snapshot(&recorded("k3s-troubleshoot"), "    labelSelector: job-name\n").await;
+    assert!(stored.workloads.is_empty());
+    assert_eq!(stored.pods.len(), 2, "the two Helm install Job pods");
+}

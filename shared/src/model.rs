@@ -343,6 +343,16 @@ pub struct PodRecord {
     pub owner: Option<OwnerRef>,
 }
 
+/// A pod no workload owns (bare, static, a Job's): what it runs, beside
+/// the workloads, so that `/images` finds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoosePod {
+    pub namespace: String,
+    pub name: String,
+    pub images: Vec<RunningImage>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {
@@ -516,6 +526,9 @@ pub mod keys {
 
     pub const STATUS_SK: &str = "STATUS";
     pub const WORKLOAD_PREFIX: &str = "WL#";
+    /// [`super::LoosePod`] items, in the cluster's partition so that the
+    /// one query that reads its workloads reads them too.
+    pub const LOOSE_PREFIX: &str = "LOOSE#";
     /// [`super::VersionSeen`] items, in the cluster's partition so that the
     /// one query that reads its workloads reads them too.
     pub const SEEN_PREFIX: &str = "SEEN#";
@@ -549,6 +562,10 @@ pub mod keys {
 
     pub fn workload_sk(namespace: &str, kind: WorkloadKind, name: &str) -> String {
         format!("{WORKLOAD_PREFIX}{}#{kind}#{}", part(namespace), part(name))
+    }
+
+    pub fn loose_sk(namespace: &str, name: &str) -> String {
+        format!("{LOOSE_PREFIX}{}#{}", part(namespace), part(name))
     }
 
     pub fn seen_sk(service: &str, version: &str) -> String {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use crate::model::{ClusterStatus, VersionSeen, Workload, keys};
+use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload, keys};
 use crate::store::{ItemGet, ItemQuery, Query, StoreError, StoreResult};
 use crate::view::read_status;
 
@@ -20,6 +20,8 @@ pub struct SnapshotData {
     pub workloads: Vec<Arc<Workload>>,
     /// Every version this cluster ran within the history retention.
     pub seen: Vec<VersionSeen>,
+    /// Pods no workload owns, with their images.
+    pub loose: Vec<LoosePod>,
 }
 
 /// A cluster as the read side sees it now: its newest status (attempts and
@@ -89,8 +91,8 @@ impl SnapshotReader {
     }
 }
 
-/// The whole cluster partition in one paged query: `SEEN#…`, `STATUS`,
-/// `WL#…` sort in that order.
+/// The whole cluster partition in one paged query: `LOOSE#…`, `SEEN#…`,
+/// `STATUS`, `WL#…` sort in that order.
 async fn query_partition<S: ItemQuery + ?Sized>(
     store: &S,
     cluster: &str,
@@ -111,6 +113,8 @@ async fn query_partition<S: ItemQuery + ?Sized>(
             if sk.starts_with(keys::WORKLOAD_PREFIX) {
                 data.workloads
                     .push(Arc::new(serde_json::from_value(stored.item.body).map_err(corrupt)?));
+            } else if sk.starts_with(keys::LOOSE_PREFIX) {
+                data.loose.push(serde_json::from_value(stored.item.body).map_err(corrupt)?);
             } else if sk.starts_with(keys::SEEN_PREFIX) {
                 data.seen.push(serde_json::from_value(stored.item.body).map_err(corrupt)?);
             } else if sk == keys::STATUS_SK {

@@ -12,7 +12,7 @@ use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use shared::auth::Authenticated;
 use shared::http::{ApiError, ApiQuery};
-use shared::model::{ImageRef, Workload, WorkloadKind};
+use shared::model::{ImageRef, Workload};
 use shared::paging::{Paged, Paging, page};
 use shared::view::visible;
 
@@ -109,9 +109,13 @@ pub struct ImagePlacement {
     pub environment: String,
     pub cluster: String,
     pub namespace: String,
-    pub kind: WorkloadKind,
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, or `Pod` for a pod no
+    /// workload owns (bare, static, a Job's).
+    pub kind: String,
+    /// The workload's name, or the pod's.
     pub workload: String,
     pub container: String,
+    /// Empty for a pod no workload owns.
     pub service: String,
     pub version: String,
 }
@@ -170,11 +174,31 @@ pub async fn find_images(
                         environment: (*environment).to_owned(),
                         cluster: (*cluster).to_owned(),
                         namespace: workload.namespace.clone(),
-                        kind: workload.kind,
+                        kind: workload.kind.to_string(),
                         workload: workload.name.clone(),
                         container,
                         service: workload.service.clone(),
                         version: workload.version.clone(),
+                    });
+                }
+            }
+        }
+        for pod in &read.data.loose {
+            for running in &pod.images {
+                let image =
+                    ImageRef { digest: running.digest.clone(), ..ImageRef::parse(&running.image) };
+                if wanted.matches(&image) {
+                    found.insert(ImagePlacement {
+                        image: image.name_and_tag(),
+                        digest: image.digest.clone(),
+                        environment: (*environment).to_owned(),
+                        cluster: (*cluster).to_owned(),
+                        namespace: pod.namespace.clone(),
+                        kind: "Pod".to_owned(),
+                        workload: pod.name.clone(),
+                        container: running.container.clone(),
+                        service: String::new(),
+                        version: image.tag.clone().unwrap_or_default(),
                     });
                 }
             }

@@ -299,6 +299,9 @@ pub async fn collect_cluster(
                     for pod in items.iter().filter(|p| allowed(&p.metadata)) {
                         if let Some(record) = tally.add(pod, &replica_sets, &chosen) {
                             writer.pod(&record).await?;
+                            if record.owner.is_none() {
+                                writer.loose_pod(&record).await?;
+                            }
                         }
                     }
                 }

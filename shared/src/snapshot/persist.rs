@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::collect::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, PodRecord, SkippedObject,
-    VersionSeen, Workload, keys,
+    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodRecord,
+    SkippedObject, VersionSeen, Workload, keys,
 };
 use crate::store::{
     Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
@@ -404,6 +404,7 @@ pub struct SnapshotWriter<'a> {
     pods_pk: String,
     previous_workloads: HashMap<String, Previous>,
     previous_pods: HashMap<String, Previous>,
+    previous_loose: HashMap<String, Previous>,
     previous_seen: HashMap<String, (Option<Timestamp>, Timestamp)>,
     /// By workload key, the latest event failed runs wrote since the last
     /// good one: the workload's last recorded state.
@@ -439,6 +440,9 @@ impl<'a> SnapshotWriter<'a> {
         let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, false)
             .await
             .map_err(store_failure)?;
+        let loose = SortKeyRange::Prefix(keys::LOOSE_PREFIX.into());
+        let previous_loose =
+            previous(store, workload_pk.clone(), loose, false).await.map_err(store_failure)?;
         let previous_seen =
             previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
         let unfinished = unfinished_events(store, lease).await.map_err(store_failure)?;
@@ -453,6 +457,7 @@ impl<'a> SnapshotWriter<'a> {
             pods_pk,
             previous_workloads,
             previous_pods,
+            previous_loose,
             previous_seen,
             unfinished,
             history_ttl,
@@ -501,6 +506,33 @@ impl<'a> SnapshotWriter<'a> {
             }
             self.stats.pods_written += 1;
             self.batch.push(WriteOp::Put(item)).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps what a pod no workload owns runs, beside the workloads (only
+    /// when it changed, or to renew its TTL).
+    pub async fn loose_pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+        let loose = LoosePod {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            images: pod.images.clone(),
+        };
+        let sk = keys::loose_sk(&loose.namespace, &loose.name);
+        let fp = fingerprint(&loose)?;
+        let write = match self.previous_loose.remove(&sk) {
+            None => true,
+            Some(p) if p.fingerprint != fp => true,
+            Some(p) => self.renew(&p),
+        };
+        if write {
+            let mut body = to_body(&loose)?;
+            body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
+            let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
+                .expiring_at(self.expires_at);
+            if item.size() <= MAX_ITEM_BYTES {
+                self.batch.push(WriteOp::Put(item)).await?;
+            }
         }
         Ok(())
     }
@@ -679,6 +711,10 @@ impl<'a> SnapshotWriter<'a> {
         for sk in std::mem::take(&mut self.previous_pods).into_keys() {
             self.stats.deleted += 1;
             self.batch.push(WriteOp::Delete(ItemKey::new(self.pods_pk.clone(), sk))).await?;
+        }
+        for sk in std::mem::take(&mut self.previous_loose).into_keys() {
+            self.stats.deleted += 1;
+            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
         }
         for (sk, gone) in std::mem::take(&mut self.previous_workloads) {
             self.stats.deleted += 1;

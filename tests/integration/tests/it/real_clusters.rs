@@ -21,6 +21,8 @@ use shared::store::{ItemQuery, Query, SortKeyRange};
 struct Stored {
     workloads: Vec<Workload>,
     pods: Vec<PodRecord>,
+    store: Arc<MemoryStore>,
+    config: String,
 }
 
 impl Stored {
@@ -73,7 +75,46 @@ async fn snapshot(objects: &ClusterObjects, settings: &str) -> Stored {
     )
     .await;
     let pods = all(store.as_ref(), Query::partition(keys::pods_pk(&name))).await;
-    Stored { workloads, pods }
+    Stored { workloads, pods, store, config: yaml }
+}
+
+impl Stored {
+    /// `GET /images?q=` over what was stored, as an admin.
+    async fn images(&self, q: &str) -> Vec<serde_json::Value> {
+        use tower::ServiceExt;
+        let clock = Arc::new(SystemClock);
+        let store: Arc<dyn shared::store::Store> = self.store.clone();
+        let fleet =
+            Arc::new(shared::fleet::FleetSource::from_text(store.clone(), &self.config).unwrap());
+        let snapshotter = Arc::new(Snapshotter::new(
+            store.clone(),
+            Arc::new(AwsConnector::new(
+                aws_config::SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .build(),
+                KubeTimeouts::default(),
+            )),
+            clock.clone(),
+            SnapshotOptions::default(),
+        ));
+        let app = inventory::router(inventory::Deps {
+            context: shared::view::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+            trigger: Arc::new(shared::snapshot::InProcessTrigger::new(snapshotter, fleet)),
+        });
+        let token = unique("token");
+        let now = jiff::Timestamp::now();
+        let admin = shared::auth::Role::Admin;
+        let email = format!("{}@example.com", unique("root"));
+        shared::testing::signed_in(store.as_ref(), &email, admin, Vec::new(), &token, now)
+            .await
+            .unwrap();
+        let uri = format!("/images?q={q}");
+        let request = shared::testing::api_request("GET", &uri, None, Some(&token));
+        let response = app.oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        body["items"].as_array().cloned().unwrap_or_else(|| panic!("{body}"))
+    }
 }
 
 async fn all<T: serde::de::DeserializeOwned>(store: &MemoryStore, query: Query) -> Vec<T> {
@@ -380,4 +421,28 @@ async fn the_selector_chooses_workloads_and_their_pods_follow_by_owner_whatever_
     let stored = snapshot(&recorded("k3s-troubleshoot"), "    labelSelector: job-name\n").await;
     assert!(stored.workloads.is_empty());
     assert_eq!(stored.pods.len(), 2, "the two Helm install Job pods");
+}
+
+#[tokio::test]
+async fn images_of_pods_no_workload_owns_are_found_too() {
+    // k3s's Helm install Jobs: two pods no workload owns.
+    let stored = snapshot(&recorded("k3s-troubleshoot"), "").await;
+    let found = stored.images("rancher/klipper-helm").await;
+    let mut pods: Vec<(&str, &str)> = found
+        .iter()
+        .map(|p| (p["kind"].as_str().unwrap(), p["workload"].as_str().unwrap()))
+        .collect();
+    pods.sort_unstable();
+    assert_eq!(
+        pods,
+        [("Pod", "helm-install-traefik-2fxbg"), ("Pod", "helm-install-traefik-crd-q2ndn")],
+        "{found:?}"
+    );
+    assert!(found.iter().all(|p| p["digest"].as_str().is_some_and(|d| d.starts_with("sha256:"))));
+    // A workload's container is one placement, however its image is spelled.
+    for q in ["nginx", "nginx:latest", "docker.io/library/nginx"] {
+        let nginx = stored.images(q).await;
+        assert_eq!(nginx.len(), 1, "{q}: {nginx:?}");
+        assert_eq!(nginx[0]["kind"], "Deployment");
+    }
 }

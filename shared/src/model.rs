@@ -341,6 +341,47 @@ pub struct PodRecord {
     /// The workload that owns it (a Deployment for pods of its ReplicaSets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<OwnerRef>,
+    /// When its history last recorded restarts (one event per burst).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts_noted_at: Option<Timestamp>,
+}
+
+/// What changed about a pod between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PodChange {
+    Created,
+    Phase,
+    Node,
+    Restarts,
+    Deleted,
+}
+
+impl PodChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Phase => "phase",
+            Self::Node => "node",
+            Self::Restarts => "restarts",
+            Self::Deleted => "deleted",
+        }
+    }
+}
+
+/// One change of one pod, as a snapshot saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodEvent {
+    pub at: Timestamp,
+    pub change: PodChange,
+    pub cluster: ClusterName,
+    pub namespace: String,
+    pub pod: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
 }
 
 /// A pod no workload owns (bare, static, a Job's): what it runs, beside
@@ -586,6 +627,15 @@ pub mod keys {
     /// (neither time nor reads).
     pub fn service_history_pk(service: &str, environment: &str) -> String {
         format!("HIST#SVC#{}#ENV#{environment}", part(service))
+    }
+
+    /// A cluster's pod history, newest last.
+    pub fn pod_history_pk(cluster: &str) -> String {
+        format!("PODHIST#{cluster}")
+    }
+
+    pub fn pod_history_sk(at: Timestamp, namespace: &str, pod: &str, change: &str) -> String {
+        format!("{}#{}#{}#{change}", time_key(at), part(namespace), part(pod))
     }
 
     /// History of one environment, every service.

@@ -328,6 +328,24 @@ pub const ROUTES: &[Route] = &[
         ..route("GET", "/clusters/{cluster}/pods", "inventory", "A cluster's pods.")
     },
     Route {
+        answer: Some("PodEvent"),
+        query: &[
+            ("namespace", "Only this namespace."),
+            ("pod", "Only this pod."),
+            ("since", "RFC 3339: events at or after."),
+            ("until", "RFC 3339: events at or before."),
+            PAGE[0],
+            PAGE[1],
+        ],
+        list: true,
+        ..route(
+            "GET",
+            "/clusters/{cluster}/pods/history",
+            "inventory",
+            "A cluster's pod changes (created, phase, node, restarts once per burst, deleted), newest first.",
+        )
+    },
+    Route {
         answer: Some("StatsView"),
         query: &[("namespace", "Only this namespace.")],
         ..route(

@@ -15,7 +15,7 @@ use shared::config::Environment;
 use shared::fleet::{put_environment as put_env_doc, remove_environment};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use shared::labels::LabelSelector;
-use shared::model::{Counts, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
+use shared::model::{Counts, PodEvent, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
 use shared::params;
 use shared::refresh;
@@ -185,8 +185,7 @@ pub async fn get_cluster(
 /// returned.
 async fn filtered_page<T>(
     deps: &Deps,
-    pk: String,
-    range: SortKeyRange,
+    base: Query,
     paging: &Paging,
     mut keep: impl FnMut(&Stored) -> Result<Option<T>, ApiError>,
 ) -> Result<Paged<T>, ApiError> {
@@ -194,7 +193,7 @@ async fn filtered_page<T>(
     let mut cursor = paging.cursor.clone().map(Cursor::from_client);
     let limit = paging.limit as usize;
     loop {
-        let query = Query::partition(pk.clone()).range(range.clone()).limit(250).after(cursor);
+        let query = base.clone().limit(250).after(cursor);
         let found = deps.store.query(query).await?;
         let count = found.items.len();
         for (i, stored) in found.items.iter().enumerate() {
@@ -275,8 +274,7 @@ pub async fn list_workloads(
     };
     let page = filtered_page(
         &deps,
-        keys::cluster_pk(&cluster),
-        SortKeyRange::Prefix(prefix),
+        Query::partition(keys::cluster_pk(&cluster)).range(SortKeyRange::Prefix(prefix)),
         &paging,
         |stored| {
             let workload: Workload = decode(stored)?;
@@ -325,9 +323,64 @@ pub async fn list_pods(
         Some(ns) => SortKeyRange::Prefix(format!("{ns}#")),
         None => SortKeyRange::All,
     };
-    let page = filtered_page(&deps, keys::pods_pk(&cluster), range, &paging, |stored| {
+    let base = Query::partition(keys::pods_pk(&cluster)).range(range);
+    let page = filtered_page(&deps, base, &paging, |stored| {
         let pod: PodRecord = decode(stored)?;
         Ok(phase.is_none_or(|p| pod.phase == p).then_some(pod))
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PodHistoryQuery {
+    namespace: Option<String>,
+    pod: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A cluster's pod changes (created, phase, node, restarts, deleted),
+/// newest first, to those who may see the cluster.
+pub async fn pod_history(
+    State(deps): AppState,
+    Authenticated(principal): Authenticated,
+    ApiPath(cluster): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PodHistoryQuery>,
+) -> Result<Json<Paged<PodEvent>>, ApiError> {
+    let namespace = params::namespace(query.namespace)?;
+    let pod = match query.pod.filter(|p| !p.is_empty()) {
+        Some(p) if p.len() > 253 => {
+            return Err(ApiError::invalid_parameter("pod", "must be at most 253 characters"));
+        }
+        other => other,
+    };
+    let time = |name: &str, value: Option<String>| -> Result<Option<jiff::Timestamp>, ApiError> {
+        value
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                v.parse().map_err(|_| ApiError::invalid_parameter(name, "must be an RFC 3339 time"))
+            })
+            .transpose()
+    };
+    let since = time("since", query.since)?;
+    let until = time("until", query.until)?;
+    let paging = Paging::new(query.limit, query.cursor)?;
+    deps.cluster(&principal, &cluster).await?;
+    // Keys start with the time: `0` and `~` bound every one.
+    let lower = since.map_or_else(|| "0".to_owned(), keys::time_key);
+    let upper = until.map_or_else(|| "~".to_owned(), |t| format!("{}#~", keys::time_key(t)));
+    let base = Query::partition(keys::pod_history_pk(&cluster))
+        .range(SortKeyRange::Between(lower, upper))
+        .descending();
+    let page = filtered_page(&deps, base, &paging, |stored| {
+        let event: PodEvent = decode(stored)?;
+        let keep = namespace.as_ref().is_none_or(|ns| event.namespace == ns.as_str())
+            && pod.as_ref().is_none_or(|p| event.pod == *p);
+        Ok(keep.then_some(event))
     })
     .await?;
     Ok(Json(page))
@@ -359,10 +412,10 @@ pub async fn cluster_stats(
             let all = Paging::new(Some(shared::paging::MAX_LIMIT), None)?;
             let mut paging = all.clone();
             loop {
+                let prefix = SortKeyRange::Prefix(format!("{}{ns}#", keys::WORKLOAD_PREFIX));
                 let wl = filtered_page(
                     &deps,
-                    keys::cluster_pk(&cluster),
-                    SortKeyRange::Prefix(format!("{}{ns}#", keys::WORKLOAD_PREFIX)),
+                    Query::partition(keys::cluster_pk(&cluster)).range(prefix),
                     &paging,
                     |_| Ok(Some(())),
                 )
@@ -377,8 +430,8 @@ pub async fn cluster_stats(
             loop {
                 let pods = filtered_page(
                     &deps,
-                    keys::pods_pk(&cluster),
-                    SortKeyRange::Prefix(format!("{ns}#")),
+                    Query::partition(keys::pods_pk(&cluster))
+                        .range(SortKeyRange::Prefix(format!("{ns}#"))),
                     &paging,
                     |stored| decode::<PodRecord>(stored).map(Some),
                 )

@@ -49,6 +49,7 @@ impl Settings {
     views::RefreshView,
     views::CacheCleared,
     images::ImagePlacement,
+    shared::model::PodEvent,
 )))]
 pub struct Schemas;
 
@@ -88,6 +89,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/clusters/{cluster}/refresh", post(refresh_cluster))
         .route("/clusters/{cluster}/workloads", get(list_workloads))
         .route("/clusters/{cluster}/pods", get(list_pods))
+        .route("/clusters/{cluster}/pods/history", get(pod_history))
         .route("/clusters/{cluster}/stats", get(cluster_stats))
         .route("/images", get(images::find_images))
         .with_state(Arc::new(deps))

@@ -173,6 +173,7 @@ impl PodTally {
             restarts,
             images,
             owner: owner.map(|(kind, name)| OwnerRef { kind: kind.as_str().to_owned(), name }),
+            restarts_noted_at: None,
         })
     }
 

@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::collect::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodRecord,
-    SkippedObject, VersionSeen, Workload, keys,
+    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodChange,
+    PodEvent, PodRecord, SkippedObject, VersionSeen, Workload, keys,
 };
 use crate::store::{
     Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
@@ -36,6 +36,8 @@ pub struct WriteStats {
     pub ttl_renewed: u32,
     pub deleted: u32,
     pub history_events: u32,
+    /// Pod changes recorded (created, phase, node, restarts, deleted).
+    pub pod_events: u32,
     /// Versions this cluster ran for the first time (or whose record was renewed).
     pub versions_recorded: u32,
     /// Every item put or deleted, status included.
@@ -273,6 +275,30 @@ struct Previous {
     expires_at: Option<Timestamp>,
     /// Workloads only: what a history event needs.
     workload: Option<Box<PreviousWorkload>>,
+    /// Pods only: what pod history compares.
+    pod: Option<Box<PreviousPod>>,
+}
+
+/// A pod as the previous snapshot stored it, for its history.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviousPod {
+    namespace: String,
+    name: String,
+    phase: String,
+    #[serde(default)]
+    node: Option<String>,
+    restarts: u32,
+    #[serde(default)]
+    restarts_noted_at: Option<Timestamp>,
+}
+
+/// Which records a partition holds, for what [`previous`] keeps of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Workloads,
+    Pods,
+    Other,
 }
 
 struct PreviousWorkload {
@@ -291,7 +317,7 @@ async fn previous(
     store: &dyn Store,
     pk: String,
     range: SortKeyRange,
-    workloads: bool,
+    held: Held,
 ) -> Result<HashMap<String, Previous>, StoreError> {
     let mut found = HashMap::new();
     let mut cursor = None;
@@ -307,7 +333,13 @@ async fn previous(
                 .and_then(Value::as_str)
                 .and_then(|f| u64::from_str_radix(f, 16).ok())
                 .unwrap_or(0);
-            let workload = if workloads {
+            let pod = match held {
+                Held::Pods => {
+                    serde_json::from_value::<PreviousPod>(body.clone()).ok().map(Box::new)
+                }
+                _ => None,
+            };
+            let workload = if held == Held::Workloads {
                 match serde_json::from_value::<Workload>(body) {
                     Ok(w) => Some(Box::new(PreviousWorkload {
                         images: w.image_list(),
@@ -327,7 +359,7 @@ async fn previous(
             };
             found.insert(
                 stored.item.key.sk,
-                Previous { fingerprint, expires_at: stored.item.expires_at, workload },
+                Previous { fingerprint, expires_at: stored.item.expires_at, workload, pod },
             );
         }
         match page.next {
@@ -419,6 +451,9 @@ pub struct SnapshotWriter<'a> {
     skipped: Vec<SkippedObject>,
 }
 
+/// A crash-looping pod's restarts are recorded at most once in this long.
+pub const RESTART_BURST: Duration = Duration::from_secs(3600);
+
 /// A status names at most this many skipped objects.
 const MAX_SKIPPED_NAMED: usize = 50;
 
@@ -435,14 +470,16 @@ impl<'a> SnapshotWriter<'a> {
         let workload_pk = keys::cluster_pk(cluster);
         let pods_pk = keys::pods_pk(cluster);
         let workloads = SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into());
-        let previous_workloads =
-            previous(store, workload_pk.clone(), workloads, true).await.map_err(store_failure)?;
-        let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, false)
+        let previous_workloads = previous(store, workload_pk.clone(), workloads, Held::Workloads)
+            .await
+            .map_err(store_failure)?;
+        let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, Held::Pods)
             .await
             .map_err(store_failure)?;
         let loose = SortKeyRange::Prefix(keys::LOOSE_PREFIX.into());
-        let previous_loose =
-            previous(store, workload_pk.clone(), loose, false).await.map_err(store_failure)?;
+        let previous_loose = previous(store, workload_pk.clone(), loose, Held::Other)
+            .await
+            .map_err(store_failure)?;
         let previous_seen =
             previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
         let unfinished = unfinished_events(store, lease).await.map_err(store_failure)?;
@@ -482,6 +519,16 @@ impl<'a> SnapshotWriter<'a> {
         if !self.seen_pods.insert(sk.clone()) {
             return Ok(());
         }
+        let before = self.previous_pods.get(&sk).and_then(|p| p.pod.as_deref());
+        let (events, restarts_noted_at) = self.pod_changes(pod, before);
+        let mut pod = std::borrow::Cow::Borrowed(pod);
+        if restarts_noted_at.is_some() {
+            pod.to_mut().restarts_noted_at = restarts_noted_at;
+        }
+        let pod = pod.as_ref();
+        for event in events {
+            self.pod_event(event).await?;
+        }
         self.counts.pods += 1;
         match pod.phase.as_str() {
             "Running" => self.counts.running += 1,
@@ -508,6 +555,64 @@ impl<'a> SnapshotWriter<'a> {
             self.batch.push(WriteOp::Put(item)).await?;
         }
         Ok(())
+    }
+
+    /// What changed about `pod` since the previous snapshot, and when its
+    /// restarts were last recorded. A cluster's first good snapshot records
+    /// nothing (its pod history begins there); a crash-looping pod records
+    /// its restarts once per [`RESTART_BURST`].
+    fn pod_changes(
+        &self,
+        pod: &PodRecord,
+        before: Option<&PreviousPod>,
+    ) -> (Vec<PodEvent>, Option<Timestamp>) {
+        let event = |change, from: Option<String>, to: Option<String>| PodEvent {
+            at: self.now,
+            change,
+            cluster: self.lease.cluster.clone(),
+            namespace: pod.namespace.clone(),
+            pod: pod.name.clone(),
+            from,
+            to,
+        };
+        let Some(before) = before else {
+            let recorded = self.lease.status.last_success.is_some();
+            let events =
+                if recorded { vec![event(PodChange::Created, None, None)] } else { vec![] };
+            return (events, None);
+        };
+        let mut events = Vec::new();
+        if before.phase != pod.phase {
+            events.push(event(
+                PodChange::Phase,
+                Some(before.phase.clone()),
+                Some(pod.phase.clone()),
+            ));
+        }
+        if before.node != pod.node && pod.node.is_some() {
+            events.push(event(PodChange::Node, before.node.clone(), pod.node.clone()));
+        }
+        let mut noted = before.restarts_noted_at;
+        if pod.restarts > before.restarts {
+            let burst = SignedDuration::try_from(RESTART_BURST).unwrap_or_default();
+            let quiet = noted.is_none_or(|at| self.now.duration_since(at) >= burst);
+            if quiet {
+                let (from, to) = (before.restarts.to_string(), pod.restarts.to_string());
+                events.push(event(PodChange::Restarts, Some(from), Some(to)));
+                noted = Some(self.now);
+            }
+        }
+        (events, noted)
+    }
+
+    async fn pod_event(&mut self, event: PodEvent) -> Result<(), CollectError> {
+        let sk =
+            keys::pod_history_sk(event.at, &event.namespace, &event.pod, event.change.as_str());
+        let pk = keys::pod_history_pk(event.cluster.as_str());
+        let item =
+            Item::new(ItemKey::new(pk, sk), to_body(&event)?).expiring_at(self.history_expires);
+        self.stats.pod_events += 1;
+        self.batch.push(WriteOp::Put(item)).await
     }
 
     /// Keeps what a pod no workload owns runs, beside the workloads (only
@@ -708,8 +813,20 @@ impl<'a> SnapshotWriter<'a> {
     /// Deletes what the previous snapshot had and this one did not, and
     /// flushes. Call only when every list completed.
     pub async fn finish(mut self) -> Result<(WriteStats, Written), CollectError> {
-        for sk in std::mem::take(&mut self.previous_pods).into_keys() {
+        for (sk, gone) in std::mem::take(&mut self.previous_pods) {
             self.stats.deleted += 1;
+            if let Some(pod) = gone.pod {
+                let event = PodEvent {
+                    at: self.now,
+                    change: PodChange::Deleted,
+                    cluster: self.lease.cluster.clone(),
+                    namespace: pod.namespace,
+                    pod: pod.name,
+                    from: Some(pod.phase),
+                    to: None,
+                };
+                self.pod_event(event).await?;
+            }
             self.batch.push(WriteOp::Delete(ItemKey::new(self.pods_pk.clone(), sk))).await?;
         }
         for sk in std::mem::take(&mut self.previous_loose).into_keys() {

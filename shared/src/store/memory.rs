@@ -74,6 +74,11 @@ impl MemoryStore {
         Self { partitions: Arc::default(), clock }
     }
 
+    /// The clock expiry is judged by.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Partition>> {
         // NB: a panic while holding the lock cannot leave a half-written map
         // (every mutation is one insert or remove), so poisoning is ignored.

@@ -81,40 +81,43 @@ async fn snapshot(objects: &ClusterObjects, settings: &str) -> Stored {
 impl Stored {
     /// `GET /images?q=` over what was stored, as an admin.
     async fn images(&self, q: &str) -> Vec<serde_json::Value> {
-        use tower::ServiceExt;
-        let clock = Arc::new(SystemClock);
-        let store: Arc<dyn shared::store::Store> = self.store.clone();
-        let fleet =
-            Arc::new(shared::fleet::FleetSource::from_text(store.clone(), &self.config).unwrap());
-        let snapshotter = Arc::new(Snapshotter::new(
-            store.clone(),
-            Arc::new(AwsConnector::new(
-                aws_config::SdkConfig::builder()
-                    .behavior_version(aws_config::BehaviorVersion::latest())
-                    .build(),
-                KubeTimeouts::default(),
-            )),
-            clock.clone(),
-            SnapshotOptions::default(),
-        ));
-        let app = inventory::router(inventory::Deps {
-            context: shared::view::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
-            trigger: Arc::new(shared::snapshot::InProcessTrigger::new(snapshotter, fleet)),
-        });
-        let token = unique("token");
-        let now = jiff::Timestamp::now();
-        let admin = shared::auth::Role::Admin;
-        let email = format!("{}@example.com", unique("root"));
-        shared::testing::signed_in(store.as_ref(), &email, admin, Vec::new(), &token, now)
-            .await
-            .unwrap();
-        let uri = format!("/images?q={q}");
-        let request = shared::testing::api_request("GET", &uri, None, Some(&token));
-        let response = app.oneshot(request).await.unwrap();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let body = inventory_get(self.store.clone(), &self.config, &format!("/images?q={q}")).await;
         body["items"].as_array().cloned().unwrap_or_else(|| panic!("{body}"))
     }
+}
+
+/// A GET of the inventory API over `store` and the fleet `config`, as an admin.
+async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serde_json::Value {
+    use tower::ServiceExt;
+    // The store's own clock: sessions and items expire by it.
+    let clock = store.clock();
+    let store: Arc<dyn shared::store::Store> = store;
+    let fleet = Arc::new(shared::fleet::FleetSource::from_text(store.clone(), config).unwrap());
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let connector = Arc::new(AwsConnector::new(sdk, KubeTimeouts::default()));
+    let snapshotter = Arc::new(Snapshotter::new(
+        store.clone(),
+        connector,
+        clock.clone(),
+        SnapshotOptions::default(),
+    ));
+    let app = inventory::router(inventory::Deps {
+        context: shared::view::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+        trigger: Arc::new(shared::snapshot::InProcessTrigger::new(snapshotter, fleet)),
+    });
+    let token = unique("token");
+    let email = format!("{}@example.com", unique("root"));
+    let admin = shared::auth::Role::Admin;
+    let now = clock.now();
+    shared::testing::signed_in(store.as_ref(), &email, admin, Vec::new(), &token, now)
+        .await
+        .unwrap();
+    let request = shared::testing::api_request("GET", uri, None, Some(&token));
+    let response = app.oneshot(request).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    serde_json::from_slice(&body).unwrap()
 }
 
 async fn all<T: serde::de::DeserializeOwned>(store: &MemoryStore, query: Query) -> Vec<T> {
@@ -445,4 +448,165 @@ async fn images_of_pods_no_workload_owns_are_found_too() {
         assert_eq!(nginx.len(), 1, "{q}: {nginx:?}");
         assert_eq!(nginx[0]["kind"], "Deployment");
     }
+}
+
+/// One recorded cluster on one fake server, snapshotted again and again
+/// as its objects change, on a clock the test moves.
+struct Replay {
+    fake: FakeCluster,
+    name: String,
+    config: FleetConfig,
+    yaml: String,
+    snapshotter: Snapshotter,
+    store: Arc<MemoryStore>,
+    clock: Arc<shared::clock::ManualClock>,
+    _token_file: tempfile_path::TokenFile,
+}
+
+mod tempfile_path {
+    /// A token file removed when dropped.
+    pub struct TokenFile(pub std::path::PathBuf);
+    impl Drop for TokenFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Replay {
+    async fn new(objects: &ClusterObjects) -> Self {
+        let ca = TestCa::generate().unwrap();
+        let token = unique("token");
+        let name = unique("replay");
+        let fake = FakeCluster::start(&name, &ca, objects, &token).await.unwrap();
+        let token_file = std::env::temp_dir().join(unique("replay-token"));
+        std::fs::write(&token_file, &token).unwrap();
+        let yaml = format!(
+            "environments:\n  - name: real\n    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
+            fake.endpoint(),
+            fake.ca_data(),
+            token_file.display().to_string(),
+        );
+        let config = FleetConfig::parse(&yaml, "real").unwrap();
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let connector = AwsConnector::new(sdk, KubeTimeouts::default())
+            .with_deployed_local(shared::fleet::local_secret_clusters(&config));
+        let clock = Arc::new(shared::clock::ManualClock::new(jiff::Timestamp::now()));
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        let snapshotter = Snapshotter::new(
+            store.clone(),
+            Arc::new(connector),
+            clock.clone(),
+            SnapshotOptions::default(),
+        );
+        Self {
+            fake,
+            name,
+            config,
+            yaml,
+            snapshotter,
+            store,
+            clock,
+            _token_file: tempfile_path::TokenFile(token_file),
+        }
+    }
+
+    /// Serves `objects` and snapshots them `minutes` after the last time.
+    async fn snapshot(&self, objects: &ClusterObjects, minutes: u64) {
+        self.clock.advance(std::time::Duration::from_secs(minutes * 60));
+        self.fake.set_objects(objects);
+        let request = SnapshotRequest::environment("real".parse().unwrap());
+        let report = self.snapshotter.run(&self.config, &request).await.unwrap();
+        assert_eq!(report.count(OutcomeStatus::Ok), 1, "{}", report.summary());
+    }
+
+    async fn pod_events(&self) -> Vec<shared::model::PodEvent> {
+        // Oldest first: keys start with the time.
+        all(&self.store, Query::partition(keys::pod_history_pk(&self.name))).await
+    }
+}
+
+#[tokio::test]
+async fn pod_history_records_changes_once_each_and_a_crash_loop_once_per_burst() {
+    use k8s_openapi::api::core::v1::Pod;
+    // kubeadm's NotReady node: coredns Pending, kube-proxy running.
+    let mut objects = recorded("kubeadm-clusterinfo");
+    let replay = Replay::new(&objects).await;
+    replay.snapshot(&objects, 0).await;
+    assert!(replay.pod_events().await.is_empty(), "the record begins at the first snapshot");
+
+    let named = |objects: &mut ClusterObjects, prefix: &str| -> usize {
+        objects
+            .pods
+            .iter()
+            .position(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(prefix)))
+            .unwrap()
+    };
+    // The node comes back: one coredns pod is scheduled and runs.
+    let coredns = named(&mut objects, "coredns-5dd5756b68-2zrhr");
+    objects.pods[coredns].spec.as_mut().unwrap().node_name = Some("k8s-controller-01".into());
+    objects.pods[coredns].status.as_mut().unwrap().phase = Some("Running".into());
+    replay.snapshot(&objects, 5).await;
+    // kube-proxy crash-loops: a restart at each of six snapshots, 5 min apart.
+    let proxy = named(&mut objects, "kube-proxy");
+    let restart = |objects: &mut ClusterObjects| {
+        let pod: &mut Pod = &mut objects.pods[proxy];
+        for s in pod.status.as_mut().unwrap().container_statuses.as_mut().unwrap() {
+            s.restart_count += 1;
+        }
+    };
+    for _ in 0..6 {
+        restart(&mut objects);
+        replay.snapshot(&objects, 5).await;
+    }
+    // Quiet for an hour (a snapshot every 5 minutes), then at it again: a
+    // second burst.
+    for _ in 0..12 {
+        replay.snapshot(&objects, 5).await;
+    }
+    restart(&mut objects);
+    replay.snapshot(&objects, 5).await;
+    // The other coredns pod goes, and a new one comes.
+    let gone = named(&mut objects, "coredns-5dd5756b68-wcs5x");
+    let mut new_pod = objects.pods.remove(gone);
+    new_pod.metadata.name = Some("coredns-5dd5756b68-n3w9q".into());
+    objects.pods.push(new_pod);
+    replay.snapshot(&objects, 5).await;
+
+    let events = replay.pod_events().await;
+    let seen: Vec<(&str, &str, Option<&str>, Option<&str>)> = events
+        .iter()
+        .map(|e| (e.change.as_str(), e.pod.as_str(), e.from.as_deref(), e.to.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("node", "coredns-5dd5756b68-2zrhr", None, Some("k8s-controller-01")),
+            ("phase", "coredns-5dd5756b68-2zrhr", Some("Pending"), Some("Running")),
+            ("restarts", "kube-proxy-p4jmn", Some("1"), Some("2")),
+            ("restarts", "kube-proxy-p4jmn", Some("7"), Some("8")),
+            ("created", "coredns-5dd5756b68-n3w9q", None, None),
+            ("deleted", "coredns-5dd5756b68-wcs5x", Some("Pending"), None),
+        ],
+        "oldest first: {events:#?}"
+    );
+
+    // The API: newest first, a page at a time, filtered by pod.
+    let uri = format!("/clusters/{}/pods/history?limit=2", replay.name);
+    let first = inventory_get(replay.store.clone(), &replay.yaml, &uri).await;
+    let changes: Vec<&str> =
+        first["items"].as_array().unwrap().iter().map(|e| e["change"].as_str().unwrap()).collect();
+    assert_eq!(changes, ["deleted", "created"], "{first}");
+    let next = first["next"].as_str().unwrap();
+    let uri = format!("/clusters/{}/pods/history?limit=2&cursor={next}", replay.name);
+    let second = inventory_get(replay.store.clone(), &replay.yaml, &uri).await;
+    assert_eq!(second["items"][0]["to"], "8", "{second}");
+    let uri = format!("/clusters/{}/pods/history?pod=kube-proxy-p4jmn", replay.name);
+    let proxy = inventory_get(replay.store.clone(), &replay.yaml, &uri).await;
+    assert_eq!(proxy["items"].as_array().unwrap().len(), 2, "{proxy}");
+    let uri = format!("/clusters/{}/pods/history?since=yesterday", replay.name);
+    let bad = inventory_get(replay.store.clone(), &replay.yaml, &uri).await;
+    assert!(bad["error"]["message"].as_str().unwrap().starts_with("since:"), "{bad}");
 }

@@ -165,20 +165,29 @@ pub async fn find_images(
     .await?;
     let mut found = BTreeSet::new();
     for ((environment, cluster), read) in clusters.iter().zip(&reads) {
+        let placed =
+            |namespace: &str, kind: &str, name: &str, container: String, image: &ImageRef| {
+                ImagePlacement {
+                    image: image.name_and_tag(),
+                    digest: image.digest.clone(),
+                    environment: (*environment).to_owned(),
+                    cluster: (*cluster).to_owned(),
+                    namespace: namespace.to_owned(),
+                    kind: kind.to_owned(),
+                    workload: name.to_owned(),
+                    container,
+                    service: String::new(),
+                    version: String::new(),
+                }
+            };
         for workload in &read.data.workloads {
             for (container, image) in images(workload) {
                 if wanted.matches(&image) {
+                    let kind = workload.kind.as_str();
                     found.insert(ImagePlacement {
-                        image: image.name_and_tag(),
-                        digest: image.digest.clone(),
-                        environment: (*environment).to_owned(),
-                        cluster: (*cluster).to_owned(),
-                        namespace: workload.namespace.clone(),
-                        kind: workload.kind.to_string(),
-                        workload: workload.name.clone(),
-                        container,
                         service: workload.service.clone(),
                         version: workload.version.clone(),
+                        ..placed(&workload.namespace, kind, &workload.name, container, &image)
                     });
                 }
             }
@@ -188,17 +197,10 @@ pub async fn find_images(
                 let image =
                     ImageRef { digest: running.digest.clone(), ..ImageRef::parse(&running.image) };
                 if wanted.matches(&image) {
+                    let container = running.container.clone();
                     found.insert(ImagePlacement {
-                        image: image.name_and_tag(),
-                        digest: image.digest.clone(),
-                        environment: (*environment).to_owned(),
-                        cluster: (*cluster).to_owned(),
-                        namespace: pod.namespace.clone(),
-                        kind: "Pod".to_owned(),
-                        workload: pod.name.clone(),
-                        container: running.container.clone(),
-                        service: String::new(),
                         version: image.tag.clone().unwrap_or_default(),
+                        ..placed(&pod.namespace, "Pod", &pod.name, container, &image)
                     });
                 }
             }

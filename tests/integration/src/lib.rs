@@ -155,3 +155,21 @@ pub fn kube_config(endpoint: &str, roots: Vec<Vec<u8>>, token: &str) -> kube::Co
 pub fn kube_client(endpoint: &str, ca_der: Vec<u8>, token: &str) -> kube::Client {
     kube::Client::try_from(kube_config(endpoint, vec![ca_der], token)).expect("kube client")
 }
+
+/// Every item of `query`, following its pages, decoded.
+pub async fn query_all<T, S>(store: &S, query: shared::store::Query) -> Vec<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: shared::store::ItemQuery + ?Sized,
+{
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.query(query.clone().limit(500).after(cursor)).await.unwrap();
+        out.extend(page.items.into_iter().map(|s| serde_json::from_value(s.item.body).unwrap()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}

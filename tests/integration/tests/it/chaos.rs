@@ -173,16 +173,7 @@ impl ItemBatchWrite for ChaosStore {
 }
 
 async fn all<T: serde::de::DeserializeOwned>(store: &dyn Store, query: Query) -> Vec<T> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.query(query.clone().limit(500).after(cursor)).await.unwrap();
-        out.extend(page.items.into_iter().map(|s| serde_json::from_value(s.item.body).unwrap()));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return out,
-        }
-    }
+    integration_tests::query_all(store, query).await
 }
 
 /// A cluster's stored workloads: key → version.

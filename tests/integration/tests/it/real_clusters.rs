@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use fake_kube::{ClusterObjects, FakeCluster, TestCa};
 use integration_tests::unique;
-use shared::clock::SystemClock;
 use shared::config::FleetConfig;
 use shared::model::{PodRecord, Workload, keys};
 use shared::snapshot::access::{AwsConnector, KubeTimeouts};
 use shared::snapshot::{OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter};
 use shared::store::memory::MemoryStore;
-use shared::store::{ItemQuery, Query, SortKeyRange};
+use shared::store::{Query, SortKeyRange};
 
 /// What one snapshot of a recorded cluster stored.
 struct Stored {
@@ -37,45 +36,16 @@ impl Stored {
 /// Snapshots `objects` as the environment `settings` (extra YAML lines of
 /// the environment, e.g. a label selector) would.
 async fn snapshot(objects: &ClusterObjects, settings: &str) -> Stored {
-    let ca = TestCa::generate().unwrap();
-    let token = unique("token");
-    let name = unique("real");
-    let fake = FakeCluster::start(&name, &ca, objects, &token).await.unwrap();
-    let token_file = std::env::temp_dir().join(unique("real-token"));
-    std::fs::write(&token_file, &token).unwrap();
-    let yaml = format!(
-        "environments:\n  - name: real\n{settings}    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
-        fake.endpoint(),
-        fake.ca_data(),
-        token_file.display().to_string(),
-    );
-    let config = FleetConfig::parse(&yaml, "real").unwrap();
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    let connector = AwsConnector::new(sdk, KubeTimeouts::default())
-        .with_deployed_local(shared::fleet::local_secret_clusters(&config));
-    let store = Arc::new(MemoryStore::default());
-    let snapshotter = Snapshotter::new(
-        store.clone(),
-        Arc::new(connector),
-        Arc::new(SystemClock),
-        SnapshotOptions::default(),
-    );
-    let report = snapshotter
-        .run(&config, &SnapshotRequest::environment("real".parse().unwrap()))
-        .await
-        .unwrap();
-    assert_eq!(report.count(OutcomeStatus::Ok), 1, "{}", report.summary());
-    let _ = std::fs::remove_file(&token_file);
+    let replay = Replay::new(objects, settings).await;
+    replay.snapshot(objects, 0).await;
     let workloads = all(
-        store.as_ref(),
-        Query::partition(keys::cluster_pk(&name))
+        &replay.store,
+        Query::partition(keys::cluster_pk(&replay.name))
             .range(SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into())),
     )
     .await;
-    let pods = all(store.as_ref(), Query::partition(keys::pods_pk(&name))).await;
-    Stored { workloads, pods, store, config: yaml }
+    let pods = all(&replay.store, Query::partition(keys::pods_pk(&replay.name))).await;
+    Stored { workloads, pods, store: replay.store.clone(), config: replay.yaml.clone() }
 }
 
 impl Stored {
@@ -121,16 +91,7 @@ async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serd
 }
 
 async fn all<T: serde::de::DeserializeOwned>(store: &MemoryStore, query: Query) -> Vec<T> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.query(query.clone().limit(500).after(cursor)).await.unwrap();
-        out.extend(page.items.into_iter().map(|s| serde_json::from_value(s.item.body).unwrap()));
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return out,
-        }
-    }
+    integration_tests::query_all(store, query).await
 }
 
 fn recorded(folder: &str) -> ClusterObjects {
@@ -474,7 +435,7 @@ mod tempfile_path {
 }
 
 impl Replay {
-    async fn new(objects: &ClusterObjects) -> Self {
+    async fn new(objects: &ClusterObjects, settings: &str) -> Self {
         let ca = TestCa::generate().unwrap();
         let token = unique("token");
         let name = unique("replay");
@@ -482,7 +443,7 @@ impl Replay {
         let token_file = std::env::temp_dir().join(unique("replay-token"));
         std::fs::write(&token_file, &token).unwrap();
         let yaml = format!(
-            "environments:\n  - name: real\n    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
+            "environments:\n  - name: real\n{settings}    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
             fake.endpoint(),
             fake.ca_data(),
             token_file.display().to_string(),
@@ -533,7 +494,7 @@ async fn pod_history_records_changes_once_each_and_a_crash_loop_once_per_burst()
     use k8s_openapi::api::core::v1::Pod;
     // kubeadm's NotReady node: coredns Pending, kube-proxy running.
     let mut objects = recorded("kubeadm-clusterinfo");
-    let replay = Replay::new(&objects).await;
+    let replay = Replay::new(&objects, "").await;
     replay.snapshot(&objects, 0).await;
     assert!(replay.pod_events().await.is_empty(), "the record begins at the first snapshot");
 

@@ -231,23 +231,34 @@ pub async fn read_account<S: ItemGet + ?Sized>(
 
 /// Writes an account if `condition` holds (`IfAbsent` to create,
 /// `IfVersion` to update what was read).
+/// How long an account stays pending: anyone can sign any address up, so
+/// an unproven account must not outlive its purpose (its codes live 10
+/// minutes; a week leaves room for mail that comes late).
+pub const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 pub async fn write_account<S: ItemPut + ?Sized>(
     store: &S,
     account: &Account,
     condition: Condition,
 ) -> Result<u64, AuthStoreError> {
+    let expires_at = (account.status == AccountStatus::Pending).then(|| {
+        let ttl = SignedDuration::try_from(PENDING_TTL).unwrap_or_default();
+        account.created_at.saturating_add(ttl).unwrap_or(Timestamp::MAX)
+    });
+    let with_expiry = |item: Item| match expires_at {
+        Some(at) => item.expiring_at(at),
+        None => item,
+    };
     let body = serde_json::to_value(account).map_err(AuthStoreError::Corrupt)?;
-    let version = store.put(Item::new(account_key(&account.email), body), condition).await?;
+    let item = with_expiry(Item::new(account_key(&account.email), body));
+    let version = store.put(item, condition).await?;
     // The directory entry follows the account (it is only for listing; the
     // account item stays the truth).
     let entry =
         serde_json::to_value(AccountSummary::from(account)).map_err(AuthStoreError::Corrupt)?;
-    store
-        .put(
-            Item::new(ItemKey::new(keys::DIRECTORY_PK, account.email.as_str()), entry),
-            Condition::Always,
-        )
-        .await?;
+    let entry =
+        with_expiry(Item::new(ItemKey::new(keys::DIRECTORY_PK, account.email.as_str()), entry));
+    store.put(entry, Condition::Always).await?;
     Ok(version)
 }
 

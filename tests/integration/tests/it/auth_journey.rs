@@ -1018,3 +1018,30 @@ async fn me_says_which_environments_an_account_sees_and_who_assigns_teams() {
     assert_eq!(admin.body["environments"], json!(["sandbox", "stg", "dev"]));
     assert!(admin.body["sees"].as_str().unwrap().contains("admin"));
 }
+
+#[tokio::test]
+async fn a_pending_account_is_gone_after_a_week_and_an_active_one_stays() {
+    let bed = bed().await;
+    bed.member(&bed.admin).await;
+    let member = bed.address("jane");
+    bed.member(&member).await;
+    let stranger = bed.address("never-proven");
+    bed.sign_up(&stranger).await;
+    let listed = |page: &Reply| -> Vec<String> {
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let root = bed.token(&bed.admin).await;
+    let users = listed(&bed.call("GET", "/auth/users?limit=500", None, &root).await);
+    assert!(users.contains(&stranger) && users.contains(&member), "{users:?}");
+    bed.advance(shared::auth::PENDING_TTL + Duration::from_secs(1));
+    let root = bed.token(&bed.admin).await;
+    let users = listed(&bed.call("GET", "/auth/users?limit=500", None, &root).await);
+    assert!(!users.contains(&stranger), "an unproven sign-up does not outlive a week: {users:?}");
+    assert!(users.contains(&member), "a verified account stays");
+    assert_eq!(bed.login(&member, PASSWORD).await.status, StatusCode::OK);
+}

@@ -111,6 +111,16 @@ struct RawVersionFrom {
     container: Option<String>,
 }
 
+impl VersionFrom {
+    const INVALID: &str = "must name a label, annotation or container of 1 to 317 characters";
+
+    /// A qualified key: a 253-byte prefix, `/` and a 63-byte name.
+    fn is_valid(&self) -> bool {
+        let (Self::Label(key) | Self::Annotation(key) | Self::Container(key)) = self;
+        !key.trim().is_empty() && key.len() <= 317
+    }
+}
+
 impl TryFrom<RawVersionFrom> for VersionFrom {
     type Error = &'static str;
     fn try_from(raw: RawVersionFrom) -> Result<Self, Self::Error> {
@@ -244,6 +254,31 @@ pub struct Dashboard {
     pub columns: Vec<EnvironmentName>,
     /// Which workloads are rows of this dashboard.
     pub selector: LabelSelector,
+    /// Where the version of its rows' workloads comes from, when not by
+    /// their environment's rule.
+    pub version_from: Option<VersionFrom>,
+}
+
+/// The `versionFrom` rules that may apply to the workloads of one
+/// environment: the dashboards' that show it (in configuration order, each
+/// for the workloads its selector chooses), then the environment's own.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VersionRules {
+    pub dashboards: Vec<(LabelSelector, VersionFrom)>,
+    pub environment: Option<VersionFrom>,
+}
+
+impl VersionRules {
+    /// The rule for a workload with these labels: the first dashboard that
+    /// shows it and sets one, else the environment's; `None` is the
+    /// default rule.
+    pub fn for_labels(&self, labels: &BTreeMap<String, String>) -> Option<&VersionFrom> {
+        self.dashboards
+            .iter()
+            .find(|(selector, _)| selector.matches(labels))
+            .map(|(_, from)| from)
+            .or(self.environment.as_ref())
+    }
 }
 
 impl FleetConfig {
@@ -339,6 +374,17 @@ impl FleetConfig {
 
     pub fn dashboard(&self, name: &str) -> Option<&Dashboard> {
         self.dashboards.iter().find(|d| d.name.as_str() == name)
+    }
+
+    /// The `versionFrom` rules for the workloads of `environment`.
+    pub fn version_rules(&self, environment: &Environment) -> VersionRules {
+        let dashboards = self
+            .dashboards
+            .iter()
+            .filter(|d| d.columns.contains(&environment.name))
+            .filter_map(|d| Some((d.selector.clone(), d.version_from.clone()?)))
+            .collect();
+        VersionRules { dashboards, environment: environment.version_from.clone() }
     }
 
     /// The cluster of that name and the environment it belongs to.
@@ -440,6 +486,7 @@ struct RawDashboard {
     columns: Vec<EnvironmentName>,
     #[serde(default = "LabelSelector::everything")]
     selector: LabelSelector,
+    version_from: Option<VersionFrom>,
 }
 
 impl RawFleet {
@@ -486,17 +533,8 @@ impl RawFleet {
                     );
                 }
             }
-            if let Some(from) = &env.version_from {
-                let (VersionFrom::Label(key)
-                | VersionFrom::Annotation(key)
-                | VersionFrom::Container(key)) = from;
-                // A qualified key: a 253-byte prefix, `/` and a 63-byte name.
-                if key.trim().is_empty() || key.len() > 317 {
-                    problem(
-                        format!("{at}.versionFrom"),
-                        "must name a label, annotation or container of 1 to 317 characters",
-                    );
-                }
+            if env.version_from.as_ref().is_some_and(|from| !from.is_valid()) {
+                problem(format!("{at}.versionFrom"), VersionFrom::INVALID);
             }
             let mut clusters = Vec::with_capacity(env.clusters.len());
             for (j, raw) in env.clusters.into_iter().enumerate() {
@@ -548,11 +586,15 @@ impl RawFleet {
             {
                 problem(format!("{at}.title"), "must be 1 to 200 characters");
             }
+            if raw.version_from.as_ref().is_some_and(|from| !from.is_valid()) {
+                problem(format!("{at}.versionFrom"), VersionFrom::INVALID);
+            }
             dashboards.push(Dashboard {
                 title: raw.title.unwrap_or_else(|| raw.name.to_string()),
                 name: raw.name,
                 columns: raw.columns,
                 selector: raw.selector,
+                version_from: raw.version_from,
             });
         }
 
@@ -828,6 +870,36 @@ dashboards:
             let err = FleetConfig::parse(&with(bad), "t").unwrap_err().to_string();
             assert!(err.contains(".versionFrom"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_dashboard_s_version_rule_applies_to_its_rows_before_the_environment_s() {
+        let text = example().replace(
+            "    teams: [platform]",
+            "    teams: [platform]\n    versionFrom: { label: release }",
+        ) + "    versionFrom: { annotation: example.com/version }\n    selector: tier=web\n  - name: all\n    columns: [dab-platform-prod]\n    versionFrom: { container: app }\n";
+        let fleet = FleetConfig::parse(&text, "t").unwrap();
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let (web, other) = (labels(&[("tier", "web")]), labels(&[("tier", "db")]));
+        let stg = fleet.version_rules(fleet.environment("dab-platform-stg").unwrap());
+        assert_eq!(
+            stg.for_labels(&web),
+            Some(&VersionFrom::Annotation("example.com/version".into())),
+            "the dashboard's rule for the rows it shows"
+        );
+        assert_eq!(stg.for_labels(&other), Some(&VersionFrom::Label("release".into())));
+        let prod = fleet.version_rules(fleet.environment("dab-platform-prod").unwrap());
+        assert_eq!(
+            prod.for_labels(&web),
+            Some(&VersionFrom::Annotation("example.com/version".into())),
+            "the first dashboard in the configuration wins"
+        );
+        assert_eq!(prod.for_labels(&other), Some(&VersionFrom::Container("app".into())));
+
+        let bad = example() + "    versionFrom: { label: \"\" }\n";
+        assert!(problems(&bad).iter().any(|p| p.starts_with("dashboards[0].versionFrom:")));
     }
 
     #[test]

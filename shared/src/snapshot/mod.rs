@@ -202,13 +202,13 @@ impl Snapshotter {
         let mut targets = targets.into_iter();
         let mut running = futures::stream::FuturesUnordered::new();
         for (environment, cluster) in targets.by_ref().take(self.options.concurrency.max(1)) {
-            running.push(self.snapshot_cluster(environment, cluster, owner));
+            running.push(self.snapshot_cluster(fleet, environment, cluster, owner));
         }
         let mut outcomes = Vec::new();
         while let Some(outcome) = running.next().await {
             outcomes.push(outcome);
             if let Some((environment, cluster)) = targets.next() {
-                running.push(self.snapshot_cluster(environment, cluster, owner));
+                running.push(self.snapshot_cluster(fleet, environment, cluster, owner));
             }
         }
         outcomes.sort_by(|a, b| a.cluster.cmp(&b.cluster));
@@ -224,6 +224,7 @@ impl Snapshotter {
     #[tracing::instrument(name = "snapshot", skip_all, fields(cluster = %cluster.name, environment = %environment.name))]
     async fn snapshot_cluster(
         &self,
+        fleet: &FleetConfig,
         environment: &Environment,
         cluster: &Cluster,
         owner: &str,
@@ -274,7 +275,7 @@ impl Snapshotter {
             cluster: cluster.name.clone(),
             environment: environment.name.clone(),
             now,
-            version_from: environment.version_from.clone(),
+            version_rules: fleet.version_rules(environment),
             kubernetes_minor: None,
         };
         let read_and_write = async {

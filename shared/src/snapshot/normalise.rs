@@ -8,7 +8,7 @@ use jiff::Timestamp;
 
 use super::objects::{Container, DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
 
-use crate::config::VersionFrom;
+use crate::config::{VersionFrom, VersionRules};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::labels::LabelSelector;
 use crate::model::{
@@ -210,8 +210,8 @@ pub struct Place {
     pub cluster: ClusterName,
     pub environment: EnvironmentName,
     pub now: Timestamp,
-    /// The environment's `versionFrom`, if any.
-    pub version_from: Option<VersionFrom>,
+    /// The `versionFrom` rules of the environment and its dashboards.
+    pub version_rules: VersionRules,
     /// The API server's minor version, once known: what fields it reports.
     pub kubernetes_minor: Option<u32>,
 }
@@ -326,11 +326,12 @@ fn workload(
         })
         .collect();
 
-    let main = main_container(&images, &name, &service, place.version_from.as_ref());
+    let version_rule = place.version_rules.for_labels(&labels);
+    let main = main_container(&images, &name, &service, version_rule);
     let tag_of = |c: &ContainerImage| {
         c.image.tag.clone().map(|tag| (tag, format!("tag of container {}", c.container)))
     };
-    let (found, version_source) = match place.version_from.as_ref() {
+    let (found, version_source) = match version_rule {
         Some(VersionFrom::Label(key)) => {
             let label = labels.get(key).filter(|v| !v.is_empty());
             (label.map(|v| (v.clone(), format!("label {key}"))), VersionSource::Label)

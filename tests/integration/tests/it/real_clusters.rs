@@ -36,7 +36,13 @@ impl Stored {
 /// Snapshots `objects` as the environment `settings` (extra YAML lines of
 /// the environment, e.g. a label selector) would.
 async fn snapshot(objects: &ClusterObjects, settings: &str) -> Stored {
-    let replay = Replay::new(objects, settings).await;
+    snapshot_shown_by(objects, settings, "").await
+}
+
+/// Snapshots `objects` as `snapshot` does, with `dashboards` (the YAML of
+/// the configuration's `dashboards` list) showing the environment `real`.
+async fn snapshot_shown_by(objects: &ClusterObjects, settings: &str, dashboards: &str) -> Stored {
+    let replay = Replay::new(objects, settings, dashboards).await;
     replay.snapshot(objects, 0).await;
     let workloads = all(
         &replay.store,
@@ -249,6 +255,40 @@ async fn the_version_is_the_main_container_s_not_a_sidecar_s_and_says_where_it_c
 }
 
 #[tokio::test]
+async fn a_dashboard_s_version_rule_sets_the_version_of_the_workloads_it_shows() {
+    // k3s's nginx Deployment (`app: nginx`) with a config reloader put
+    // first; coredns (`k8s-app: kube-dns`) is on no dashboard with a rule.
+    let dashboards = "  - name: web\n    columns: [real]\n    selector: app=nginx\n    versionFrom: { annotation: example.com/release }\n  - name: everything\n    columns: [real]\n    versionFrom: { container: hello }\n";
+    let stored =
+        snapshot_shown_by(&with_a_sidecar_first(), "    versionFrom: { label: app }\n", dashboards)
+            .await;
+    let nginx = stored.workload("default", "nginx-deployment");
+    assert_eq!(
+        (nginx.version.as_str(), nginx.version_from.as_str()),
+        ("2024.06.1", "annotation example.com/release"),
+        "the first dashboard that shows it, before the environment's rule"
+    );
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(
+        (coredns.version.as_str(), coredns.version_from.as_str()),
+        ("", ""),
+        "the second dashboard names a container coredns does not have"
+    );
+    // Without the catch-all dashboard, the environment's rule applies.
+    let stored = snapshot_shown_by(
+        &with_a_sidecar_first(),
+        "    versionFrom: { label: k8s-app }\n",
+        dashboards.split("  - name: everything").next().unwrap(),
+    )
+    .await;
+    let coredns = stored.workload("kube-system", "coredns");
+    assert_eq!(
+        (coredns.version.as_str(), coredns.version_from.as_str()),
+        ("kube-dns", "label k8s-app")
+    );
+}
+
+#[tokio::test]
 async fn a_count_the_api_server_does_not_report_is_unknown_not_zero() {
     // k9s's StatefulSets were recorded from a server without
     // `status.availableReplicas` (before 1.22): 4 ready, none "available".
@@ -435,19 +475,22 @@ mod tempfile_path {
 }
 
 impl Replay {
-    async fn new(objects: &ClusterObjects, settings: &str) -> Self {
+    async fn new(objects: &ClusterObjects, settings: &str, dashboards: &str) -> Self {
         let ca = TestCa::generate().unwrap();
         let token = unique("token");
         let name = unique("replay");
         let fake = FakeCluster::start(&name, &ca, objects, &token).await.unwrap();
         let token_file = std::env::temp_dir().join(unique("replay-token"));
         std::fs::write(&token_file, &token).unwrap();
-        let yaml = format!(
+        let mut yaml = format!(
             "environments:\n  - name: real\n{settings}    clusters:\n      - name: {name}\n        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
             fake.endpoint(),
             fake.ca_data(),
             token_file.display().to_string(),
         );
+        if !dashboards.is_empty() {
+            yaml = format!("{yaml}dashboards:\n{dashboards}");
+        }
         let config = FleetConfig::parse(&yaml, "real").unwrap();
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
@@ -494,7 +537,7 @@ async fn pod_history_records_changes_once_each_and_a_crash_loop_once_per_burst()
     use k8s_openapi::api::core::v1::Pod;
     // kubeadm's NotReady node: coredns Pending, kube-proxy running.
     let mut objects = recorded("kubeadm-clusterinfo");
-    let replay = Replay::new(&objects, "").await;
+    let replay = Replay::new(&objects, "", "").await;
     replay.snapshot(&objects, 0).await;
     assert!(replay.pod_events().await.is_empty(), "the record begins at the first snapshot");
 

@@ -535,9 +535,10 @@ mod tests {
                 .replica_sets
                 .iter()
                 .filter(|r| r.metadata.name.as_deref().is_some_and(|n| n.starts_with(name)))
+                .filter(|r| r.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0) > 0)
                 .count()
         };
-        assert_eq!(replica_sets(0), 1);
+        assert_eq!(replica_sets(0), 1, "one ReplicaSet with pods; the one before at 0");
         assert_eq!(replica_sets(scenario::STUCK.start), 2, "old and new");
         assert_eq!(replica_sets(scenario::STUCK.end - 1), 2, "still stuck");
         assert_eq!(replica_sets(scenario::STUCK.end), 1);

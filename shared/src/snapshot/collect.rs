@@ -9,6 +9,7 @@ use std::time::Duration;
 use kube::api::ListParams;
 use kube::core::Status;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
 use super::objects::{
@@ -164,40 +165,45 @@ pub enum Listed<K> {
 /// Lists every object at `path` matching `selector`, a page at a time. On
 /// 410 Gone the list starts over, as the API documents (a continue token
 /// lives about five minutes).
-pub struct Lister<'a> {
+///
+/// The next page is fetched and decoded (on another worker, where the
+/// runtime has one) while the caller works on the last: the API server's
+/// and the network's time overlap ours, and at most two pages are held.
+pub struct Lister<'a, K> {
     client: &'a kube::Client,
     path: String,
     selector: &'a str,
     policy: ListPolicy,
-    continue_token: Option<String>,
+    next_page: Option<PageTask<K>>,
     restarts: u32,
     done: bool,
 }
 
-impl<'a> Lister<'a> {
+impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
     pub fn new(
         client: &'a kube::Client,
         path: String,
         selector: &'a str,
         policy: ListPolicy,
     ) -> Self {
-        Self { client, path, selector, policy, continue_token: None, restarts: 0, done: false }
+        Self { client, path, selector, policy, next_page: None, restarts: 0, done: false }
     }
 
     /// The next page, `Restarted` after a 410, `None` at the end.
-    pub async fn next<K: DeserializeOwned>(&mut self) -> Result<Option<Listed<K>>, CollectError> {
+    pub async fn next(&mut self) -> Result<Option<Listed<K>>, CollectError> {
         if self.done {
             return Ok(None);
         }
-        let mut params = ListParams::default().limit(self.policy.page_size);
-        if !self.selector.is_empty() {
-            params = params.labels(self.selector);
-        }
-        params.continue_token = self.continue_token.take();
-        match list_page::<K>(self.client, &self.path, &params, self.policy).await {
+        let pending = match self.next_page.take() {
+            Some(pending) => pending,
+            None => self.fetch(None),
+        };
+        match pending.wait().await {
             Ok(page) => {
-                self.continue_token = page.metadata.continue_token.filter(|c| !c.is_empty());
-                self.done = self.continue_token.is_none();
+                match page.metadata.continue_token.filter(|c| !c.is_empty()) {
+                    Some(token) => self.next_page = Some(self.fetch(Some(token))),
+                    None => self.done = true,
+                }
                 Ok(Some(Listed::Page(page.items)))
             }
             Err(err)
@@ -207,8 +213,45 @@ impl<'a> Lister<'a> {
                 tracing::info!(path = %self.path, restarts = self.restarts, "continue token expired; listing again from the start");
                 Ok(Some(Listed::Restarted))
             }
-            Err(err) => Err(err),
+            Err(err) => {
+                self.done = true;
+                Err(err)
+            }
         }
+    }
+
+    /// Starts fetching the page `continue_token` names (the first if none).
+    fn fetch(&self, continue_token: Option<String>) -> PageTask<K> {
+        let mut params = ListParams::default().limit(self.policy.page_size);
+        if !self.selector.is_empty() {
+            params = params.labels(self.selector);
+        }
+        params.continue_token = continue_token;
+        let (client, path, policy) = (self.client.clone(), self.path.clone(), self.policy);
+        let task = async move { list_page::<K>(&client, &path, &params, policy).await };
+        PageTask(tokio::spawn(task.instrument(tracing::Span::current())))
+    }
+}
+
+/// A page being fetched. Dropping it (the snapshot timed out or failed)
+/// stops the fetch.
+struct PageTask<K>(tokio::task::JoinHandle<Result<List<K>, CollectError>>);
+
+impl<K> PageTask<K> {
+    async fn wait(mut self) -> Result<List<K>, CollectError> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(err) => {
+                Err(CollectError::new(FailureKind::ApiError, "fetching a list page failed")
+                    .with_source(err))
+            }
+        }
+    }
+}
+
+impl<K> Drop for PageTask<K> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -227,8 +270,15 @@ where
         let request = kube::core::Request::new(path).list(params).map_err(|e| {
             CollectError::new(FailureKind::Config, "could not build a list request").with_source(e)
         })?;
-        match client.request::<List<K>>(request).await {
+        match fetch_list(client, request).await {
             Ok(page) => return Ok(page),
+            Err(kube::Error::SerdeError(err)) => {
+                return Err(CollectError::new(
+                    FailureKind::ApiError,
+                    format!("{path}: the API server's list could not be read: {err}"),
+                )
+                .with_source(err));
+            }
             Err(err) => {
                 let err = CollectError::from_kube(path, err);
                 if err.kind != FailureKind::Throttled || attempt >= policy.max_throttle_retries {
@@ -242,6 +292,28 @@ where
             }
         }
     }
+}
+
+/// Sends a list request and decodes the page from its bytes as they
+/// arrived: no copy into a string on the way (`Client::request` makes
+/// one), and a body that does not decode is never logged (it is the
+/// cluster's data).
+async fn fetch_list<K: DeserializeOwned>(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<List<K>, kube::Error> {
+    use http_body_util::BodyExt;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if status.is_client_error() || status.is_server_error() {
+        let status = serde_json::from_slice::<Status>(&body).unwrap_or_else(|_| {
+            Status::failure("", "the API server's error was not a Status")
+                .with_code(status.as_u16())
+        });
+        return Err(kube::Error::Api(status.boxed()));
+    }
+    serde_json::from_slice(&body).map_err(kube::Error::SerdeError)
 }
 
 /// Reads one cluster as `environment` selects it, handing every pod and
@@ -282,9 +354,9 @@ pub async fn collect_cluster(
     let mut replica_sets = ReplicaSetIndex::default();
     for scope in &scopes {
         // Adding a ReplicaSet twice is harmless, so a restart needs no undo.
-        let mut list =
-            Lister::new(&client, Listing::ReplicaSets.path(scope.as_deref()), "", policy);
-        while let Some(listed) = list.next::<ReplicaSet>().await? {
+        let path = Listing::ReplicaSets.path(scope.as_deref());
+        let mut list = Lister::<ReplicaSet>::new(&client, path, "", policy);
+        while let Some(listed) = list.next().await? {
             if let Listed::Page(items) = listed {
                 items.iter().filter(|rs| allowed(&rs.metadata)).for_each(|rs| replica_sets.add(rs));
             }
@@ -292,8 +364,9 @@ pub async fn collect_cluster(
     }
     let mut tally = PodTally::default();
     for scope in &scopes {
-        let mut list = Lister::new(&client, Listing::Pods.path(scope.as_deref()), "", policy);
-        while let Some(listed) = list.next::<Pod>().await? {
+        let path = Listing::Pods.path(scope.as_deref());
+        let mut list = Lister::<Pod>::new(&client, path, "", policy);
+        while let Some(listed) = list.next().await? {
             match listed {
                 Listed::Page(items) => {
                     for pod in items.iter().filter(|p| allowed(&p.metadata)) {
@@ -344,8 +417,9 @@ async fn chosen_workloads(
     ];
     for scope in scopes {
         for (listing, kind) in kinds {
-            let mut list = Lister::new(client, listing.path(scope.as_deref()), selector, policy);
-            while let Some(listed) = list.next::<Named>().await? {
+            let mut list =
+                Lister::<Named>::new(client, listing.path(scope.as_deref()), selector, policy);
+            while let Some(listed) = list.next().await? {
                 // A restart lists the same names again: a set needs no undo.
                 if let Listed::Page(items) = listed {
                     for meta in items.iter().map(|n| &n.metadata).filter(|m| allowed(m)) {
@@ -370,11 +444,11 @@ async fn stream_workloads<K, N>(
     normalise: N,
 ) -> Result<(), CollectError>
 where
-    K: DeserializeOwned + HasMeta,
+    K: DeserializeOwned + HasMeta + Send + 'static,
     N: Fn(&K) -> Option<Workload>,
 {
-    let mut list = Lister::new(client, path, selector, policy);
-    while let Some(listed) = list.next::<K>().await? {
+    let mut list = Lister::<K>::new(client, path, selector, policy);
+    while let Some(listed) = list.next().await? {
         if let Listed::Page(items) = listed {
             for item in items.iter().filter(|i| namespaces.allows(&i.meta().namespace)) {
                 if let Some(workload) = normalise(item) {

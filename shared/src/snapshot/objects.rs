@@ -286,6 +286,16 @@ pub enum Listing {
 }
 
 impl Listing {
+    /// What a snapshot lists, in its order: ReplicaSets first (the owners of
+    /// pods), then pods, then the workloads their pods are summed into.
+    pub const SNAPSHOT_ORDER: [Self; 5] =
+        [Self::ReplicaSets, Self::Pods, Self::Deployments, Self::StatefulSets, Self::DaemonSets];
+
+    /// `request` asking for this listing in the form a snapshot reads.
+    pub fn accepting<B>(self, request: http::Request<B>) -> http::Request<B> {
+        request
+    }
+
     pub fn plural(self) -> &'static str {
         match self {
             Self::Pods => "pods",

@@ -88,6 +88,9 @@ pub enum Fault {
     RevokeTokens,
     /// Expire every continue token issued so far (as an etcd compaction does).
     ExpireContinueTokens,
+    /// Answer with this status and body, whatever was asked: a proxy's HTML
+    /// error page, a truncated or garbled list.
+    Body { status: u16, body: String },
 }
 
 /// When a fault applies: requests whose path contains `path_contains`, after
@@ -420,6 +423,13 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 record(status.as_u16());
                 return Ok(status_reply(status, "InternalError", "injected fault"));
+            }
+            Fault::Body { status, body } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+                record(status.as_u16());
+                let mut reply = Response::new(Full::new(Bytes::from(body)));
+                *reply.status_mut() = status;
+                return Ok(reply);
             }
             Fault::TooManyRequests { retry_after_secs } => {
                 record(429);

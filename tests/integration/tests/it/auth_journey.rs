@@ -3,7 +3,7 @@
 //! whole journey and each abuse case; every test's bed checks, when it is
 //! dropped, that no response and no log line carried one of its secrets.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use auth::mail_jobs::InProcessQueue;
@@ -66,7 +66,7 @@ async fn bed() -> Bed {
 }
 
 async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
-    captured_log();
+    crate::captured_log();
     let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
     let config = aws().await;
     let ses = aws_sdk_ses::Client::new(&config);
@@ -238,7 +238,7 @@ impl Drop for Bed {
         if std::thread::panicking() {
             return;
         }
-        let log = captured_log().text();
+        let log = crate::captured_log().text();
         let secrets = self.secrets.lock().unwrap();
         for secret in secrets.iter() {
             assert!(!holds(&log, secret), "a log line carries a secret");
@@ -938,60 +938,13 @@ async fn with_mailed_codes_switched_on_a_sign_in_needs_the_code_and_the_challeng
     assert_eq!(late.status, StatusCode::UNAUTHORIZED, "disabled between the two steps");
 }
 
-/// Everything this test binary logs, through one global subscriber with the
-/// functions' own filter at its most verbose, installed before any auth test
-/// logs.
-fn captured_log() -> &'static Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(shared::telemetry::filter("trace"))
-            .with_writer(captured.clone())
-            .with_ansi(false)
-            .without_time()
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        captured
-    })
-}
-
-/// Collects what is logged.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_log_is_captured_and_says_what_happened() {
     let bed = bed().await;
     let email = bed.address("jane");
     bed.member(&email).await;
     bed.token(&email).await;
-    let log = captured_log().text();
+    let log = crate::captured_log().text();
     assert!(log.contains("signed in"), "the log was captured: {log}");
 }
 

@@ -468,6 +468,28 @@ async fn a_cluster_answering_500_fails_alone() {
 }
 
 #[tokio::test]
+async fn a_cluster_behind_a_proxy_answering_html_fails_alone() {
+    let page = "<html><body><h1>502 Bad Gateway</h1></body></html>".to_owned();
+    one_cluster_fails(
+        |bed| bed.fakes[1].inject(FaultRule::on("/pods", Fault::Body { status: 502, body: page })),
+        "ApiError",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_list_that_does_not_decode_fails_the_cluster_alone_and_is_never_logged() {
+    let logs = crate::captured_log();
+    // A list cut short: what a broken server or proxy sends.
+    let body = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[{"metadata":{"name":"secret-payments-pod"#;
+    let garbled = Fault::Body { status: 200, body: body.to_owned() };
+    one_cluster_fails(|bed| bed.fakes[1].inject(FaultRule::on("/pods", garbled)), "ApiError").await;
+    let text = logs.text();
+    assert!(text.contains("could not be read"), "the failure is logged: {text}");
+    assert!(!text.contains("secret-payments-pod"), "the body never is");
+}
+
+#[tokio::test]
 async fn a_cluster_that_times_out_fails_alone() {
     one_cluster_fails(
         |bed| bed.fakes[1].inject(FaultRule::on("/pods", Fault::Latency(Duration::from_secs(6)))),

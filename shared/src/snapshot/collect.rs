@@ -23,6 +23,10 @@ use crate::model::WorkloadKind;
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 
+/// The largest list page read by default (a page of 500 real pods is
+/// 3–4 MB).
+pub const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ListPolicy {
     pub page_size: u32,
@@ -32,6 +36,9 @@ pub struct ListPolicy {
     pub max_throttle_retries: u32,
     /// Longest wait on a server's `Retry-After` we accept.
     pub max_retry_wait: Duration,
+    /// The largest page read: a server that sends more fails the cluster's
+    /// snapshot instead of the function's memory.
+    pub max_page_bytes: usize,
 }
 
 impl Default for ListPolicy {
@@ -41,6 +48,7 @@ impl Default for ListPolicy {
             max_restarts: 3,
             max_throttle_retries: 3,
             max_retry_wait: Duration::from_secs(5),
+            max_page_bytes: MAX_PAGE_BYTES,
         }
     }
 }
@@ -174,6 +182,8 @@ pub struct Lister<'a, K> {
     path: String,
     selector: &'a str,
     policy: ListPolicy,
+    /// Ask for metadata only (`PartialObjectMetadataList`).
+    metadata_only: bool,
     next_page: Option<PageTask<K>>,
     restarts: u32,
     done: bool,
@@ -186,7 +196,23 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
         selector: &'a str,
         policy: ListPolicy,
     ) -> Self {
-        Self { client, path, selector, policy, next_page: None, restarts: 0, done: false }
+        let metadata_only = false;
+        Self {
+            client,
+            path,
+            selector,
+            policy,
+            metadata_only,
+            next_page: None,
+            restarts: 0,
+            done: false,
+        }
+    }
+
+    /// Lists metadata only: `K` must need nothing else.
+    pub fn metadata_only(mut self) -> Self {
+        self.metadata_only = true;
+        self
     }
 
     /// The next page, `Restarted` after a 410, `None` at the end.
@@ -228,7 +254,9 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
         }
         params.continue_token = continue_token;
         let (client, path, policy) = (self.client.clone(), self.path.clone(), self.policy);
-        let task = async move { list_page::<K>(&client, &path, &params, policy).await };
+        let metadata_only = self.metadata_only;
+        let task =
+            async move { list_page::<K>(&client, &path, &params, metadata_only, policy).await };
         PageTask(tokio::spawn(task.instrument(tracing::Span::current())))
     }
 }
@@ -260,6 +288,7 @@ async fn list_page<K>(
     client: &kube::Client,
     path: &str,
     params: &ListParams,
+    metadata_only: bool,
     policy: ListPolicy,
 ) -> Result<List<K>, CollectError>
 where
@@ -267,10 +296,13 @@ where
 {
     let mut attempt = 0;
     loop {
-        let request = kube::core::Request::new(path).list(params).map_err(|e| {
+        let mut request = kube::core::Request::new(path).list(params).map_err(|e| {
             CollectError::new(FailureKind::Config, "could not build a list request").with_source(e)
         })?;
-        match fetch_list(client, request).await {
+        if metadata_only {
+            request = super::objects::metadata_only(request);
+        }
+        match fetch_list(client, request, policy.max_page_bytes).await {
             Ok(page) => return Ok(page),
             Err(kube::Error::SerdeError(err)) => {
                 return Err(CollectError::new(
@@ -301,11 +333,29 @@ where
 async fn fetch_list<K: DeserializeOwned>(
     client: &kube::Client,
     request: http::Request<Vec<u8>>,
+    max_bytes: usize,
 ) -> Result<List<K>, kube::Error> {
     use http_body_util::BodyExt;
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
+    let announced = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    // One buffer of the page's size, filled as its frames arrive: collecting
+    // the frames first and joining them would hold the page twice.
+    let mut body = Vec::with_capacity(announced.unwrap_or(0).min(max_bytes));
+    let mut frames = response.into_body();
+    while let Some(frame) = frames.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if body.len() + data.len() > max_bytes {
+                return Err(kube::Error::Api(
+                    Status::failure("", "PageTooLarge").with_code(413).boxed(),
+                ));
+            }
+            body.extend_from_slice(&data);
+        }
+    }
     if status.is_client_error() || status.is_server_error() {
         let status = serde_json::from_slice::<Status>(&body).unwrap_or_else(|_| {
             Status::failure("", "the API server's error was not a Status")
@@ -355,7 +405,7 @@ pub async fn collect_cluster(
     for scope in &scopes {
         // Adding a ReplicaSet twice is harmless, so a restart needs no undo.
         let path = Listing::ReplicaSets.path(scope.as_deref());
-        let mut list = Lister::<ReplicaSet>::new(&client, path, "", policy);
+        let mut list = Lister::<ReplicaSet>::new(&client, path, "", policy).metadata_only();
         while let Some(listed) = list.next().await? {
             if let Listed::Page(items) = listed {
                 items.iter().filter(|rs| allowed(&rs.metadata)).for_each(|rs| replica_sets.add(rs));
@@ -417,8 +467,8 @@ async fn chosen_workloads(
     ];
     for scope in scopes {
         for (listing, kind) in kinds {
-            let mut list =
-                Lister::<Named>::new(client, listing.path(scope.as_deref()), selector, policy);
+            let path = listing.path(scope.as_deref());
+            let mut list = Lister::<Named>::new(client, path, selector, policy).metadata_only();
             while let Some(listed) = list.next().await? {
                 // A restart lists the same names again: a set needs no undo.
                 if let Listed::Page(items) = listed {

@@ -22,12 +22,21 @@ pub const VERSION_LABEL: &str = "app.kubernetes.io/version";
 /// A workload's identity within a cluster.
 pub type WorkloadId = (String, WorkloadKind, String);
 
-/// What a ReplicaSet tells us: the Deployment it belongs to and when it was
-/// created (the moment that Deployment's template last changed).
+/// The annotation a Deployment and each of its ReplicaSets carry: the
+/// template revision they stand for.
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+
+/// What a ReplicaSet tells us, from its metadata alone: the Deployment it
+/// belongs to, and when the revision it stands for was first rolled out
+/// (its creation: a template change makes a new ReplicaSet).
 #[derive(Debug, Default)]
 pub struct ReplicaSetIndex {
     owners: HashMap<(String, String), String>,
-    rolled_out: HashMap<(String, String), Timestamp>,
+    /// `(namespace, deployment, revision)` → when its ReplicaSet was created.
+    revisions: HashMap<(String, String, String), Timestamp>,
+    /// `(namespace, deployment)` → its newest ReplicaSet's creation, for a
+    /// Deployment without a revision annotation.
+    newest: HashMap<(String, String), Timestamp>,
 }
 
 impl ReplicaSetIndex {
@@ -35,20 +44,31 @@ impl ReplicaSetIndex {
         let meta = &rs.metadata;
         let Some(owner) = meta.controller().filter(|o| o.kind == "Deployment") else { return };
         self.owners.insert((meta.namespace.clone(), meta.name.clone()), owner.name.clone());
-        let active = rs.spec.replicas.unwrap_or(0) > 0;
-        if let (true, Some(created)) = (active, meta.creation_timestamp) {
-            let key = (meta.namespace.clone(), owner.name.clone());
-            let at = self.rolled_out.entry(key).or_insert(created);
-            *at = (*at).max(created);
+        let Some(created) = meta.creation_timestamp else { return };
+        if let Some(revision) = meta.annotations.get(REVISION_ANNOTATION) {
+            let key = (meta.namespace.clone(), owner.name.clone(), revision.clone());
+            self.revisions.insert(key, created);
         }
+        let newest =
+            self.newest.entry((meta.namespace.clone(), owner.name.clone())).or_insert(created);
+        *newest = (*newest).max(created);
     }
 
     fn deployment_of(&self, namespace: &str, replica_set: &str) -> Option<&String> {
         self.owners.get(&(namespace.to_owned(), replica_set.to_owned()))
     }
 
-    fn rolled_out_at(&self, namespace: &str, deployment: &str) -> Option<Timestamp> {
-        self.rolled_out.get(&(namespace.to_owned(), deployment.to_owned())).copied()
+    /// When the Deployment's current revision was rolled out: its
+    /// ReplicaSet's creation (a rollback reuses an old ReplicaSet, which
+    /// keeps its first creation), else the newest ReplicaSet's.
+    fn rolled_out_at(&self, deployment: &Meta) -> Option<Timestamp> {
+        let (namespace, name) = (deployment.namespace.clone(), deployment.name.clone());
+        deployment
+            .annotations
+            .get(REVISION_ANNOTATION)
+            .and_then(|r| self.revisions.get(&(namespace.clone(), name.clone(), r.clone())))
+            .or_else(|| self.newest.get(&(namespace, name)))
+            .copied()
     }
 }
 
@@ -245,7 +265,7 @@ pub fn deployment(
     pods: &PodTally,
     replica_sets: &ReplicaSetIndex,
 ) -> Option<Workload> {
-    let rolled_out = replica_sets.rolled_out_at(&d.metadata.namespace, &d.metadata.name);
+    let rolled_out = replica_sets.rolled_out_at(&d.metadata);
     workload(
         &d.metadata,
         WorkloadKind::Deployment,

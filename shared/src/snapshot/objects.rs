@@ -178,19 +178,9 @@ pub struct ContainerStatus {
     pub restart_count: i32,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReplicaSet {
-    #[serde(default)]
-    pub metadata: Meta,
-    #[serde(default)]
-    pub spec: ReplicasSpec,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ReplicasSpec {
-    #[serde(default)]
-    pub replicas: Option<i32>,
-}
+/// A ReplicaSet matters only for its metadata (its owner, revision and
+/// creation): it is listed as metadata only.
+pub type ReplicaSet = Named;
 
 /// Deployments and StatefulSets share the fields we read.
 #[derive(Debug, Deserialize)]
@@ -251,6 +241,19 @@ pub struct DaemonSetStatus {
     pub updated_number_scheduled: Option<i32>,
 }
 
+/// What asks the API server for a list's metadata only
+/// (`PartialObjectMetadataList`, Kubernetes 1.15+): each item is then its
+/// `metadata` and nothing else.
+pub const METADATA_ONLY: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+/// `request` asking for metadata only.
+pub fn metadata_only<B>(mut request: http::Request<B>) -> http::Request<B> {
+    request
+        .headers_mut()
+        .insert(http::header::ACCEPT, http::HeaderValue::from_static(METADATA_ONLY));
+    request
+}
+
 /// Any object, read for its metadata only.
 #[derive(Debug, Deserialize)]
 pub struct Named {
@@ -273,7 +276,7 @@ macro_rules! has_meta {
     };
 }
 
-has_meta!(Pod, ReplicaSet, ReplicatedWorkload, DaemonSet, Named);
+has_meta!(Pod, ReplicatedWorkload, DaemonSet, Named);
 
 /// Where each kind is listed: API group path and plural.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,9 +294,15 @@ impl Listing {
     pub const SNAPSHOT_ORDER: [Self; 5] =
         [Self::ReplicaSets, Self::Pods, Self::Deployments, Self::StatefulSets, Self::DaemonSets];
 
+    /// Whether a snapshot reads this listing's objects for their metadata
+    /// only: the API server then sends nothing else.
+    pub fn metadata_only(self) -> bool {
+        self == Self::ReplicaSets
+    }
+
     /// `request` asking for this listing in the form a snapshot reads.
     pub fn accepting<B>(self, request: http::Request<B>) -> http::Request<B> {
-        request
+        if self.metadata_only() { metadata_only(request) } else { request }
     }
 
     pub fn plural(self) -> &'static str {

@@ -126,6 +126,8 @@ pub struct RecordedRequest {
     pub method: String,
     pub path: String,
     pub query: BTreeMap<String, String>,
+    /// Asked for metadata only (`as=PartialObjectMetadataList`).
+    pub metadata_only: bool,
     pub status: u16,
 }
 
@@ -138,6 +140,8 @@ struct Entry {
     labels: BTreeMap<String, String>,
     /// The object's JSON, serialised once: pages are assembled from these.
     json: Bytes,
+    /// The object as a `PartialObjectMetadata`: its metadata only.
+    metadata_json: Bytes,
 }
 
 #[derive(Debug, Default)]
@@ -182,8 +186,11 @@ fn entry(mut json: Value) -> Entry {
         .unwrap_or_default();
     let namespace = text(&meta["namespace"]);
     let key = format!("{namespace}/{}", text(&meta["name"]));
+    let partial =
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta});
+    let metadata_json = Bytes::from(serde_json::to_vec(&partial).unwrap_or_default());
     let json = Bytes::from(serde_json::to_vec(&json).unwrap_or_default());
-    Entry { namespace, key, labels, json }
+    Entry { namespace, key, labels, json, metadata_json }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -402,11 +409,18 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    let metadata_only = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(asks_for_metadata_only);
     let record = |status: u16| {
         lock(&state.requests).push(RecordedRequest {
             method: method.to_string(),
             path: path.clone(),
             query: query.clone(),
+            metadata_only,
             status,
         });
     };
@@ -463,7 +477,7 @@ async fn handle(state: &State, request: Request<Incoming>) -> Result<Reply, Rese
             "the fake API server is read-only",
         )
     } else {
-        route(state, &path, &query)
+        route(state, &path, &query, metadata_only)
     };
     record(reply.status().as_u16());
     Ok(reply)
@@ -485,7 +499,24 @@ fn due_faults(state: &State, path: &str) -> Vec<Fault> {
     due
 }
 
-fn route(state: &State, path: &str, query: &BTreeMap<String, String>) -> Reply {
+/// Whether an `Accept` header asks for `PartialObjectMetadataList`: one of
+/// its media ranges is JSON with `as`, `g` and `v` naming it.
+fn asks_for_metadata_only(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let json = parts.next() == Some("application/json");
+        let params: Vec<&str> = parts.collect();
+        json && ["as=PartialObjectMetadataList", "g=meta.k8s.io"].iter().all(|p| params.contains(p))
+            && params.iter().any(|p| *p == "v=v1" || *p == "v=v1beta1")
+    })
+}
+
+fn route(
+    state: &State,
+    path: &str,
+    query: &BTreeMap<String, String>,
+    metadata_only: bool,
+) -> Reply {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let target = match segments.as_slice() {
         ["version"] => {
@@ -513,7 +544,7 @@ fn route(state: &State, path: &str, query: &BTreeMap<String, String>) -> Reply {
             "NotFound",
             "the server could not find the requested resource",
         ),
-        Some((kind, namespace)) => list(state, kind, namespace, query),
+        Some((kind, namespace)) => list(state, kind, namespace, query, metadata_only),
     }
 }
 
@@ -522,6 +553,7 @@ fn list(
     kind: Kind,
     namespace: Option<&str>,
     query: &BTreeMap<String, String>,
+    metadata_only: bool,
 ) -> Reply {
     let selector = match LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
     {
@@ -606,8 +638,14 @@ fn list(
         metadata["remainingItemCount"] = json!(remaining);
     }
     // The envelope is serialised, the items spliced in as they are stored.
-    let envelope =
-        json!({ "kind": kind.list_kind(), "apiVersion": kind.api_version(), "metadata": metadata });
+    let envelope = match metadata_only {
+        true => {
+            json!({ "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata })
+        }
+        false => {
+            json!({ "kind": kind.list_kind(), "apiVersion": kind.api_version(), "metadata": metadata })
+        }
+    };
     let mut body = serde_json::to_vec(&envelope).unwrap_or_default();
     body.pop(); // the closing brace
     body.extend_from_slice(b",\"items\":[");
@@ -615,7 +653,7 @@ fn list(
         if i > 0 {
             body.push(b',');
         }
-        body.extend_from_slice(&entry.json);
+        body.extend_from_slice(if metadata_only { &entry.metadata_json } else { &entry.json });
     }
     body.extend_from_slice(b"]}");
     let mut reply = Response::new(Full::new(Bytes::from(body)));

@@ -155,6 +155,54 @@ async fn label_selectors_filter_on_the_server() {
 }
 
 #[tokio::test]
+async fn metadata_only_lists_carry_each_object_s_metadata_and_nothing_else() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let (fake, client) = cluster().await;
+    let api: Api<ReplicaSet> = Api::all(client);
+    // kube's own `list_metadata`, paged: the fake must answer it as a real
+    // API server does (PartialObjectMetadataList, metadata only).
+    let (mut names, mut token, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let mut params = ListParams::default().limit(7);
+        params.continue_token = token;
+        let page = api.list_metadata(&params).await.unwrap();
+        pages += 1;
+        for item in &page.items {
+            let meta = &item.metadata;
+            assert!(meta.owner_references.as_ref().is_some_and(|o| o[0].kind == "Deployment"));
+            assert!(
+                meta.annotations
+                    .as_ref()
+                    .unwrap()
+                    .contains_key("deployment.kubernetes.io/revision")
+            );
+            assert!(meta.managed_fields.is_some(), "metadata includes managedFields");
+            names.push(meta.name.clone().unwrap());
+        }
+        token = page.metadata.continue_.filter(|c| !c.is_empty());
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 46, "two ReplicaSets for each of 23 Deployments");
+    assert!(pages >= 7);
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| r.metadata_only), "{requests:?}");
+
+    // The same request's bytes: the envelope and items are metadata only.
+    let request = kube::core::Request::new("/apis/apps/v1/replicasets")
+        .list(&ListParams::default().limit(1))
+        .unwrap();
+    let request = shared::snapshot::objects::metadata_only(request);
+    let client = api.into_client();
+    let text = client.request_text(request).await.unwrap();
+    let page: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(page["kind"], "PartialObjectMetadataList");
+    assert_eq!(page["items"][0]["kind"], "PartialObjectMetadata");
+    assert!(page["items"][0].get("spec").is_none() && page["items"][0].get("status").is_none());
+}
+
+#[tokio::test]
 async fn pods_carry_owners_images_and_digests() {
     let (_fake, client) = cluster().await;
     let pods: Api<Pod> = Api::namespaced(client, "dab");

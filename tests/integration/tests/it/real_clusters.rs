@@ -533,6 +533,32 @@ impl Replay {
 }
 
 #[tokio::test]
+async fn replica_sets_are_read_as_metadata_only_and_still_date_the_rollout() {
+    // k3s's nginx Deployment is at revision 2; the ReplicaSet of revision 1
+    // (older, scaled to 0) is kept beside it.
+    let objects = recorded("k3s-troubleshoot");
+    let replay = Replay::new(&objects, "", "").await;
+    replay.snapshot(&objects, 0).await;
+    let requests = replay.fake.requests();
+    let asked = |plural: &'static str| requests.iter().filter(move |r| r.path.ends_with(plural));
+    assert!(asked("/replicasets").count() > 0);
+    assert!(asked("/replicasets").all(|r| r.metadata_only), "{requests:?}");
+    assert!(asked("/pods").all(|r| !r.metadata_only), "pods are read whole");
+    let workloads: Vec<Workload> = all(
+        &replay.store,
+        Query::partition(keys::cluster_pk(&replay.name))
+            .range(SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into())),
+    )
+    .await;
+    let nginx = workloads.iter().find(|w| w.name == "nginx-deployment").unwrap();
+    assert_eq!(
+        nginx.changed_at.to_string(),
+        "2022-12-01T14:01:21Z",
+        "the creation of revision 2's ReplicaSet"
+    );
+}
+
+#[tokio::test]
 async fn pod_history_records_changes_once_each_and_a_crash_loop_once_per_burst() {
     use k8s_openapi::api::core::v1::Pod;
     // kubeadm's NotReady node: coredns Pending, kube-proxy running.

@@ -162,6 +162,7 @@ impl Bed {
                 max_restarts: 3,
                 max_throttle_retries: 1,
                 max_retry_wait: Duration::from_millis(200),
+                max_page_bytes: MAX_PAGE,
             },
             cluster_timeout: Duration::from_secs(20),
             ..SnapshotOptions::default()
@@ -487,6 +488,20 @@ async fn a_list_that_does_not_decode_fails_the_cluster_alone_and_is_never_logged
     let text = logs.text();
     assert!(text.contains("could not be read"), "the failure is logged: {text}");
     assert!(!text.contains("secret-payments-pod"), "the body never is");
+}
+
+/// The bed's largest page: its pages of 4 objects weigh tens of KB, a few MB
+/// where the huge objects are.
+const MAX_PAGE: usize = 16 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_page_larger_than_the_limit_fails_the_cluster_alone() {
+    let huge = format!("{{\"items\":[\"{}\"]}}", "x".repeat(MAX_PAGE));
+    one_cluster_fails(
+        |bed| bed.fakes[1].inject(FaultRule::on("/pods", Fault::Body { status: 200, body: huge })),
+        "ApiError",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 //! interleave.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -279,18 +280,41 @@ struct Previous {
     pod: Option<Box<PreviousPod>>,
 }
 
-/// A pod as the previous snapshot stored it, for its history.
+/// A pod as the previous snapshot stored it, for its history. Phases and
+/// nodes are shared by many pods: each is held once. What a deletion
+/// needs besides is read back when it happens.
+struct PreviousPod {
+    phase: Arc<str>,
+    node: Option<Arc<str>>,
+    restarts: u32,
+    restarts_noted_at: Option<Timestamp>,
+}
+
+/// The stored pod fields [`PreviousPod`] keeps.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PreviousPod {
-    namespace: String,
-    name: String,
+struct StoredPod {
     phase: String,
     #[serde(default)]
     node: Option<String>,
     restarts: u32,
     #[serde(default)]
     restarts_noted_at: Option<Timestamp>,
+}
+
+/// Holds each distinct string once.
+#[derive(Default)]
+struct Interned(HashSet<Arc<str>>);
+
+impl Interned {
+    fn get(&mut self, text: String) -> Arc<str> {
+        if let Some(known) = self.0.get(text.as_str()) {
+            return known.clone();
+        }
+        let text: Arc<str> = text.into();
+        self.0.insert(text.clone());
+        text
+    }
 }
 
 /// Which records a partition holds, for what [`previous`] keeps of them.
@@ -301,14 +325,11 @@ enum Held {
     Other,
 }
 
+/// What a change of a workload is compared with. What a removal needs
+/// besides is read back when it happens.
 struct PreviousWorkload {
-    service: String,
-    namespace: String,
-    kind: crate::model::WorkloadKind,
-    name: String,
     version: String,
     images: Vec<String>,
-    labels: std::collections::BTreeMap<String, String>,
     changed_at: Timestamp,
 }
 
@@ -321,6 +342,7 @@ async fn previous(
 ) -> Result<HashMap<String, Previous>, StoreError> {
     let mut found = HashMap::new();
     let mut cursor = None;
+    let mut interned = Interned::default();
     loop {
         let page = store
             .query(Query::partition(pk.clone()).range(range.clone()).limit(250).after(cursor))
@@ -334,21 +356,21 @@ async fn previous(
                 .and_then(|f| u64::from_str_radix(f, 16).ok())
                 .unwrap_or(0);
             let pod = match held {
-                Held::Pods => {
-                    serde_json::from_value::<PreviousPod>(body.clone()).ok().map(Box::new)
-                }
+                Held::Pods => serde_json::from_value::<StoredPod>(body.clone()).ok().map(|p| {
+                    Box::new(PreviousPod {
+                        phase: interned.get(p.phase),
+                        node: p.node.map(|n| interned.get(n)),
+                        restarts: p.restarts,
+                        restarts_noted_at: p.restarts_noted_at,
+                    })
+                }),
                 _ => None,
             };
             let workload = if held == Held::Workloads {
                 match serde_json::from_value::<Workload>(body) {
                     Ok(w) => Some(Box::new(PreviousWorkload {
                         images: w.image_list(),
-                        service: w.service,
-                        namespace: w.namespace,
-                        kind: w.kind,
-                        name: w.name,
                         version: w.version,
-                        labels: w.labels,
                         changed_at: w.changed_at,
                     })),
                     // A body this code cannot read is rewritten, not trusted.
@@ -426,6 +448,7 @@ fn needs_renewal(expires_at: Option<Timestamp>, now: Timestamp, ttl: Duration) -
 /// Removals are only known, and only applied, by [`SnapshotWriter::finish`],
 /// after every list completed — a failed run never deletes anything.
 pub struct SnapshotWriter<'a> {
+    store: &'a dyn Store,
     lease: &'a LeaseHeld,
     now: Timestamp,
     snapshot_ttl: Duration,
@@ -442,9 +465,12 @@ pub struct SnapshotWriter<'a> {
     /// good one: the workload's last recorded state.
     unfinished: HashMap<String, HistoryEvent>,
     history_ttl: Duration,
-    /// Keys handled in this run: a list that starts over over yields them again.
-    seen_workloads: HashSet<String>,
-    seen_pods: HashSet<String>,
+    /// Keys handed in so far (a list that starts over hands them in again),
+    /// as keyed 64-bit hashes: a cluster's keys, held twice as strings,
+    /// would be megabytes.
+    seen_workloads: HashSet<u64>,
+    seen_pods: HashSet<u64>,
+    seen_keys: std::hash::RandomState,
     seen_versions: HashSet<String>,
     stats: WriteStats,
     counts: Counts,
@@ -484,6 +510,7 @@ impl<'a> SnapshotWriter<'a> {
             previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
         let unfinished = unfinished_events(store, lease).await.map_err(store_failure)?;
         Ok(Self {
+            store,
             lease,
             now,
             snapshot_ttl,
@@ -500,11 +527,23 @@ impl<'a> SnapshotWriter<'a> {
             history_ttl,
             seen_workloads: HashSet::new(),
             seen_pods: HashSet::new(),
+            seen_keys: std::hash::RandomState::new(),
             seen_versions: HashSet::new(),
             stats: WriteStats::default(),
             counts: Counts::default(),
             skipped: Vec::new(),
         })
+    }
+
+    /// The item stored under `key`, as a `T`: what a removal records, read
+    /// back when it happens. `None` when it is gone or does not decode
+    /// (nothing to record then).
+    async fn stored<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &ItemKey,
+    ) -> Result<Option<T>, CollectError> {
+        let found = self.store.get(key).await.map_err(store_failure)?;
+        Ok(found.and_then(|stored| serde_json::from_value(stored.item.body).ok()))
     }
 
     /// Whether an unchanged item must be rewritten to renew its TTL.
@@ -516,7 +555,7 @@ impl<'a> SnapshotWriter<'a> {
 
     pub async fn pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
         let sk = keys::pod_sk(&pod.namespace, &pod.name);
-        if !self.seen_pods.insert(sk.clone()) {
+        if !self.seen_pods.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &sk)) {
             return Ok(());
         }
         let before = self.previous_pods.get(&sk).and_then(|p| p.pod.as_deref());
@@ -582,15 +621,16 @@ impl<'a> SnapshotWriter<'a> {
             return (events, None);
         };
         let mut events = Vec::new();
-        if before.phase != pod.phase {
+        if *before.phase != *pod.phase {
             events.push(event(
                 PodChange::Phase,
-                Some(before.phase.clone()),
+                Some(before.phase.to_string()),
                 Some(pod.phase.clone()),
             ));
         }
-        if before.node != pod.node && pod.node.is_some() {
-            events.push(event(PodChange::Node, before.node.clone(), pod.node.clone()));
+        if before.node.as_deref() != pod.node.as_deref() && pod.node.is_some() {
+            let from = before.node.as_deref().map(str::to_owned);
+            events.push(event(PodChange::Node, from, pod.node.clone()));
         }
         let mut noted = before.restarts_noted_at;
         if pod.restarts > before.restarts {
@@ -661,7 +701,7 @@ impl<'a> SnapshotWriter<'a> {
 
     pub async fn workload(&mut self, mut workload: Workload) -> Result<(), CollectError> {
         let sk = keys::workload_sk(&workload.namespace, workload.kind, &workload.name);
-        if !self.seen_workloads.insert(sk.clone()) {
+        if !self.seen_workloads.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &sk)) {
             return Ok(());
         }
         self.counts.workloads += 1;
@@ -815,7 +855,10 @@ impl<'a> SnapshotWriter<'a> {
     pub async fn finish(mut self) -> Result<(WriteStats, Written), CollectError> {
         for (sk, gone) in std::mem::take(&mut self.previous_pods) {
             self.stats.deleted += 1;
-            if let Some(pod) = gone.pod {
+            let key = ItemKey::new(self.pods_pk.clone(), sk);
+            if gone.pod.is_some()
+                && let Some(pod) = self.stored::<PodRecord>(&key).await?
+            {
                 let event = PodEvent {
                     at: self.now,
                     change: PodChange::Deleted,
@@ -827,7 +870,7 @@ impl<'a> SnapshotWriter<'a> {
                 };
                 self.pod_event(event).await?;
             }
-            self.batch.push(WriteOp::Delete(ItemKey::new(self.pods_pk.clone(), sk))).await?;
+            self.batch.push(WriteOp::Delete(key)).await?;
         }
         for sk in std::mem::take(&mut self.previous_loose).into_keys() {
             self.stats.deleted += 1;
@@ -836,11 +879,14 @@ impl<'a> SnapshotWriter<'a> {
         for (sk, gone) in std::mem::take(&mut self.previous_workloads) {
             self.stats.deleted += 1;
             let unfinished = self.unfinished.remove(&sk);
-            if let Some(p) = gone.workload {
-                self.removed(&p, unfinished).await?;
+            let key = ItemKey::new(self.workload_pk.clone(), sk);
+            if gone.workload.is_some()
+                && let Some(stored) = self.stored::<Workload>(&key).await?
+            {
+                self.removed(&stored, unfinished).await?;
             }
             // After its event, as with changes.
-            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
+            self.batch.push(WriteOp::Delete(key)).await?;
         }
         // A failed run recorded these, but their items were never stored,
         // and the cluster no longer runs them: close their history.
@@ -857,7 +903,7 @@ impl SnapshotWriter<'_> {
     /// The history of a stored workload the cluster no longer runs.
     async fn removed(
         &mut self,
-        stored: &PreviousWorkload,
+        stored: &Workload,
         unfinished: Option<HistoryEvent>,
     ) -> Result<(), CollectError> {
         let last = match unfinished {
@@ -875,7 +921,7 @@ impl SnapshotWriter<'_> {
             name: last.name.clone(),
             from_version: Some(last.version.clone()),
             to_version: None,
-            from_images: last.images.clone(),
+            from_images: last.image_list(),
             to_images: Vec::new(),
             from_changed_at: Some(last.changed_at),
             labels: last.labels.clone(),

@@ -73,6 +73,17 @@ fn peak_rss_mb() -> f64 {
     kb / 1024.0
 }
 
+/// CPU time this process has used (user and system, Linux `/proc/self/stat`).
+fn cpu_used() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `) `.
+    let fields: Vec<&str> =
+        stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+    let ticks: u64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<u64>().ok()).sum();
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
+}
+
 /// Starts the peak over from the current RSS (Linux ≥ 4.0).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -133,6 +144,7 @@ impl ItemCounter for KeepsNothing {
 /// What fetching every page cost, bytes only.
 struct Floor {
     wall: Duration,
+    cpu: Duration,
     requests: u32,
     bytes: u64,
 }
@@ -141,7 +153,7 @@ struct Floor {
 /// page size, reading each body to its end and looking only for the
 /// continue token at its start.
 async fn floor(client: &kube::Client) -> Result<Floor, Box<dyn std::error::Error>> {
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_used());
     let (mut requests, mut bytes) = (1, 0);
     client.apiserver_version().await?;
     for listing in Listing::SNAPSHOT_ORDER {
@@ -161,7 +173,8 @@ async fn floor(client: &kube::Client) -> Result<Floor, Box<dyn std::error::Error
             }
         }
     }
-    Ok(Floor { wall: started.elapsed(), requests, bytes })
+    let cpu = cpu_used().saturating_sub(cpu_before);
+    Ok(Floor { wall: started.elapsed(), cpu, requests, bytes })
 }
 
 /// The `metadata.continue` of a list body, found by its bytes: the list's
@@ -177,6 +190,8 @@ fn continue_token(body: &[u8]) -> Option<String> {
 struct Run {
     name: &'static str,
     wall: Duration,
+    /// CPU time of this process (the fake server's is not counted).
+    cpu: Duration,
     peak_rss: f64,
     /// Heap the in-memory store holds at the end of the run, in MB.
     store: Option<f64>,
@@ -200,25 +215,42 @@ async fn run(
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let request = SnapshotRequest::environment("bench".parse()?);
     reset_peak_rss();
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_used());
     let report = snapshotter.run(fleet, &request).await?;
-    let wall = started.elapsed();
+    let (wall, cpu) = (started.elapsed(), cpu_used().saturating_sub(cpu_before));
     let peak_rss = peak_rss_mb();
     let outcome = &report.outcomes[0];
     if outcome.status != OutcomeStatus::Ok {
         return Err(format!("the {name} run failed: {outcome:?}").into());
     }
     let store = holds_store.then(|| heap_live().saturating_sub(heap_before_store) as f64 / MB);
-    Ok(Run { name, wall, peak_rss, store, writes: writes() })
+    Ok(Run { name, wall, cpu, peak_rss, store, writes: writes() })
 }
 
-#[tokio::main]
-async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// glibc's malloc arenas: measured as the snapshot function is deployed
+/// (`snapshot::MALLOC_ARENA_MAX`), unless the variable is set.
+const ARENAS_VAR: &str = "MALLOC_ARENA_MAX";
+
+fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
+    // glibc reads the variable when the process starts: run again with it.
+    if std::env::var_os(ARENAS_VAR).is_none() {
+        let status = Command::new(std::env::current_exe()?)
+            .args(std::env::args_os().skip(1))
+            .env(ARENAS_VAR, snapshot::MALLOC_ARENA_MAX)
+            .status()?;
+        return Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
+    tokio::runtime::Runtime::new()?.block_on(bench())
+}
+
+async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let workloads = numeric_arg("--workloads", 5000)?.to_string();
     let pods = numeric_arg("--pods", 3)?.to_string();
     let server_path = std::env::current_exe()?.with_file_name("fake-kube-server");
     let mut server = Command::new(&server_path)
         .args(["--workloads", &workloads, "--pods", &pods])
+        // The server is not what is measured: its own allocator settings.
+        .env_remove(ARENAS_VAR)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -256,18 +288,20 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     };
 
     println!(
-        "snapshot benchmark: 1 cluster, {workloads} Deployments × {pods} pods, real-sized objects, pages of {DEFAULT_PAGE_SIZE}"
+        "snapshot benchmark: 1 cluster, {workloads} Deployments × {pods} pods, real-sized objects, pages of {DEFAULT_PAGE_SIZE}, {ARENAS_VAR}={}",
+        std::env::var(ARENAS_VAR).unwrap_or_default()
     );
     let cluster = &fleet.environments[0].clusters[0];
     let client = connector.connect(cluster).await?;
     let floor = floor(&client).await?;
     drop(client);
     println!(
-        "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s), bytes only",
+        "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s, {} ms of our CPU), bytes only",
         floor.requests,
         floor.bytes as f64 / MB,
         floor.wall.as_millis(),
-        floor.bytes as f64 / MB / floor.wall.as_secs_f64()
+        floor.bytes as f64 / MB / floor.wall.as_secs_f64(),
+        floor.cpu.as_millis()
     );
 
     let mut runs = Vec::new();
@@ -292,16 +326,17 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let _ = server.wait();
 
     println!(
-        "{:<20} {:>8} {:>9} {:>10} {:>8} {:>14} {:>8}",
-        "run", "wall", "÷ floor", "peak RSS", "store", "RSS w/o store", "writes"
+        "{:<20} {:>8} {:>9} {:>8} {:>10} {:>8} {:>14} {:>8}",
+        "run", "wall", "÷ floor", "cpu", "peak RSS", "store", "RSS w/o store", "writes"
     );
     for r in &runs {
         let store = r.store.map_or("-".to_owned(), |s| format!("{s:.1} MB"));
         println!(
-            "{:<20} {:>5} ms {:>8.2}× {:>7.1} MB {:>8} {:>11.1} MB {:>8}",
+            "{:<20} {:>5} ms {:>8.2}× {:>5} ms {:>7.1} MB {:>8} {:>11.1} MB {:>8}",
             r.name,
             r.wall.as_millis(),
             r.wall.as_secs_f64() / floor.wall.as_secs_f64(),
+            r.cpu.as_millis(),
             r.peak_rss,
             store,
             r.without_store(),

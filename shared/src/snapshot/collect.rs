@@ -1,8 +1,8 @@
 //! Reading one cluster: lists in pages (500 by default) following
 //! `continue`, starting a list over on 410 Gone, waiting out 429s a bounded
-//! number of times, and folding each page into the model before asking for
-//! the next, so memory grows with the normalised cluster, never with raw
-//! objects.
+//! number of times, and folding each page into the model while the next
+//! one is fetched (two pages at most), so memory grows with the normalised
+//! cluster, never with raw objects.
 
 use std::time::Duration;
 
@@ -196,13 +196,12 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
         selector: &'a str,
         policy: ListPolicy,
     ) -> Self {
-        let metadata_only = false;
         Self {
             client,
             path,
             selector,
             policy,
-            metadata_only,
+            metadata_only: false,
             next_page: None,
             restarts: 0,
             done: false,

@@ -73,9 +73,9 @@ fn peak_rss_mb() -> f64 {
     kb / 1024.0
 }
 
-/// CPU time this process has used (user and system, Linux `/proc/self/stat`).
-fn cpu_used() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// CPU time a process has used (user and system, Linux `/proc/<pid>/stat`).
+fn cpu_of(process: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at `) `.
     let fields: Vec<&str> =
         stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
@@ -145,6 +145,7 @@ impl ItemCounter for KeepsNothing {
 struct Floor {
     wall: Duration,
     cpu: Duration,
+    server_cpu: Duration,
     requests: u32,
     bytes: u64,
 }
@@ -152,8 +153,8 @@ struct Floor {
 /// Fetches every page a snapshot of the cluster asks for, in its order and
 /// page size, reading each body to its end and looking only for the
 /// continue token at its start.
-async fn floor(client: &kube::Client) -> Result<Floor, Box<dyn std::error::Error>> {
-    let (started, cpu_before) = (Instant::now(), cpu_used());
+async fn floor(client: &kube::Client, server: &str) -> Result<Floor, Box<dyn std::error::Error>> {
+    let (started, cpu_before, server_before) = (Instant::now(), cpu_of("self"), cpu_of(server));
     let (mut requests, mut bytes) = (1, 0);
     client.apiserver_version().await?;
     for listing in Listing::SNAPSHOT_ORDER {
@@ -173,8 +174,9 @@ async fn floor(client: &kube::Client) -> Result<Floor, Box<dyn std::error::Error
             }
         }
     }
-    let cpu = cpu_used().saturating_sub(cpu_before);
-    Ok(Floor { wall: started.elapsed(), cpu, requests, bytes })
+    let cpu = cpu_of("self").saturating_sub(cpu_before);
+    let server_cpu = cpu_of(server).saturating_sub(server_before);
+    Ok(Floor { wall: started.elapsed(), cpu, server_cpu, requests, bytes })
 }
 
 /// The `metadata.continue` of a list body, found by its bytes: the list's
@@ -190,8 +192,10 @@ fn continue_token(body: &[u8]) -> Option<String> {
 struct Run {
     name: &'static str,
     wall: Duration,
-    /// CPU time of this process (the fake server's is not counted).
+    /// CPU time of this process.
     cpu: Duration,
+    /// CPU time of the fake API server, on the same cores.
+    server_cpu: Duration,
     peak_rss: f64,
     /// Heap the in-memory store holds at the end of the run, in MB.
     store: Option<f64>,
@@ -212,19 +216,22 @@ async fn run(
     writes: impl Fn() -> u64,
     holds_store: bool,
     heap_before_store: usize,
+    server: &str,
 ) -> Result<Run, Box<dyn std::error::Error>> {
     let request = SnapshotRequest::environment("bench".parse()?);
     reset_peak_rss();
-    let (started, cpu_before) = (Instant::now(), cpu_used());
+    let (started, cpu_before, server_before) = (Instant::now(), cpu_of("self"), cpu_of(server));
     let report = snapshotter.run(fleet, &request).await?;
-    let (wall, cpu) = (started.elapsed(), cpu_used().saturating_sub(cpu_before));
+    let wall = started.elapsed();
+    let cpu = cpu_of("self").saturating_sub(cpu_before);
+    let server_cpu = cpu_of(server).saturating_sub(server_before);
     let peak_rss = peak_rss_mb();
     let outcome = &report.outcomes[0];
     if outcome.status != OutcomeStatus::Ok {
         return Err(format!("the {name} run failed: {outcome:?}").into());
     }
     let store = holds_store.then(|| heap_live().saturating_sub(heap_before_store) as f64 / MB);
-    Ok(Run { name, wall, cpu, peak_rss, store, writes: writes() })
+    Ok(Run { name, wall, cpu, server_cpu, peak_rss, store, writes: writes() })
 }
 
 /// glibc's malloc arenas: measured as the snapshot function is deployed
@@ -293,23 +300,33 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     let cluster = &fleet.environments[0].clusters[0];
     let client = connector.connect(cluster).await?;
-    let floor = floor(&client).await?;
+    let server_pid = server.id().to_string();
+    let floor = floor(&client, &server_pid).await?;
     drop(client);
     println!(
-        "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s, {} ms of our CPU), bytes only",
+        "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s; CPU {} ms ours, {} ms the server's), bytes only",
         floor.requests,
         floor.bytes as f64 / MB,
         floor.wall.as_millis(),
         floor.bytes as f64 / MB / floor.wall.as_secs_f64(),
-        floor.cpu.as_millis()
+        floor.cpu.as_millis(),
+        floor.server_cpu.as_millis()
     );
 
     let mut runs = Vec::new();
     let nothing_kept = Arc::new(CountingStore::new(KeepsNothing));
     let into_nothing = snapshotter(nothing_kept.clone());
     runs.push(
-        run("first, kept nowhere", &into_nothing, &fleet, || nothing_kept.take_writes(), false, 0)
-            .await?,
+        run(
+            "first, kept nowhere",
+            &into_nothing,
+            &fleet,
+            || nothing_kept.take_writes(),
+            false,
+            0,
+            &server_pid,
+        )
+        .await?,
     );
     drop(into_nothing);
     let heap_before_store = heap_live();
@@ -317,8 +334,16 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let into_memory = snapshotter(store.clone());
     for name in ["first", "unchanged"] {
         runs.push(
-            run(name, &into_memory, &fleet, || store.take_writes(), true, heap_before_store)
-                .await?,
+            run(
+                name,
+                &into_memory,
+                &fleet,
+                || store.take_writes(),
+                true,
+                heap_before_store,
+                &server_pid,
+            )
+            .await?,
         );
     }
     let _ = std::fs::remove_file(&token_file);
@@ -326,17 +351,26 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let _ = server.wait();
 
     println!(
-        "{:<20} {:>8} {:>9} {:>8} {:>10} {:>8} {:>14} {:>8}",
-        "run", "wall", "÷ floor", "cpu", "peak RSS", "store", "RSS w/o store", "writes"
+        "{:<20} {:>8} {:>9} {:>8} {:>11} {:>10} {:>8} {:>14} {:>8}",
+        "run",
+        "wall",
+        "÷ floor",
+        "cpu",
+        "server cpu",
+        "peak RSS",
+        "store",
+        "RSS w/o store",
+        "writes"
     );
     for r in &runs {
         let store = r.store.map_or("-".to_owned(), |s| format!("{s:.1} MB"));
         println!(
-            "{:<20} {:>5} ms {:>8.2}× {:>5} ms {:>7.1} MB {:>8} {:>11.1} MB {:>8}",
+            "{:<20} {:>5} ms {:>8.2}× {:>5} ms {:>8} ms {:>7.1} MB {:>8} {:>11.1} MB {:>8}",
             r.name,
             r.wall.as_millis(),
             r.wall.as_secs_f64() / floor.wall.as_secs_f64(),
             r.cpu.as_millis(),
+            r.server_cpu.as_millis(),
             r.peak_rss,
             store,
             r.without_store(),

@@ -159,7 +159,7 @@ impl PodTally {
             .filter_map(|c| status_of(&c.name))
             .map(|s| s.restart_count.max(0) as u32)
             .sum();
-        let ready = status.conditions.iter().any(|c| c.kind == "Ready" && c.status == "True");
+        let ready = status.ready;
         let node = pod.spec.node_name.clone();
 
         if let Some((kind, workload)) = &owner {

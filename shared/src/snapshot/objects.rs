@@ -151,27 +151,58 @@ pub struct PodStatus {
     pub phase: Option<String>,
     #[serde(default)]
     pub start_time: Option<Timestamp>,
-    #[serde(default)]
-    pub conditions: Vec<PodCondition>,
+    /// Whether the `Ready` condition is `True`: the only condition read,
+    /// so the others are never allocated.
+    #[serde(default, rename = "conditions", deserialize_with = "ready_condition")]
+    pub ready: bool,
     #[serde(default)]
     pub init_container_statuses: Vec<ContainerStatus>,
     #[serde(default)]
     pub container_statuses: Vec<ContainerStatus>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PodCondition {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub status: String,
+/// Reads a pod's conditions for `Ready` alone, borrowing each condition's
+/// strings from the page where it can.
+fn ready_condition<'de, D>(deserializer: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    struct Condition<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        status: std::borrow::Cow<'a, str>,
+    }
+    struct Ready;
+    impl<'de> serde::de::Visitor<'de> for Ready {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of pod conditions")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            let mut ready = false;
+            while let Some(c) = seq.next_element::<Condition<'de>>()? {
+                ready |= c.kind == "Ready" && c.status == "True";
+            }
+            Ok(ready)
+        }
+
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+    deserializer.deserialize_any(Ready)
 }
 
+/// The status of one container: the image it runs is read from the spec
+/// (matched by name), so the runtime's spelling of it is not read.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
     pub name: String,
-    #[serde(default)]
-    pub image: String,
     #[serde(default, rename = "imageID")]
     pub image_id: String,
     #[serde(default)]
@@ -343,6 +374,32 @@ mod tests {
         assert_eq!(pod.status.container_statuses[0].restart_count, 2);
         let bare: Pod = serde_json::from_str(r#"{"metadata": {"name": "x"}}"#).unwrap();
         assert!(bare.status.phase.is_none());
+    }
+
+    #[test]
+    fn a_pod_is_ready_when_its_ready_condition_is_true() {
+        let ready = |conditions: &str| {
+            let json =
+                format!(r#"{{"status": {{"phase": "Running", "conditions": {conditions}}}}}"#);
+            serde_json::from_str::<Pod>(&json).unwrap().status.ready
+        };
+        let condition = |kind: &str, status: &str| {
+            format!(r#"{{"type": "{kind}", "status": "{status}", "lastTransitionTime": null}}"#)
+        };
+        let all = [
+            condition("Initialized", "True"),
+            condition("Ready", "True"),
+            condition("ContainersReady", "True"),
+        ];
+        assert!(ready(&format!("[{}]", all.join(","))));
+        assert!(!ready(&format!("[{}]", condition("Ready", "False"))));
+        assert!(!ready(&format!("[{}]", condition("ContainersReady", "True"))));
+        // Escaped strings are read too (they cannot be borrowed).
+        assert!(ready(r#"[{"type": "Re\u0061dy", "status": "True"}]"#));
+        assert!(!ready("[]"));
+        assert!(!ready("null"));
+        let none: Pod = serde_json::from_str(r#"{"status": {"phase": "Pending"}}"#).unwrap();
+        assert!(!none.status.ready);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::collect::{CollectError, FailureKind};
@@ -356,7 +356,7 @@ async fn previous(
                 .and_then(|f| u64::from_str_radix(f, 16).ok())
                 .unwrap_or(0);
             let pod = match held {
-                Held::Pods => serde_json::from_value::<StoredPod>(body.clone()).ok().map(|p| {
+                Held::Pods => StoredPod::deserialize(&body).ok().map(|p| {
                     Box::new(PreviousPod {
                         phase: interned.get(p.phase),
                         node: p.node.map(|n| interned.get(n)),
@@ -423,15 +423,30 @@ async fn previous_seen(
 
 /// FNV-1a over the item's JSON: stable across runs and processes, and all
 /// change detection needs (it is not a security boundary).
-/// Hashes the record's JSON as the struct serialises it, so that no `Value`
-/// tree is built for items that turn out unchanged.
+/// Hashes the record's JSON as the struct serialises it, as it is written:
+/// neither a `Value` tree nor the JSON is built for items that turn out
+/// unchanged.
 fn fingerprint<T: Serialize>(record: &T) -> Result<u64, CollectError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| {
+    let mut hash = Fnv1a(0xcbf2_9ce4_8422_2325);
+    serde_json::to_writer(&mut hash, record).map_err(|e| {
         CollectError::new(FailureKind::Store, "could not encode an item").with_source(e)
     })?;
-    Ok(bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)))
+    Ok(hash.0)
+}
+
+/// FNV-1a over the bytes written to it.
+struct Fnv1a(u64);
+
+impl std::io::Write for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 =
+            bytes.iter().fold(self.0, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether an unchanged item's TTL is less than half left.
@@ -979,4 +994,24 @@ pub async fn record_success(
         .await
         .map_err(lease_lost)?;
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored fingerprints were FNV-1a over the serialised record: hashing
+    /// as it is written must give the same, or every item of every
+    /// cluster would be rewritten once.
+    #[test]
+    fn a_fingerprint_is_fnv_1a_over_the_record_s_json() {
+        let record =
+            serde_json::json!({"name": "caf\u{e9}", "images": ["a:1", "b@sha256:00"], "n": 3});
+        let json = serde_json::to_vec(&record).unwrap();
+        let expected = json.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!(fingerprint(&record).unwrap(), expected);
+        assert_ne!(fingerprint(&serde_json::json!({"n": 4})).unwrap(), expected);
+    }
 }

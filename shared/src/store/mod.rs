@@ -90,6 +90,20 @@ pub struct Item {
     pub expires_at: Option<Timestamp>,
 }
 
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Item {
     pub fn new(key: ItemKey, body: serde_json::Value) -> Self {
         Self { key, body, expires_at: None }
@@ -102,7 +116,12 @@ impl Item {
 
     /// Encoded size as both adapters count it: keys plus the JSON body.
     pub fn size(&self) -> usize {
-        let body = serde_json::to_vec(&self.body).map(|b| b.len()).unwrap_or(usize::MAX);
+        // Counted as it is written: a large body is never copied to measure it.
+        let mut counted = ByteCount(0);
+        let body = match serde_json::to_writer(&mut counted, &self.body) {
+            Ok(()) => counted.0,
+            Err(_) => usize::MAX,
+        };
         self.key.pk.len() + self.key.sk.len() + body.saturating_add(32)
     }
 
@@ -373,6 +392,14 @@ mod tests {
     fn a_cursor_from_another_partition_is_refused() {
         let q = Query::partition("A").after(Some(Cursor::after(&ItemKey::new("B", "x"))));
         assert!(matches!(q.check(), Err(StoreError::InvalidCursor)));
+    }
+
+    #[test]
+    fn an_item_s_size_is_its_keys_and_encoded_body() {
+        let body = serde_json::json!({"name": "caf\u{e9} \"quoted\"", "n": [1, 2.5, null]});
+        let item = Item::new(ItemKey::new("pk", "sort"), body.clone());
+        let encoded = serde_json::to_vec(&body).unwrap().len();
+        assert_eq!(item.size(), 2 + 4 + encoded + 32);
     }
 
     #[test]

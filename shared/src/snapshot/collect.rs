@@ -418,7 +418,7 @@ pub async fn collect_cluster(
         while let Some(listed) = list.next().await? {
             match listed {
                 Listed::Page(items) => {
-                    for pod in items.iter().filter(|p| allowed(&p.metadata)) {
+                    for pod in items.into_iter().filter(|p| allowed(&p.metadata)) {
                         if let Some(record) = tally.add(pod, &replica_sets, &chosen) {
                             writer.pod(&record).await?;
                             if record.owner.is_none() {

@@ -31,7 +31,9 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 /// (its creation: a template change makes a new ReplicaSet).
 #[derive(Debug, Default)]
 pub struct ReplicaSetIndex {
-    owners: HashMap<(String, String), String>,
+    /// namespace → ReplicaSet → its Deployment: looked up per pod, by
+    /// borrowed names.
+    owners: HashMap<String, HashMap<String, String>>,
     /// `(namespace, deployment, revision)` → when its ReplicaSet was created.
     revisions: HashMap<(String, String, String), Timestamp>,
     /// `(namespace, deployment)` → its newest ReplicaSet's creation, for a
@@ -43,7 +45,11 @@ impl ReplicaSetIndex {
     pub fn add(&mut self, rs: &ReplicaSet) {
         let meta = &rs.metadata;
         let Some(owner) = meta.controller().filter(|o| o.kind == "Deployment") else { return };
-        self.owners.insert((meta.namespace.clone(), meta.name.clone()), owner.name.clone());
+        match self.owners.get_mut(&meta.namespace) {
+            Some(in_namespace) => in_namespace,
+            None => self.owners.entry(meta.namespace.clone()).or_default(),
+        }
+        .insert(meta.name.clone(), owner.name.clone());
         let Some(created) = meta.creation_timestamp else { return };
         if let Some(revision) = meta.annotations.get(REVISION_ANNOTATION) {
             let key = (meta.namespace.clone(), owner.name.clone(), revision.clone());
@@ -55,7 +61,7 @@ impl ReplicaSetIndex {
     }
 
     fn deployment_of(&self, namespace: &str, replica_set: &str) -> Option<&String> {
-        self.owners.get(&(namespace.to_owned(), replica_set.to_owned()))
+        self.owners.get(namespace)?.get(replica_set)
     }
 
     /// When the Deployment's current revision was rolled out: its
@@ -112,33 +118,34 @@ struct Tally {
 }
 
 impl PodTally {
-    /// Records a pod under its workload and returns its record for the pod list.
+    /// Records a pod under its workload and returns its record for the pod
+    /// list (made of the pod's own strings: a page of pods is folded in
+    /// without copying them).
     pub fn add(
         &mut self,
-        pod: &Pod,
+        pod: Pod,
         replica_sets: &ReplicaSetIndex,
         chosen: &Chosen<'_>,
     ) -> Option<PodRecord> {
-        let namespace = pod.metadata.namespace.clone();
-        let name = pod.metadata.name.clone();
-        if name.is_empty() {
+        let Pod { metadata, spec, status } = pod;
+        if metadata.name.is_empty() {
             return None;
         }
-        let owner = owner_workload(&pod.metadata, replica_sets);
-        let owner_id =
-            owner.as_ref().map(|(kind, workload)| (namespace.clone(), *kind, workload.clone()));
-        if !chosen.keeps(owner_id.as_ref(), &pod.metadata.labels) {
+        let owner = owner_workload(&metadata, replica_sets);
+        let owner_id = owner
+            .as_ref()
+            .map(|(kind, workload)| (metadata.namespace.clone(), *kind, workload.clone()));
+        if !chosen.keeps(owner_id.as_ref(), &metadata.labels) {
             return None;
         }
-        let status = &pod.status;
-        let phase = status.phase.clone().unwrap_or_else(|| "Unknown".to_owned());
+        let phase = status.phase.unwrap_or_else(|| "Unknown".to_owned());
         // A pod runs the image its own spec names; its status says which
         // digest that resolved to. They are matched by container name: the
         // status's image string is the runtime's spelling (another
         // registry for a mirror, a local id on some runtimes). Native
         // sidecars run for the pod's life: their images and restarts count.
-        let sidecars = pod.spec.init_containers.iter().filter(|c| c.is_native_sidecar());
-        let running: Vec<&Container> = pod.spec.containers.iter().chain(sidecars).collect();
+        let sidecars = spec.init_containers.iter().filter(|c| c.is_native_sidecar());
+        let running: Vec<&Container> = spec.containers.iter().chain(sidecars).collect();
         let status_of = |name: &str| {
             status
                 .container_statuses
@@ -159,12 +166,10 @@ impl PodTally {
             .filter_map(|c| status_of(&c.name))
             .map(|s| s.restart_count.max(0) as u32)
             .sum();
-        let ready = status.ready;
-        let node = pod.spec.node_name.clone();
+        let node = spec.node_name;
 
-        if let Some((kind, workload)) = &owner {
-            let tally =
-                self.by_workload.entry((namespace.clone(), *kind, workload.clone())).or_default();
+        if let Some(id) = owner_id {
+            let tally = self.by_workload.entry(id).or_default();
             let summary = &mut tally.summary;
             summary.total += 1;
             match phase.as_str() {
@@ -175,19 +180,25 @@ impl PodTally {
                 _ => summary.unknown += 1,
             }
             summary.restarts = summary.restarts.saturating_add(restarts);
-            if let Some(node) = &node {
+            // Most pods add nothing new: a workload's pods share nodes and images.
+            if let Some(node) = node.as_ref().filter(|n| !tally.nodes.contains(*n)) {
                 tally.nodes.insert(node.clone());
             }
             for image in &images {
-                *tally.images.entry(image.clone()).or_default() += 1;
+                match tally.images.get_mut(image) {
+                    Some(pods) => *pods += 1,
+                    None => {
+                        tally.images.insert(image.clone(), 1);
+                    }
+                }
             }
         }
 
         Some(PodRecord {
-            namespace,
-            name,
+            namespace: metadata.namespace,
+            name: metadata.name,
             phase,
-            ready,
+            ready: status.ready,
             node,
             started_at: status.start_time,
             restarts,

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use shared::config::{Cluster, ClusterAccess};
 use shared::snapshot::access::{ClusterConnector, KubeTimeouts};
-use shared::snapshot::collect::{CollectError, FailureKind};
+use shared::snapshot::error::{CollectError, FailureKind};
 
 /// A context of the file and the cluster name it is shown under.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,7 +56,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", shared::http::error_chain(err.as_ref()));
+            eprintln!("error: {}", shared::telemetry::error_chain(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -282,30 +282,6 @@ impl VersionRules {
 }
 
 impl FleetConfig {
-    /// Reads the configuration named by the environment: inline
-    /// [`FLEET_CONFIG_VAR`] first, else the file at [`FLEET_CONFIG_FILE_VAR`].
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&crate::settings::process_env)
-    }
-
-    pub fn from_vars(vars: crate::settings::Lookup<'_>) -> Result<Self, ConfigError> {
-        Self::seed_from_vars(vars).map(|(_, config)| config)
-    }
-
-    /// The configuration the environment names, and its document (the
-    /// seed of the stored configuration).
-    pub fn seed_from_vars(
-        vars: crate::settings::Lookup<'_>,
-    ) -> Result<(serde_json::Value, Self), ConfigError> {
-        if let Some(text) = vars(FLEET_CONFIG_VAR) {
-            return Self::document(&text, FLEET_CONFIG_VAR);
-        }
-        let Some(path) = vars(FLEET_CONFIG_FILE_VAR) else { return Err(ConfigError::Missing) };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { path: PathBuf::from(&path), source })?;
-        Self::document(&text, &path)
-    }
-
     pub fn from_path(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;

@@ -5,7 +5,6 @@
 //! what was wrong with the request; server errors say only that something
 //! failed — their full cause chain goes to the log, never to the client.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use axum::Json;
@@ -122,7 +121,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // NB: the whole cause chain is logged here and only here; the
             // client gets the generic message of the variant.
-            tracing::error!(code = self.code(), error = %error_chain(&self), "request failed");
+            tracing::error!(code = self.code(), error = %crate::telemetry::error_chain(&self), "request failed");
         }
         let body =
             ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
@@ -156,17 +155,6 @@ impl From<StoreError> for ApiError {
             | StoreError::Corrupt { .. } => Self::Internal(Box::new(err)),
         }
     }
-}
-
-/// `err` and all its sources, on one line, for logs.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let _ = write!(out, ": {cause}");
-        source = cause.source();
-    }
-    out
 }
 
 /// A JSON body extractor whose rejections are [`ApiError`]s: wrong content
@@ -499,7 +487,7 @@ mod tests {
         let err =
             ApiError::Unavailable(Box::new(StoreError::Unavailable("connection refused".into())));
         assert_eq!(
-            error_chain(&err),
+            crate::telemetry::error_chain(&err),
             "service temporarily unavailable: the store is unavailable: connection refused"
         );
     }

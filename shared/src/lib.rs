@@ -18,6 +18,7 @@ pub mod paging;
 pub mod params;
 pub mod pem;
 pub mod reader;
+pub mod records;
 pub mod refresh;
 pub mod settings;
 #[cfg(feature = "snapshot")]

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload, keys};
+use crate::records::cluster_status;
 use crate::store::{ItemGet, ItemQuery, Query, StoreError, StoreResult};
-use crate::view::read_status;
 
 /// What one cluster's last good snapshot holds.
 #[derive(Debug, Default)]
@@ -57,7 +57,7 @@ impl SnapshotReader {
         store: &S,
         cluster: &str,
     ) -> StoreResult<ClusterRead> {
-        let Some((status, _)) = read_status(store, cluster).await? else {
+        let Some((status, _)) = cluster_status::read(store, cluster).await? else {
             self.forget(cluster);
             return Ok(ClusterRead { status: None, data: Arc::default() });
         };

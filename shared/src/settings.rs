@@ -4,7 +4,36 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, FleetConfig, parse_duration};
+use crate::config::{
+    ConfigError, FLEET_CONFIG_FILE_VAR, FLEET_CONFIG_VAR, FleetConfig, parse_duration,
+};
+
+/// The fleet configuration as the environment names it.
+impl FleetConfig {
+    /// Reads the configuration named by the environment: inline
+    /// [`FLEET_CONFIG_VAR`](crate::config::FLEET_CONFIG_VAR) first, else the file at [`FLEET_CONFIG_FILE_VAR`](crate::config::FLEET_CONFIG_FILE_VAR).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&process_env)
+    }
+
+    pub fn from_vars(vars: Lookup<'_>) -> Result<Self, ConfigError> {
+        Self::seed_from_vars(vars).map(|(_, config)| config)
+    }
+
+    /// The configuration the environment names, and its document (the
+    /// seed of the stored configuration).
+    pub fn seed_from_vars(vars: Lookup<'_>) -> Result<(serde_json::Value, Self), ConfigError> {
+        if let Some(text) = vars(FLEET_CONFIG_VAR) {
+            return Self::document(&text, FLEET_CONFIG_VAR);
+        }
+        let Some(path) = vars(FLEET_CONFIG_FILE_VAR) else { return Err(ConfigError::Missing) };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: std::path::PathBuf::from(&path),
+            source,
+        })?;
+        Self::document(&text, &path)
+    }
+}
 
 /// The DynamoDB table every function shares.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";

@@ -1,6 +1,6 @@
 //! What the API functions (inventory, dashboards) share on the read side:
 //! the context every handler gets (fleet, store, clock, who is asking),
-//! team scoping, cluster status reads and freshness.
+//! team scoping and freshness.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +13,9 @@ use crate::clock::Clock;
 use crate::config::{Cluster, Environment, FleetConfig};
 use crate::fleet::{FleetError, FleetSource};
 use crate::http::ApiError;
-use crate::model::{ClusterStatus, keys};
+use crate::model::ClusterStatus;
 use crate::reader::SnapshotReader;
-use crate::store::{ItemGet, ItemKey, Store, StoreError};
+use crate::store::Store;
 
 /// Data older than this many refresh intervals is stale.
 pub const STALE_AFTER_INTERVALS: u32 = 3;
@@ -123,24 +123,6 @@ pub fn visible<'a>(
     principal: &'a Principal,
 ) -> impl Iterator<Item = &'a Environment> + 'a {
     fleet.environments.iter().filter(move |e| principal.can_see(e))
-}
-
-pub fn status_key(cluster: &str) -> ItemKey {
-    ItemKey::new(keys::cluster_pk(cluster), keys::STATUS_SK)
-}
-
-/// A cluster's status and its stored version, if it was ever snapshotted.
-pub async fn read_status<S: ItemGet + ?Sized>(
-    store: &S,
-    cluster: &str,
-) -> Result<Option<(ClusterStatus, u64)>, StoreError> {
-    let Some(stored) = store.get(&status_key(cluster)).await? else { return Ok(None) };
-    let status = serde_json::from_value(stored.item.body).map_err(|e| StoreError::Corrupt {
-        pk: keys::cluster_pk(cluster),
-        sk: keys::STATUS_SK.into(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some((status, stored.version)))
 }
 
 /// How old a cluster's data is and whether to trust it.

@@ -77,7 +77,10 @@ impl From<MailWorkError> for lambda_runtime::Diagnostic {
             MailWorkError::Account(_) => "Account",
             MailWorkError::Random(_) => "Random",
         };
-        Self { error_type: error_type.to_owned(), error_message: shared::http::error_chain(&err) }
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: shared::telemetry::error_chain(&err),
+        }
     }
 }
 
@@ -209,7 +212,7 @@ impl MailWorker {
             Ok(()) => Ok(true),
             Err(err) => {
                 // A retry would re-issue the code; the owner can ask again.
-                tracing::error!(to = %to, error = %shared::http::error_chain(&err), "mail not sent");
+                tracing::error!(to = %to, error = %shared::telemetry::error_chain(&err), "mail not sent");
                 Ok(false)
             }
         }
@@ -269,7 +272,7 @@ impl MailQueue for InProcessQueue {
         while running.try_join_next().is_some() {}
         running.spawn(async move {
             if let Err(err) = worker.run(job).await {
-                tracing::error!(error = %shared::http::error_chain(&err), "mail job failed");
+                tracing::error!(error = %shared::telemetry::error_chain(&err), "mail job failed");
             }
         });
         Ok(())

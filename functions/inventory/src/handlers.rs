@@ -18,9 +18,10 @@ use shared::labels::LabelSelector;
 use shared::model::{Counts, PodEvent, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
 use shared::params;
+use shared::records::cluster_status;
 use shared::refresh;
 use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
-use shared::view::{read_status, visible};
+use shared::view::visible;
 
 use crate::Deps;
 use crate::views::{CacheCleared, ClusterView, EnvironmentView, RefreshView, StatsView, Throttled};
@@ -33,7 +34,10 @@ async fn cluster_views(
 ) -> Result<Vec<ClusterView>, ApiError> {
     let now = deps.now();
     let statuses = try_join_all(
-        environment.clusters.iter().map(|c| read_status(deps.store.as_ref(), c.name.as_str())),
+        environment
+            .clusters
+            .iter()
+            .map(|c| cluster_status::read(deps.store.as_ref(), c.name.as_str())),
     )
     .await?;
     Ok(environment
@@ -157,7 +161,10 @@ pub async fn list_clusters(
     let chosen = page(clusters, |(_, c)| c.name.to_string(), &paging)?;
     let now = deps.now();
     let statuses = try_join_all(
-        chosen.items.iter().map(|(_, c)| read_status(deps.store.as_ref(), c.name.as_str())),
+        chosen
+            .items
+            .iter()
+            .map(|(_, c)| cluster_status::read(deps.store.as_ref(), c.name.as_str())),
     )
     .await?;
     let items = chosen
@@ -175,7 +182,7 @@ pub async fn get_cluster(
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ClusterView>, ApiError> {
     let located = deps.cluster(&principal, &name).await?;
-    let status = read_status(deps.store.as_ref(), &name).await?.map(|(s, _)| s);
+    let status = cluster_status::read(deps.store.as_ref(), &name).await?.map(|(s, _)| s);
     Ok(Json(ClusterView::new(located.environment(), located.cluster(), status, deps.now())))
 }
 
@@ -403,7 +410,7 @@ pub async fn cluster_stats(
     let namespace = params::namespace(query.namespace)?;
     deps.cluster(&principal, &cluster).await?;
     let counts = match &namespace {
-        None => read_status(deps.store.as_ref(), &cluster)
+        None => cluster_status::read(deps.store.as_ref(), &cluster)
             .await?
             .map(|(s, _)| s.counts)
             .unwrap_or_default(),

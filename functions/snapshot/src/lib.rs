@@ -52,7 +52,10 @@ impl From<InvocationError> for lambda_runtime::Diagnostic {
             InvocationError::Snapshot(err) => err.kind(),
             InvocationError::Fleet(_) => "FleetConfiguration",
         };
-        Self { error_type: error_type.to_owned(), error_message: shared::http::error_chain(&err) }
+        Self {
+            error_type: error_type.to_owned(),
+            error_message: shared::telemetry::error_chain(&err),
+        }
     }
 }
 

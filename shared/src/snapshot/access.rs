@@ -17,7 +17,7 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use secrecy::SecretString;
 
-use super::collect::{CollectError, FailureKind};
+use super::error::{CollectError, FailureKind};
 use super::token::eks_token;
 use crate::config::{AssumeRole, Cluster, ClusterAccess, TokenSource};
 use crate::pem::certificates_from_ca_data;

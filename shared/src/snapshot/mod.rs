@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod collect;
+pub mod error;
 pub mod normalise;
 pub mod objects;
 pub mod persist;
@@ -21,7 +22,8 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use self::access::ClusterConnector;
-use self::collect::{CollectError, FailureKind, ListPolicy, collect_cluster};
+use self::collect::{ListPolicy, collect_cluster};
+use self::error::{CollectError, FailureKind};
 use self::normalise::Place;
 use self::persist::{SnapshotWriter, WriteStats};
 use crate::clock::Clock;
@@ -266,7 +268,7 @@ impl Snapshotter {
                 return outcome(OutcomeStatus::Skipped, Some(&err));
             }
             Err(err) => {
-                tracing::error!(error = %crate::http::error_chain(&err), "snapshot failed before reading the cluster");
+                tracing::error!(error = %crate::telemetry::error_chain(&err), "snapshot failed before reading the cluster");
                 return outcome(OutcomeStatus::Failed, Some(&err));
             }
         };
@@ -350,7 +352,7 @@ impl Snapshotter {
                 }
             }
             Err(err) => {
-                tracing::warn!(kind = err.kind.as_str(), error = %crate::http::error_chain(&err), "snapshot failed");
+                tracing::warn!(kind = err.kind.as_str(), error = %crate::telemetry::error_chain(&err), "snapshot failed");
                 outcome(OutcomeStatus::Failed, Some(&err))
             }
         }
@@ -367,7 +369,7 @@ impl Snapshotter {
         if let Err(status_err) =
             persist::record_failure(self.store.as_ref(), lease, &err, now).await
         {
-            tracing::error!(error = %crate::http::error_chain(&status_err), "could not record the failure");
+            tracing::error!(error = %crate::telemetry::error_chain(&status_err), "could not record the failure");
         }
         err
     }

@@ -11,18 +11,17 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::collect::{CollectError, FailureKind};
+use super::error::{CollectError, FailureKind};
 use crate::domain::{ClusterName, EnvironmentName};
 use crate::model::{
     Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodChange,
     PodEvent, PodRecord, SkippedObject, VersionSeen, Workload, keys,
 };
+use crate::records::cluster_status;
 use crate::store::{
     Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
 
-/// Status items of clusters no longer refreshed age out after this.
-const STATUS_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// The fingerprint field added to stored bodies.
 const FINGERPRINT: &str = "fp";
 /// Status messages are for people; keep them short.
@@ -65,10 +64,6 @@ impl LeaseHeld {
 
 fn store_failure(err: StoreError) -> CollectError {
     CollectError::new(FailureKind::Store, "the snapshot store failed").with_source(err)
-}
-
-fn status_key(cluster: &str) -> ItemKey {
-    ItemKey::new(keys::cluster_pk(cluster), keys::STATUS_SK)
 }
 
 fn later(now: Timestamp, by: Duration) -> Timestamp {
@@ -169,25 +164,13 @@ pub async fn read_status(
     store: &dyn Store,
     cluster: &str,
 ) -> Result<Option<(ClusterStatus, u64)>, CollectError> {
-    let Some(stored) = store.get(&status_key(cluster)).await.map_err(store_failure)? else {
-        return Ok(None);
-    };
-    let status: ClusterStatus = serde_json::from_value(stored.item.body).map_err(|e| {
-        CollectError::new(FailureKind::Store, "the cluster's status item is corrupt").with_source(e)
-    })?;
-    Ok(Some((status, stored.version)))
-}
-
-async fn write_status(
-    store: &dyn Store,
-    status: &ClusterStatus,
-    condition: Condition,
-    now: Timestamp,
-) -> Result<u64, StoreError> {
-    let body = serde_json::to_value(status).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-    let item =
-        Item::new(status_key(status.cluster.as_str()), body).expiring_at(later(now, STATUS_TTL));
-    store.put(item, condition).await
+    cluster_status::read(store, cluster).await.map_err(|err| match err {
+        StoreError::Corrupt { .. } => {
+            CollectError::new(FailureKind::Store, "the cluster's status item is corrupt")
+                .with_source(err)
+        }
+        err => store_failure(err),
+    })
 }
 
 /// Takes the cluster's lease until `until`, recording the attempt. Fails
@@ -218,7 +201,7 @@ pub async fn acquire_lease(
     let previous_attempt = status.last_attempt;
     status.last_attempt = Some(now);
     status.lease = Some(Lease { owner: owner.to_owned(), until });
-    match write_status(store, &status, condition, now).await {
+    match cluster_status::write(store, &status, condition, now).await {
         Ok(version) => Ok(LeaseHeld {
             cluster: cluster.clone(),
             environment: environment.clone(),
@@ -250,7 +233,7 @@ pub async fn record_failure(
         Some(ClusterError { kind: error.kind.as_str().to_owned(), message, at: now });
     status.duration_ms = Some(elapsed_ms(lease.started, now));
     status.lease = None;
-    write_status(store, &status, Condition::IfVersion(lease.version), now)
+    cluster_status::write(store, &status, Condition::IfVersion(lease.version), now)
         .await
         .map_err(lease_lost)?;
     Ok(())
@@ -990,7 +973,7 @@ pub async fn record_success(
     status.duration_ms = Some(elapsed_ms(lease.started, now));
     status.generation += 1;
     status.lease = None;
-    write_status(store, &status, Condition::IfVersion(lease.version), now)
+    cluster_status::write(store, &status, Condition::IfVersion(lease.version), now)
         .await
         .map_err(lease_lost)?;
     Ok(status)

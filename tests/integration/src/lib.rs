@@ -59,9 +59,9 @@ pub fn unique(prefix: &str) -> String {
 pub async fn fresh_table(clock: Arc<dyn Clock>) -> DynamoStore {
     let client = aws_sdk_dynamodb::Client::new(&aws().await);
     let table = unique("test");
-    create_table(&client, &table)
-        .await
-        .unwrap_or_else(|e| panic!("creating table {table}: {}", shared::http::error_chain(&e)));
+    create_table(&client, &table).await.unwrap_or_else(|e| {
+        panic!("creating table {table}: {}", shared::telemetry::error_chain(&e))
+    });
     DynamoStore::new(client, table).with_clock(clock)
 }
 

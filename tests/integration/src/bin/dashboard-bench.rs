@@ -143,7 +143,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                 ..Counts::default()
             };
             ops.push(WriteOp::Put(Item::new(
-                shared::view::status_key(&cluster),
+                shared::records::cluster_status::key(&cluster),
                 serde_json::to_value(&status)?,
             )));
             memory.batch_write(ops).await?;

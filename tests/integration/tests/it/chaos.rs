@@ -190,7 +190,7 @@ async fn versions(store: &dyn Store, cluster: &str) -> BTreeMap<String, String> 
 /// A cluster's status; one whose first lease the store refused has none,
 /// which is what it is.
 async fn status(store: &dyn Store, cluster: &str) -> ClusterStatus {
-    match shared::view::read_status(store, cluster).await.unwrap() {
+    match shared::records::cluster_status::read(store, cluster).await.unwrap() {
         Some((status, _)) => status,
         None => ClusterStatus::new(cluster.parse().unwrap(), "chaos".parse().unwrap()),
     }

@@ -7,6 +7,8 @@
 //! ancestors or descendants are one room (a parent declares its children,
 //! children use what their parent shares), so those edges do not count.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

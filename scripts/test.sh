@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every check, as CI runs it: formatting, lints, template lint, all tests
+# Every check, as CI runs it: formatting, lints, template lint, supply
+# chain (advisories, licenses, sources), all tests
 # (unit, contract, integration) against the local AWS test bed, and the
 # browser journey in headless Chromium. Installs what it needs (.venv/ with
 # moto and cfn-lint, Debian's chromium, playwright-core) on first use.
@@ -22,6 +23,9 @@ scripts/sam-validate.sh
 
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "supply chain (cargo-deny: advisories, licenses, bans, sources)"
+scripts/supply-chain.sh
 
 step "cargo test (with moto)"
 scripts/testbed.sh cargo test --workspace --locked

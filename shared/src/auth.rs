@@ -212,20 +212,14 @@ pub fn session_key(token_digest: &str) -> ItemKey {
     ItemKey::new(keys::session_pk(token_digest), keys::SESSION_SK)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuthStoreError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("a stored auth item is not readable")]
-    Corrupt(#[source] serde_json::Error),
-}
-
 pub async fn read_account<S: ItemGet + ?Sized>(
     store: &S,
     email: &Email,
-) -> Result<Option<(Account, u64)>, AuthStoreError> {
-    let Some(stored) = store.get(&account_key(email)).await? else { return Ok(None) };
-    let account = serde_json::from_value(stored.item.body).map_err(AuthStoreError::Corrupt)?;
+) -> Result<Option<(Account, u64)>, StoreError> {
+    let key = account_key(email);
+    let Some(stored) = store.get(&key).await? else { return Ok(None) };
+    let account =
+        serde_json::from_value(stored.item.body).map_err(|e| StoreError::corrupt(&key, e))?;
     Ok(Some((account, stored.version)))
 }
 
@@ -240,7 +234,7 @@ pub async fn write_account<S: ItemPut + ?Sized>(
     store: &S,
     account: &Account,
     condition: Condition,
-) -> Result<u64, AuthStoreError> {
+) -> Result<u64, StoreError> {
     let expires_at = (account.status == AccountStatus::Pending).then(|| {
         let ttl = SignedDuration::try_from(PENDING_TTL).unwrap_or_default();
         account.created_at.saturating_add(ttl).unwrap_or(Timestamp::MAX)
@@ -249,13 +243,13 @@ pub async fn write_account<S: ItemPut + ?Sized>(
         Some(at) => item.expiring_at(at),
         None => item,
     };
-    let body = serde_json::to_value(account).map_err(AuthStoreError::Corrupt)?;
+    let body = serde_json::to_value(account).map_err(StoreError::Encoding)?;
     let item = with_expiry(Item::new(account_key(&account.email), body));
     let version = store.put(item, condition).await?;
     // The directory entry follows the account (it is only for listing; the
     // account item stays the truth).
     let entry =
-        serde_json::to_value(AccountSummary::from(account)).map_err(AuthStoreError::Corrupt)?;
+        serde_json::to_value(AccountSummary::from(account)).map_err(StoreError::Encoding)?;
     let entry =
         with_expiry(Item::new(ItemKey::new(keys::DIRECTORY_PK, account.email.as_str()), entry));
     store.put(entry, Condition::Always).await?;
@@ -266,17 +260,14 @@ pub async fn create_session(
     store: &dyn ItemPut,
     token_digest: &str,
     session: &Session,
-) -> Result<(), AuthStoreError> {
-    let body = serde_json::to_value(session).map_err(AuthStoreError::Corrupt)?;
+) -> Result<(), StoreError> {
+    let body = serde_json::to_value(session).map_err(StoreError::Encoding)?;
     let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
     store.put(item, Condition::IfAbsent).await?;
     Ok(())
 }
 
-pub async fn delete_session(
-    store: &dyn ItemDelete,
-    token_digest: &str,
-) -> Result<(), AuthStoreError> {
+pub async fn delete_session(store: &dyn ItemDelete, token_digest: &str) -> Result<(), StoreError> {
     store.delete(&session_key(token_digest), Condition::Always).await?;
     Ok(())
 }
@@ -289,13 +280,14 @@ pub async fn resolve_session<S>(
     token_digest: &str,
     lifetimes: SessionLifetimes,
     now: Timestamp,
-) -> Result<Option<Principal>, AuthStoreError>
+) -> Result<Option<Principal>, StoreError>
 where
     S: ItemGet + ItemPut + ?Sized,
 {
-    let Some(stored) = store.get(&session_key(token_digest)).await? else { return Ok(None) };
+    let key = session_key(token_digest);
+    let Some(stored) = store.get(&key).await? else { return Ok(None) };
     let mut session: Session =
-        serde_json::from_value(stored.item.body).map_err(AuthStoreError::Corrupt)?;
+        serde_json::from_value(stored.item.body).map_err(|e| StoreError::corrupt(&key, e))?;
     if session.absolute_expiry <= now || session.idle_expiry <= now {
         return Ok(None);
     }
@@ -310,12 +302,12 @@ where
         >= SignedDuration::try_from(IDLE_REFRESH_EVERY).unwrap_or_default()
     {
         session.idle_expiry = refreshed_idle;
-        let body = serde_json::to_value(&session).map_err(AuthStoreError::Corrupt)?;
+        let body = serde_json::to_value(&session).map_err(StoreError::Encoding)?;
         let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
         // Losing this race to a logout (the item deleted) must not revive it.
         match store.put(item, Condition::IfVersion(stored.version)).await {
             Ok(_) | Err(StoreError::ConditionFailed) => {}
-            Err(other) => return Err(other.into()),
+            Err(other) => return Err(other),
         }
     }
     Ok(Some(Principal {
@@ -352,10 +344,7 @@ impl Authenticator {
         Self { store, clock, lifetimes }
     }
 
-    pub async fn principal(
-        &self,
-        token: &SecretString,
-    ) -> Result<Option<Principal>, AuthStoreError> {
+    pub async fn principal(&self, token: &SecretString) -> Result<Option<Principal>, StoreError> {
         let digest = token_digest(token);
         resolve_session(self.store.as_ref(), &digest, self.lifetimes, self.clock.now()).await
     }
@@ -402,8 +391,7 @@ where
         match state.authenticator().principal(&token).await {
             Ok(Some(principal)) => Ok(Self(principal)),
             Ok(None) => Err(ApiError::Unauthorized),
-            Err(AuthStoreError::Store(err)) => Err(err.into()),
-            Err(other) => Err(ApiError::internal(other)),
+            Err(err) => Err(err.into()),
         }
     }
 }

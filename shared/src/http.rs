@@ -152,7 +152,8 @@ impl From<StoreError> for ApiError {
             }
             StoreError::ItemTooLarge { .. }
             | StoreError::InvalidKey(_)
-            | StoreError::Corrupt { .. } => Self::Internal(Box::new(err)),
+            | StoreError::Corrupt { .. }
+            | StoreError::Encoding(_) => Self::Internal(Box::new(err)),
         }
     }
 }
@@ -472,6 +473,12 @@ mod tests {
         let (status, body, _) = body_of(corrupt.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!body.to_string().contains("p/s"));
+        // A record that cannot be encoded is our bug: 500, and no retry.
+        // (JSON object keys must be strings.)
+        let unencodable = serde_json::to_value(std::collections::HashMap::from([((1, 2), 3)]));
+        let (status, _, retry) =
+            body_of(StoreError::Encoding(unencodable.unwrap_err()).into()).await;
+        assert_eq!((status, retry), (StatusCode::INTERNAL_SERVER_ERROR, None));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::model::SnapshotRequest;
+use crate::records::limit_window::Admission;
 use crate::store::{BoxError, Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, StoreError};
 
 /// At most one refresh per cluster in this window.
@@ -24,19 +25,21 @@ fn key(cluster: &str) -> ItemKey {
     ItemKey::new(format!("REFRESH#{cluster}"), "REFRESH")
 }
 
-/// Claims the cluster's refresh window. `Err(retry_after)` when a refresh
-/// was started within the last [`REFRESH_WINDOW`].
+/// Claims the cluster's refresh window: refused, saying when to come back,
+/// when a refresh was started within the last [`REFRESH_WINDOW`]. The
+/// window starts at the claim (not at a fixed boundary, as the limiter's
+/// do), so two refreshes of a cluster are always a window apart.
 pub async fn claim<S: ItemGet + ItemPut + ?Sized>(
     store: &S,
     cluster: &str,
     now: Timestamp,
-) -> Result<Result<(), Duration>, StoreError> {
+) -> Result<Admission, StoreError> {
     let until = now
         .saturating_add(SignedDuration::try_from(REFRESH_WINDOW).unwrap_or_default())
         .unwrap_or(now);
     let item = Item::new(key(cluster), json!({ "at": now })).expiring_at(until);
     match store.put(item, Condition::IfAbsent).await {
-        Ok(_) => Ok(Ok(())),
+        Ok(_) => Ok(Admission::Admitted { count: 1 }),
         Err(StoreError::ConditionFailed) => {
             let until = store.get(&key(cluster)).await?.and_then(|s| s.item.expires_at);
             let wait = until.map_or(REFRESH_WINDOW, |u| {
@@ -45,7 +48,7 @@ pub async fn claim<S: ItemGet + ItemPut + ?Sized>(
                 let secs = left.as_secs() + i64::from(left.subsec_nanos() > 0);
                 Duration::from_secs(secs.max(1) as u64)
             });
-            Ok(Err(wait))
+            Ok(Admission::Refused { retry_after: wait })
         }
         Err(other) => Err(other),
     }
@@ -88,11 +91,15 @@ mod tests {
     async fn one_refresh_per_cluster_per_window() {
         let clock = Arc::new(ManualClock::new("2026-11-23T10:00:00Z".parse().unwrap()));
         let store = MemoryStore::new(clock.clone());
-        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Ok(()));
-        assert_eq!(claim(&store, "b", clock.now()).await.unwrap(), Ok(()), "per cluster");
+        let admitted = Admission::Admitted { count: 1 };
+        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), admitted);
+        assert_eq!(claim(&store, "b", clock.now()).await.unwrap(), admitted, "per cluster");
         clock.advance(Duration::from_secs(10));
-        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Err(Duration::from_secs(20)));
+        assert_eq!(
+            claim(&store, "a", clock.now()).await.unwrap(),
+            Admission::Refused { retry_after: Duration::from_secs(20) }
+        );
         clock.advance(Duration::from_secs(20));
-        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), Ok(()), "a new window");
+        assert_eq!(claim(&store, "a", clock.now()).await.unwrap(), admitted, "a new window");
     }
 }

@@ -88,7 +88,7 @@ pub async fn store<S: ItemPut + ?Sized>(
 ) -> Result<(), StoreError> {
     let digest = hasher.digest(purpose.as_str(), email, binding, code);
     let stored = StoredCode { digest, attempts: 0, sign_up };
-    let body = serde_json::to_value(&stored).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let body = serde_json::to_value(&stored).map_err(StoreError::Encoding)?;
     let expires =
         now.saturating_add(SignedDuration::try_from(VALID_FOR).unwrap_or_default()).unwrap_or(now);
     store.put(Item::new(key(email, purpose), body).expiring_at(expires), Condition::Always).await?;
@@ -165,7 +165,7 @@ where
     if code.attempts >= MAX_TRIES {
         store.delete(&key, Condition::IfVersion(stored.version)).await.or_else(ignore_race)?;
     } else {
-        let body = serde_json::to_value(&code).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let body = serde_json::to_value(&code).map_err(StoreError::Encoding)?;
         let mut item = Item::new(key, body);
         item.expires_at = stored.item.expires_at;
         store

@@ -17,13 +17,13 @@ use shared::auth::{
 };
 use shared::domain::{Email, TeamName};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
+use shared::records::limit_window::{self, Admission, Counted, Limit};
 use shared::store::{Condition, Cursor, Query};
 
 use crate::client::ClientAddr;
 use crate::codes::{self, Purpose, SignUp};
 use crate::limits::{
-    self, Admission, Counted, GUESSES_PER_ACCOUNT, GUESSES_PER_CLIENT, Limit, RESET_MAIL,
-    SIGNIN_MAIL, VERIFY_MAIL,
+    GUESSES_PER_ACCOUNT, GUESSES_PER_CLIENT, RESET_MAIL, SIGNIN_MAIL, VERIFY_MAIL,
 };
 use crate::mail_jobs::MailJob;
 use crate::password::Password;
@@ -38,10 +38,6 @@ fn email_or_400(text: &str) -> Result<Email, ApiError> {
 
 fn invalid_code() -> ApiError {
     ApiError::bad_request("invalid_code", "the code is wrong or has expired; ask for a new one")
-}
-
-fn store_error(err: impl Into<shared::store::BoxError>) -> ApiError {
-    ApiError::Unavailable(err.into())
 }
 
 /// An answer that only says what happened (`check_your_email`,
@@ -166,11 +162,9 @@ pub async fn verify(
         &body.code,
         is_the_sign_up_s,
     )
-    .await
-    .map_err(store_error)?
+    .await?
     .ok_or_else(invalid_code)?;
-    let (mut account, version) =
-        read_account(store, &email).await.map_err(store_error)?.ok_or_else(invalid_code)?;
+    let (mut account, version) = read_account(store, &email).await?.ok_or_else(invalid_code)?;
     let Some(sign_up) = redeemed.sign_up else { return Err(invalid_code()) };
     if account.status != AccountStatus::Pending {
         return Err(invalid_code());
@@ -178,7 +172,7 @@ pub async fn verify(
     account.password_hash = sign_up.password_hash;
     account.name = sign_up.name;
     state.activate(&mut account);
-    write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
+    write_account(store, &account, Condition::IfVersion(version)).await?;
     Ok(status("verified"))
 }
 
@@ -227,24 +221,22 @@ pub async fn login(
     let store = state.store.as_ref();
     let now = state.clock.now();
     let from_client = Counted::AddressFrom(&email, &client.0);
-    let client_guesses = match limits::take(store, GUESSES_PER_CLIENT, from_client, now)
-        .await
-        .map_err(store_error)?
-    {
-        Admission::Admitted { count } => count,
-        Admission::Refused { retry_after } => {
-            count(AuthEvent::Lockouts);
-            return Err(ApiError::TooManyRequests { retry_after });
-        }
-    };
+    let client_guesses =
+        match limit_window::take(store, GUESSES_PER_CLIENT, from_client, now).await? {
+            Admission::Admitted { count } => count,
+            Admission::Refused { retry_after } => {
+                count(AuthEvent::Lockouts);
+                return Err(ApiError::TooManyRequests { retry_after });
+            }
+        };
     let account_wide = Counted::Address(&email);
     if let Admission::Refused { retry_after } =
-        limits::take(store, GUESSES_PER_ACCOUNT, account_wide, now).await.map_err(store_error)?
+        limit_window::take(store, GUESSES_PER_ACCOUNT, account_wide, now).await?
     {
         count(AuthEvent::Lockouts);
         return Err(ApiError::TooManyRequests { retry_after });
     }
-    let account = read_account(store, &email).await.map_err(store_error)?;
+    let account = read_account(store, &email).await?;
     let password_ok = match &account {
         Some((account, _)) => state.hasher.verify(&body.password, &account.password_hash),
         None => {
@@ -264,8 +256,8 @@ pub async fn login(
             return Err(ApiError::Unauthorized);
         }
     };
-    limits::give_back(store, GUESSES_PER_CLIENT, from_client, now).await.map_err(store_error)?;
-    limits::give_back(store, GUESSES_PER_ACCOUNT, account_wide, now).await.map_err(store_error)?;
+    limit_window::give_back(store, GUESSES_PER_CLIENT, from_client, now).await?;
+    limit_window::give_back(store, GUESSES_PER_ACCOUNT, account_wide, now).await?;
     if state.policy.login_email_code {
         return Ok(state.send_sign_in_code(account.email).await?.into_response());
     }
@@ -308,11 +300,10 @@ pub async fn login_code(
     let binding = token_digest(&body.challenge);
     let redeemed = code_shape(&body.code).is_ok()
         && codes::redeem(store, &state.codes, &email, Purpose::SignIn, &binding, &body.code)
-            .await
-            .map_err(store_error)?
+            .await?
             .is_some();
     let account = match redeemed {
-        true => read_account(store, &email).await.map_err(store_error)?.map(|(a, _)| a),
+        true => read_account(store, &email).await?.map(|(a, _)| a),
         false => None,
     };
     match account {
@@ -368,7 +359,7 @@ pub async fn reset_password(
         // The code proves the mailbox, as verification would.
         state.activate(&mut account);
     }
-    write_account(store, &account, Condition::IfVersion(version)).await.map_err(store_error)?;
+    write_account(store, &account, Condition::IfVersion(version)).await?;
     tracing::info!(user = %email.masked(), "password reset; older sessions revoked");
     Ok(status("password_changed"))
 }
@@ -379,7 +370,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let token = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
-    delete_session(state.store.as_ref(), &token_digest(&token)).await.map_err(store_error)?;
+    delete_session(state.store.as_ref(), &token_digest(&token)).await?;
     tracing::info!(user = %principal.email.masked(), "signed out");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -441,10 +432,7 @@ impl AuthState {
     ) -> Result<Result<(), std::time::Duration>, ApiError> {
         let now = self.clock.now();
         let store = self.store.as_ref();
-        match limits::take_all(store, limits, Counted::Address(email), now)
-            .await
-            .map_err(store_error)?
-        {
+        match limit_window::take_all(store, limits, Counted::Address(email), now).await? {
             Admission::Admitted { .. } => Ok(Ok(())),
             Admission::Refused { retry_after } => Ok(Err(retry_after)),
         }
@@ -485,9 +473,7 @@ impl AuthState {
     async fn start_session(&self, account: &Account) -> Result<Json<SessionAnswer>, ApiError> {
         let token = new_token().map_err(ApiError::internal)?;
         let session = Session::new(account.email.clone(), self.clock.now(), self.policy.lifetimes);
-        create_session(self.store.as_ref(), &token_digest(&token), &session)
-            .await
-            .map_err(store_error)?;
+        create_session(self.store.as_ref(), &token_digest(&token), &session).await?;
         tracing::info!(user = %account.email.masked(), "signed in");
         count(AuthEvent::Logins);
         Ok(Json(SessionAnswer {
@@ -513,10 +499,9 @@ impl AuthState {
     ) -> Result<(Account, u64), ApiError> {
         let store = self.store.as_ref();
         codes::redeem(store, &self.codes, email, purpose, "", code)
-            .await
-            .map_err(store_error)?
+            .await?
             .ok_or_else(invalid_code)?;
-        read_account(store, email).await.map_err(store_error)?.ok_or_else(invalid_code)
+        read_account(store, email).await?.ok_or_else(invalid_code)
     }
 }
 
@@ -584,8 +569,7 @@ pub async fn change_user(
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&email)?;
     let store = state.store.as_ref();
-    let Some((mut account, version)) = read_account(store, &email).await.map_err(store_error)?
-    else {
+    let Some((mut account, version)) = read_account(store, &email).await? else {
         return Err(ApiError::not_found("user"));
     };
     let demotes_self = email == admin.email
@@ -616,11 +600,7 @@ pub async fn change_user(
         }
         _ => {}
     }
-    match write_account(store, &account, Condition::IfVersion(version)).await {
-        Ok(_) => {}
-        Err(shared::auth::AuthStoreError::Store(err)) => return Err(err.into()),
-        Err(other) => return Err(ApiError::internal(other)),
-    }
+    write_account(store, &account, Condition::IfVersion(version)).await?;
     tracing::info!(admin = %admin.email.masked(), user = %email.masked(), "account changed");
     Ok(Json(AccountSummary::from(&account)))
 }

@@ -19,8 +19,9 @@ use shared::mail::{CodePurpose, Mail, Mailer};
 use shared::store::{BoxError, Condition, Store, StoreError};
 
 use crate::codes::{self, Purpose, SignUp};
-use crate::limits::{self, Admission, Counted, Limit};
+use crate::limits;
 use crate::secrets::{CodeHasher, new_code};
+use shared::records::limit_window::{self, Admission, Counted, Limit};
 
 /// One piece of mail work. It carries no secret a reader of the queue
 /// could use: a sign-up's password hash (argon2), and for sign-in codes the
@@ -62,8 +63,6 @@ pub trait MailQueue: Send + Sync {
 pub enum MailWorkError {
     #[error("the store failed")]
     Store(#[from] StoreError),
-    #[error("a stored account is not readable")]
-    Account(#[from] shared::auth::AuthStoreError),
     #[error("the system random generator failed")]
     Random(#[from] crate::secrets::RandomError),
 }
@@ -74,7 +73,6 @@ impl From<MailWorkError> for lambda_runtime::Diagnostic {
     fn from(err: MailWorkError) -> Self {
         let error_type = match &err {
             MailWorkError::Store(_) => "Store",
-            MailWorkError::Account(_) => "Account",
             MailWorkError::Random(_) => "Random",
         };
         Self {
@@ -200,7 +198,7 @@ impl MailWorker {
         let hourly = Limit { name: "mail-hour", max: self.mail_per_hour, window: limits::HOUR };
         let now = self.clock.now();
         let to = mail.to.masked();
-        match limits::take(self.store.as_ref(), hourly, Counted::Installation, now).await? {
+        match limit_window::take(self.store.as_ref(), hourly, Counted::Installation, now).await? {
             Admission::Admitted { .. } => {}
             Admission::Refused { .. } => {
                 tracing::warn!(to = %to, "mail dropped: the installation's hourly allowance is spent");
@@ -229,7 +227,7 @@ async fn write_unless_raced(
 ) -> Result<bool, MailWorkError> {
     match write_account(store, account, condition).await {
         Ok(_) => Ok(true),
-        Err(shared::auth::AuthStoreError::Store(StoreError::ConditionFailed)) => Ok(false),
+        Err(StoreError::ConditionFailed) => Ok(false),
         Err(other) => Err(other.into()),
     }
 }

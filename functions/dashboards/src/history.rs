@@ -10,7 +10,8 @@ use shared::config::FleetConfig;
 use shared::http::ApiError;
 use shared::model::{HistoryEvent, keys};
 use shared::paging::{Paged, Paging};
-use shared::store::{ItemQuery, Query, SortKeyRange, Stored};
+use shared::records;
+use shared::store::{ItemQuery, Query, SortKeyRange};
 
 /// Above and below every history sort key (they start with a year);
 /// DynamoDB refuses an empty bound.
@@ -52,15 +53,6 @@ fn cursor_key(cursor: &str) -> Result<String, ApiError> {
         return Err(bad());
     }
     Ok(sk.to_owned())
-}
-
-fn decode(stored: &Stored) -> Result<HistoryEvent, ApiError> {
-    serde_json::from_value(stored.item.body.clone()).map_err(|e| {
-        ApiError::internal(format!(
-            "unreadable event {}/{}: {e}",
-            stored.item.key.pk, stored.item.key.sk
-        ))
-    })
 }
 
 /// Whether `principal` may see events of `environment`: as configured, and
@@ -157,7 +149,7 @@ pub async fn page<S: ItemQuery + ?Sized>(
                     if before.as_deref() == Some(stored.item.key.sk.as_str()) {
                         continue;
                     }
-                    let event = decode(stored)?;
+                    let event: HistoryEvent = records::decode(stored)?;
                     if keep(&event) {
                         found.push((stored.item.key.sk.clone(), event));
                     }
@@ -196,7 +188,7 @@ pub async fn since<S: ItemQuery + ?Sized>(
             .after(cursor);
         let page = store.query(query).await?;
         for stored in &page.items {
-            events.push(decode(stored)?);
+            events.push(records::decode(stored)?);
         }
         if events.len() > MAX_REWIND_EVENTS {
             return Err(ApiError::invalid_parameter(

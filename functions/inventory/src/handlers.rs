@@ -18,7 +18,9 @@ use shared::labels::LabelSelector;
 use shared::model::{Counts, PodEvent, PodRecord, SnapshotRequest, Workload, WorkloadKind, keys};
 use shared::paging::{Paged, Paging, page};
 use shared::params;
+use shared::records;
 use shared::records::cluster_status;
+use shared::records::limit_window::Admission;
 use shared::refresh;
 use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
 use shared::view::visible;
@@ -220,15 +222,6 @@ async fn filtered_page<T>(
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(stored: &Stored) -> Result<T, ApiError> {
-    serde_json::from_value(stored.item.body.clone()).map_err(|e| {
-        ApiError::internal(format!(
-            "unreadable item {}/{}: {e}",
-            stored.item.key.pk, stored.item.key.sk
-        ))
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadsQuery {
@@ -284,7 +277,7 @@ pub async fn list_workloads(
         Query::partition(keys::cluster_pk(&cluster)).range(SortKeyRange::Prefix(prefix)),
         &paging,
         |stored| {
-            let workload: Workload = decode(stored)?;
+            let workload: Workload = records::decode(stored)?;
             let keep = kind.is_none_or(|k| workload.kind == k)
                 && label.as_ref().is_none_or(|l| l.matches(&workload.labels))
                 && q.as_deref().is_none_or(|q| workload_matches(&workload, q));
@@ -332,7 +325,7 @@ pub async fn list_pods(
     };
     let base = Query::partition(keys::pods_pk(&cluster)).range(range);
     let page = filtered_page(&deps, base, &paging, |stored| {
-        let pod: PodRecord = decode(stored)?;
+        let pod: PodRecord = records::decode(stored)?;
         Ok(phase.is_none_or(|p| pod.phase == p).then_some(pod))
     })
     .await?;
@@ -384,7 +377,7 @@ pub async fn pod_history(
         .range(SortKeyRange::Between(lower, upper))
         .descending();
     let page = filtered_page(&deps, base, &paging, |stored| {
-        let event: PodEvent = decode(stored)?;
+        let event: PodEvent = records::decode(stored)?;
         let keep = namespace.as_ref().is_none_or(|ns| event.namespace == ns.as_str())
             && pod.as_ref().is_none_or(|p| event.pod == *p);
         Ok(keep.then_some(event))
@@ -440,7 +433,7 @@ pub async fn cluster_stats(
                     Query::partition(keys::pods_pk(&cluster))
                         .range(SortKeyRange::Prefix(format!("{ns}#"))),
                     &paging,
-                    |stored| decode::<PodRecord>(stored).map(Some),
+                    |stored| Ok(Some(records::decode::<PodRecord>(stored)?)),
                 )
                 .await?;
                 for pod in &pods.items {
@@ -481,8 +474,10 @@ async fn refresh(
     let mut throttled = Vec::new();
     for cluster in clusters {
         match refresh::claim(deps.store.as_ref(), &cluster, now).await? {
-            Err(wait) => throttled.push(Throttled { cluster, retry_after_seconds: wait.as_secs() }),
-            Ok(()) => {
+            Admission::Refused { retry_after } => {
+                throttled.push(Throttled { cluster, retry_after_seconds: retry_after.as_secs() })
+            }
+            Admission::Admitted { .. } => {
                 let request =
                     SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
                 if let Err(err) = deps.trigger.start(request).await {

@@ -24,11 +24,8 @@ pub async fn read<S: ItemGet + ?Sized>(
 ) -> StoreResult<Option<(ClusterStatus, u64)>> {
     let key = key(cluster);
     let Some(stored) = store.get(&key).await? else { return Ok(None) };
-    let status = serde_json::from_value(stored.item.body).map_err(|e| StoreError::Corrupt {
-        pk: key.pk,
-        sk: key.sk,
-        reason: e.to_string(),
-    })?;
+    let status =
+        serde_json::from_value(stored.item.body).map_err(|e| StoreError::corrupt(&key, e))?;
     Ok(Some((status, stored.version)))
 }
 
@@ -40,7 +37,7 @@ pub async fn write<S: ItemPut + ?Sized>(
     condition: Condition,
     now: Timestamp,
 ) -> StoreResult<u64> {
-    let body = serde_json::to_value(status).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let body = serde_json::to_value(status).map_err(StoreError::Encoding)?;
     let ttl = SignedDuration::try_from(TTL).unwrap_or(SignedDuration::MAX);
     let expires_at = now.saturating_add(ttl).unwrap_or(now);
     let item = Item::new(key(status.cluster.as_str()), body).expiring_at(expires_at);

@@ -29,8 +29,7 @@ struct Record {
 
 impl Record {
     fn new(item: &Item, version: u64) -> StoreResult<Self> {
-        let body =
-            serde_json::to_string(&item.body).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let body = serde_json::to_string(&item.body).map_err(StoreError::Encoding)?;
         Ok(Self { body: body.into_boxed_str(), expires_at: item.expires_at, version })
     }
 
@@ -234,8 +233,8 @@ impl ItemCounter for MemoryStore {
         let existing = partitions.get(&key.pk).and_then(|p| p.get(&key.sk));
         let (current, version, expiry) = match existing {
             Some(record) => {
-                let body: serde_json::Value = serde_json::from_str(&record.body)
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                let body: serde_json::Value =
+                    serde_json::from_str(&record.body).map_err(StoreError::Encoding)?;
                 (body["count"].as_u64().unwrap_or(0), record.version, record.expires_at)
             }
             None => (0, 0, Timestamp::from_second(expires_at.as_second()).ok()),

@@ -53,6 +53,16 @@ pub enum StoreError {
     /// An item in the table does not have the shape this code writes.
     #[error("stored item {pk}/{sk} is corrupt: {reason}")]
     Corrupt { pk: String, sk: String, reason: String },
+    /// A record could not be encoded as an item (a bug, not the store's).
+    #[error("a record could not be encoded")]
+    Encoding(#[source] serde_json::Error),
+}
+
+impl StoreError {
+    /// The item at `key` does not decode as the record it should hold.
+    pub fn corrupt(key: &ItemKey, reason: impl std::fmt::Display) -> Self {
+        Self::Corrupt { pk: key.pk.clone(), sk: key.sk.clone(), reason: reason.to_string() }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -15,7 +15,19 @@ fi
 
 # cargo-deny opens the database as a git repository, in the folder it names
 # after the database's URL, under deny.toml's db-path.
-source=${ADVISORY_DB:-../shared/advisory-db}
+# The copy sits beside the repository in the workplace (../shared); a clone
+# elsewhere on the machine finds it at its absolute place.
+source=""
+for candidate in "${ADVISORY_DB:-}" ../shared/advisory-db /work/shared/advisory-db; do
+    if [ -n "$candidate" ] && [ -f "$candidate/SOURCE.md" ] && [ -d "$candidate/crates" ]; then
+        source=$candidate
+        break
+    fi
+done
+if [ -z "$source" ]; then
+    echo "no advisory database copy found: set ADVISORY_DB to a folder holding one (crates/, SOURCE.md)" >&2
+    exit 1
+fi
 db=target/advisory-dbs/advisory-db-3157b0e258782691
 if [ ! -d "$db/.git" ] || ! diff -rq --exclude=.git "$source" "$db" >/dev/null; then
     # Committed at the copy's own date, so cargo-deny judges its real age.

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use shared::config::{Cluster, ClusterAccess};
-use shared::snapshot::access::{ClusterConnector, KubeTimeouts};
-use shared::snapshot::error::{CollectError, FailureKind};
+use snapshot::access::{ClusterConnector, KubeTimeouts};
+use snapshot::error::{CollectError, FailureKind};
 
 /// A context of the file and the cluster name it is shown under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,10 +148,9 @@ mod tests {
     use fake_kube::{FakeFleet, FleetBuilder};
     use shared::clock::SystemClock;
     use shared::config::FleetConfig;
-    use shared::snapshot::{
-        OutcomeStatus, SnapshotError, SnapshotOptions, SnapshotRequest, Snapshotter,
-    };
+    use shared::model::SnapshotRequest;
     use shared::store::memory::MemoryStore;
+    use snapshot::snapshotter::{OutcomeStatus, SnapshotError, SnapshotOptions, Snapshotter};
 
     use super::*;
 
@@ -198,7 +197,7 @@ mod tests {
         let config = FleetConfig::parse(&fleet_text(&contexts), "kubeconfig").unwrap();
         assert_eq!(config.dashboard("kubeconfig").unwrap().columns.len(), 3);
 
-        let fallback = shared::snapshot::access::AwsConnector::new(
+        let fallback = snapshot::access::AwsConnector::new(
             aws_config::SdkConfig::builder()
                 .behavior_version(aws_config::BehaviorVersion::latest())
                 .build(),

@@ -18,12 +18,13 @@ use shared::clock::SystemClock;
 use shared::config::FleetConfig;
 use shared::domain::Email;
 use shared::fleet::FleetSource;
-use shared::snapshot::InProcessTrigger;
-use shared::snapshot::access::{AwsConnector, ClusterConnector, KubeTimeouts};
-use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
+use shared::model::SnapshotRequest;
 use shared::store::memory::MemoryStore;
 use shared::store::{Condition, Store};
 use shared::view::ApiContext;
+use snapshot::access::{AwsConnector, ClusterConnector, KubeTimeouts};
+use snapshot::snapshotter::InProcessTrigger;
+use snapshot::snapshotter::{SnapshotOptions, Snapshotter};
 
 use crate::args::Args;
 

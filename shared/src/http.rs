@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::fleet::FleetError;
 use crate::store::{BoxError, StoreError};
 
 /// The request bodies our API accepts are small JSON documents.
@@ -154,6 +155,19 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidKey(_)
             | StoreError::Corrupt { .. }
             | StoreError::Encoding(_) => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(err: FleetError) -> Self {
+        match err {
+            FleetError::Store(err) => err.into(),
+            FleetError::Invalid(problems) => {
+                ApiError::bad_request("invalid_configuration", problems.to_string())
+            }
+            FleetError::Contended => ApiError::Conflict { message: err.to_string() },
+            FleetError::Corrupt(_) => ApiError::internal(err),
         }
     }
 }

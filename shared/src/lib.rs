@@ -21,8 +21,6 @@ pub mod reader;
 pub mod records;
 pub mod refresh;
 pub mod settings;
-#[cfg(feature = "snapshot")]
-pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]

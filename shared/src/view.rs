@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::auth::{Authenticator, HasAuthenticator, Principal, SessionLifetimes};
 use crate::clock::Clock;
 use crate::config::{Cluster, Environment, FleetConfig};
-use crate::fleet::{FleetError, FleetSource};
+use crate::fleet::FleetSource;
 use crate::http::ApiError;
 use crate::model::ClusterStatus;
 use crate::reader::SnapshotReader;
@@ -165,19 +165,6 @@ impl Freshness {
             age_seconds: older.age_seconds,
             last_attempt_failed: self.last_attempt_failed || other.last_attempt_failed,
             stale: self.stale || other.stale,
-        }
-    }
-}
-
-impl From<FleetError> for ApiError {
-    fn from(err: FleetError) -> Self {
-        match err {
-            FleetError::Store(err) => err.into(),
-            FleetError::Invalid(problems) => {
-                ApiError::bad_request("invalid_configuration", problems.to_string())
-            }
-            FleetError::Contended => ApiError::Conflict { message: err.to_string() },
-            FleetError::Corrupt(_) => ApiError::internal(err),
         }
     }
 }

@@ -1,15 +1,31 @@
 //! The snapshot function: reads the clusters a request names (those due, an
 //! environment's, or one) and stores what changed. Triggered every minute
 //! by one EventBridge schedule (`{"due": true}`) and by the API's refresh.
-//! The work is
-//! `shared::snapshot`; this crate adapts it to the Lambda runtime.
+//!
+//! The engine: [`snapshotter`] runs a request (targets, concurrency, the
+//! lease, outcomes); [`access`] connects to a cluster (STS, EKS, the IAM
+//! token in [`token`]); [`collect`] lists its objects ([`objects`]) page by
+//! page; [`normalise`] turns them into the dashboard's model; [`persist`]
+//! stores what changed; [`error`] says why a cluster failed. The local
+//! server runs the same engine.
+
+pub mod access;
+pub mod collect;
+pub mod error;
+pub mod normalise;
+pub mod objects;
+pub mod persist;
+pub mod snapshotter;
+pub mod token;
 
 use std::time::Duration;
 
 use shared::config::ConfigError;
 use shared::fleet::{FleetError, FleetSource};
+use shared::model::SnapshotRequest;
 use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
-use shared::snapshot::{SnapshotError, SnapshotReport, SnapshotRequest, Snapshotter};
+
+use crate::snapshotter::{SnapshotError, SnapshotReport, Snapshotter};
 
 /// glibc's malloc arenas the function is deployed with (`template.yaml`
 /// sets `MALLOC_ARENA_MAX`, which glibc reads at start): left unbounded,
@@ -77,9 +93,9 @@ pub async fn handle(
 mod tests {
     use std::sync::Arc;
 
+    use crate::access::{AwsConnector, KubeTimeouts};
+    use crate::snapshotter::SnapshotOptions;
     use shared::clock::SystemClock;
-    use shared::snapshot::SnapshotOptions;
-    use shared::snapshot::access::{AwsConnector, KubeTimeouts};
     use shared::store::memory::MemoryStore;
 
     use super::*;

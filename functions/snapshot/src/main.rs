@@ -5,10 +5,11 @@ use std::sync::Arc;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::clock::SystemClock;
 use shared::fleet::FleetSource;
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
-use shared::snapshot::{SnapshotOptions, SnapshotRequest, Snapshotter};
+use shared::model::SnapshotRequest;
 use shared::store::Store;
 use shared::store::dynamodb::DynamoStore;
+use snapshot::access::{AwsConnector, KubeTimeouts};
+use snapshot::snapshotter::{SnapshotOptions, Snapshotter};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

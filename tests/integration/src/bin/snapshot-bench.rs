@@ -32,16 +32,17 @@ use integration_tests::numeric_arg;
 use kube::api::ListParams;
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
-use shared::snapshot::access::{AwsConnector, ClusterConnector, KubeTimeouts};
-use shared::snapshot::collect::DEFAULT_PAGE_SIZE;
-use shared::snapshot::objects::Listing;
-use shared::snapshot::{OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter};
+use shared::model::SnapshotRequest;
 use shared::store::counting::CountingStore;
 use shared::store::memory::MemoryStore;
 use shared::store::{
     Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
     Page, Query, Store, StoreResult, Stored, WriteOp,
 };
+use snapshot::access::{AwsConnector, ClusterConnector, KubeTimeouts};
+use snapshot::collect::DEFAULT_PAGE_SIZE;
+use snapshot::objects::Listing;
+use snapshot::snapshotter::{OutcomeStatus, SnapshotOptions, Snapshotter};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
 const MAX_WALL: Duration = Duration::from_millis(1500);

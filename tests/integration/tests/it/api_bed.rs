@@ -17,14 +17,13 @@ use serde_json::Value;
 use shared::auth::Role;
 use shared::clock::{Clock, ManualClock};
 use shared::fleet::FleetSource;
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
-use shared::snapshot::{
-    InProcessTrigger, OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter,
-};
+use shared::model::SnapshotRequest;
 use shared::store::Store;
 use shared::store::counting::CountingStore;
 use shared::store::dynamodb::DynamoStore;
 use shared::view::ApiContext;
+use snapshot::access::{AwsConnector, KubeTimeouts};
+use snapshot::snapshotter::{InProcessTrigger, OutcomeStatus, SnapshotOptions, Snapshotter};
 use tower::ServiceExt;
 
 pub const ACCOUNT: &str = "123456789012";

@@ -31,17 +31,16 @@ use shared::auth::Role;
 use shared::clock::{Clock, ManualClock};
 use shared::config::FleetConfig;
 use shared::fleet::FleetSource;
+use shared::model::SnapshotRequest;
 use shared::model::{Change, ClusterStatus, HistoryEvent, Workload, keys};
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
-use shared::snapshot::{
-    OutcomeStatus, SnapshotError, SnapshotOptions, SnapshotRequest, Snapshotter,
-};
 use shared::store::memory::MemoryStore;
 use shared::store::{
     Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
     Page, Query, SortKeyRange, Store, StoreError, StoreResult, Stored, WriteOp,
 };
 use shared::view::ApiContext;
+use snapshot::access::{AwsConnector, KubeTimeouts};
+use snapshot::snapshotter::{OutcomeStatus, SnapshotError, SnapshotOptions, Snapshotter};
 use tower::ServiceExt;
 
 /// A seed whose run, before events were written ahead of items, left gaps.
@@ -197,7 +196,7 @@ async fn status(store: &dyn Store, cluster: &str) -> ClusterStatus {
 }
 
 fn outcomes(
-    result: Result<shared::snapshot::SnapshotReport, SnapshotError>,
+    result: Result<snapshot::snapshotter::SnapshotReport, SnapshotError>,
 ) -> HashMap<String, (OutcomeStatus, Option<&'static str>)> {
     let report = match result {
         Ok(report) | Err(SnapshotError::AllFailed(report)) => report,

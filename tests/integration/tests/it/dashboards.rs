@@ -138,8 +138,7 @@ async fn the_matrix_shows_every_flag_with_cells_and_freshness() {
     bed.fake("prod-b").inject(fake_kube::FaultRule::on("/", fake_kube::Fault::Status(500)));
     bed.clock.advance(Duration::from_secs(60));
     let config = bed.fleet.current().await.unwrap();
-    let request =
-        shared::snapshot::SnapshotRequest::cluster(bed.cluster("prod-b").parse().unwrap());
+    let request = shared::model::SnapshotRequest::cluster(bed.cluster("prod-b").parse().unwrap());
     let _ = bed.snapshotter.run(&config, &request).await;
     let rows = rows_by_service(&bed.get("/dashboards/shop", &bed.platform).await.body);
     let search_prod = &rows["search"]["cells"][2];

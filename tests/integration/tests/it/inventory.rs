@@ -7,8 +7,8 @@ use std::time::Duration;
 use http::StatusCode;
 use integration_tests::http_json;
 use serde_json::{Value, json};
+use shared::model::SnapshotRequest;
 use shared::refresh::{LambdaTrigger, SnapshotTrigger};
-use shared::snapshot::SnapshotRequest;
 
 use crate::api_bed::{ApiBed, User};
 

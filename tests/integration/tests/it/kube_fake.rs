@@ -193,7 +193,7 @@ async fn metadata_only_lists_carry_each_object_s_metadata_and_nothing_else() {
     let request = kube::core::Request::new("/apis/apps/v1/replicasets")
         .list(&ListParams::default().limit(1))
         .unwrap();
-    let request = shared::snapshot::objects::metadata_only(request);
+    let request = snapshot::objects::metadata_only(request);
     let client = api.into_client();
     let text = client.request_text(request).await.unwrap();
     let page: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use fake_kube::{ClusterObjects, FakeCluster, TestCa};
 use integration_tests::unique;
 use shared::config::FleetConfig;
+use shared::model::SnapshotRequest;
 use shared::model::{PodRecord, Workload, keys};
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
-use shared::snapshot::{OutcomeStatus, SnapshotOptions, SnapshotRequest, Snapshotter};
 use shared::store::memory::MemoryStore;
 use shared::store::{Query, SortKeyRange};
+use snapshot::access::{AwsConnector, KubeTimeouts};
+use snapshot::snapshotter::{OutcomeStatus, SnapshotOptions, Snapshotter};
 
 /// What one snapshot of a recorded cluster stored.
 struct Stored {
@@ -81,7 +82,7 @@ async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serd
     ));
     let app = inventory::router(inventory::Deps {
         context: shared::view::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
-        trigger: Arc::new(shared::snapshot::InProcessTrigger::new(snapshotter, fleet)),
+        trigger: Arc::new(snapshot::snapshotter::InProcessTrigger::new(snapshotter, fleet)),
     });
     let token = unique("token");
     let email = format!("{}@example.com", unique("root"));

@@ -14,15 +14,16 @@ use jiff::Timestamp;
 use serde::Deserialize as _;
 use shared::clock::ManualClock;
 use shared::config::FleetConfig;
+use shared::model::SnapshotRequest;
 use shared::model::{Change, ClusterStatus, HistoryEvent, PodRecord, Workload, keys};
-use shared::snapshot::access::{AwsConnector, KubeTimeouts};
-use shared::snapshot::collect::ListPolicy;
-use shared::snapshot::{
-    OutcomeStatus, SnapshotError, SnapshotOptions, SnapshotReport, SnapshotRequest, Snapshotter,
-};
 use shared::store::counting::CountingStore;
 use shared::store::dynamodb::DynamoStore;
 use shared::store::{ItemGet, ItemKey, ItemQuery, Query, SortKeyRange};
+use snapshot::access::{AwsConnector, KubeTimeouts};
+use snapshot::collect::ListPolicy;
+use snapshot::snapshotter::{
+    OutcomeStatus, SnapshotError, SnapshotOptions, SnapshotReport, Snapshotter,
+};
 
 const ACCOUNT: &str = "123456789012";
 const OTHER_ACCOUNT: &str = "111122223333";
@@ -221,7 +222,10 @@ impl Bed {
     }
 }
 
-fn outcome<'a>(report: &'a SnapshotReport, cluster: &str) -> &'a shared::snapshot::ClusterOutcome {
+fn outcome<'a>(
+    report: &'a SnapshotReport,
+    cluster: &str,
+) -> &'a snapshot::snapshotter::ClusterOutcome {
     report.outcomes.iter().find(|o| o.cluster.as_str() == cluster).expect("an outcome per cluster")
 }
 

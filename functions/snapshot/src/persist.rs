@@ -11,14 +11,14 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::error::{CollectError, FailureKind};
-use crate::domain::{ClusterName, EnvironmentName};
-use crate::model::{
+use crate::error::{CollectError, FailureKind};
+use shared::domain::{ClusterName, EnvironmentName};
+use shared::model::{
     Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodChange,
     PodEvent, PodRecord, SkippedObject, VersionSeen, Workload, keys,
 };
-use crate::records::cluster_status;
-use crate::store::{
+use shared::records::cluster_status;
+use shared::store::{
     Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
 
@@ -778,7 +778,7 @@ impl<'a> SnapshotWriter<'a> {
             self.skip(&kind, &workload.namespace, &workload.name, largest);
             return Ok(());
         }
-        if workload.version_source != crate::model::VersionSource::None {
+        if workload.version_source != shared::model::VersionSource::None {
             self.version_seen(&workload.service, &workload.version).await?;
         }
         if let Some(event) = unfinished {

@@ -11,15 +11,15 @@ use kube::core::Status;
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::error::{CollectError, FailureKind};
-use super::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
-use super::objects::{
+use crate::error::{CollectError, FailureKind};
+use crate::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
+use crate::objects::{
     DaemonSet, HasMeta, List, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
 };
-use super::persist::SnapshotWriter;
-use crate::config::{Environment, NamespaceFilter};
-use crate::model::Workload;
-use crate::model::WorkloadKind;
+use crate::persist::SnapshotWriter;
+use shared::config::{Environment, NamespaceFilter};
+use shared::model::Workload;
+use shared::model::WorkloadKind;
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -191,7 +191,7 @@ where
             CollectError::new(FailureKind::Config, "could not build a list request").with_source(e)
         })?;
         if metadata_only {
-            request = super::objects::metadata_only(request);
+            request = crate::objects::metadata_only(request);
         }
         match fetch_list(client, request, policy.max_page_bytes).await {
             Ok(page) => return Ok(page),

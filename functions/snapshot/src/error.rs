@@ -55,7 +55,7 @@ pub struct CollectError {
     pub kind: FailureKind,
     pub message: String,
     #[source]
-    pub source: Option<crate::store::BoxError>,
+    pub source: Option<shared::store::BoxError>,
 }
 
 impl CollectError {
@@ -63,7 +63,7 @@ impl CollectError {
         Self { kind, message: message.into(), source: None }
     }
 
-    pub fn with_source(mut self, source: impl Into<crate::store::BoxError>) -> Self {
+    pub fn with_source(mut self, source: impl Into<shared::store::BoxError>) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -78,7 +78,7 @@ impl CollectError {
             other => {
                 let timed_out = chain_mentions(other, &["timed out", "timeout", "deadline"]);
                 let kind = if timed_out { FailureKind::Timeout } else { FailureKind::Unreachable };
-                (kind, format!("{what}: {}", crate::telemetry::error_chain(other)))
+                (kind, format!("{what}: {}", shared::telemetry::error_chain(other)))
             }
         };
         Self::new(kind, message).with_source(err)

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::Timestamp;
 
-use super::objects::{Container, DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
+use crate::objects::{Container, DaemonSet, Meta, Pod, PodSpec, ReplicaSet, ReplicatedWorkload};
 
-use crate::config::{VersionFrom, VersionRules};
-use crate::domain::{ClusterName, EnvironmentName};
-use crate::labels::LabelSelector;
-use crate::model::{
+use shared::config::{VersionFrom, VersionRules};
+use shared::domain::{ClusterName, EnvironmentName};
+use shared::labels::LabelSelector;
+use shared::model::{
     ContainerImage, ContainerRole, ImageRef, Omitted, OwnerRef, PodRecord, PodSummary, Replicas,
     RunningImage, VersionSource, Workload, WorkloadKind, digest_from_image_id,
 };

@@ -17,10 +17,10 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use secrecy::SecretString;
 
-use super::error::{CollectError, FailureKind};
-use super::token::eks_token;
-use crate::config::{AssumeRole, Cluster, ClusterAccess, TokenSource};
-use crate::pem::certificates_from_ca_data;
+use crate::error::{CollectError, FailureKind};
+use crate::token::eks_token;
+use shared::config::{AssumeRole, Cluster, ClusterAccess, TokenSource};
+use shared::pem::certificates_from_ca_data;
 
 /// How long a minted token (and the client holding it) is reused.
 pub const TOKEN_REUSE: Duration = Duration::from_secs(14 * 60);
@@ -59,7 +59,7 @@ pub struct AwsConnector {
     roles: tokio::sync::Mutex<HashMap<String, SharedCredentialsProvider>>,
     clients: Mutex<HashMap<String, Cached>>,
     /// The clusters that may be reached with a local token source: those of
-    /// the deployed configuration ([`crate::fleet::FleetSource::deployed_local_clusters`]).
+    /// the deployed configuration ([`shared::fleet::FleetSource::deployed_local_clusters`]).
     /// A stored configuration cannot add one (the fleet source refuses such
     /// a change); this refuses one that got there anyway.
     deployed_local: Vec<Cluster>,

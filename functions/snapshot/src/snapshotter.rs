@@ -6,14 +6,6 @@
 //! token; or the configured endpoint) → list and normalise → write what
 //! changed → record success or failure and release the lease.
 
-pub mod access;
-pub mod collect;
-pub mod error;
-pub mod normalise;
-pub mod objects;
-pub mod persist;
-pub mod token;
-
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,17 +13,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::Serialize;
 
-use self::access::ClusterConnector;
-use self::collect::{ListPolicy, collect_cluster};
-use self::error::{CollectError, FailureKind};
-use self::normalise::Place;
-use self::persist::{SnapshotWriter, WriteStats};
-use crate::clock::Clock;
-use crate::config::{Cluster, Environment, FleetConfig};
-use crate::domain::{ClusterName, EnvironmentName};
-use crate::store::Store;
+use crate::access::ClusterConnector;
+use crate::collect::{ListPolicy, collect_cluster};
+use crate::error::{CollectError, FailureKind};
+use crate::normalise::Place;
+use crate::persist::{SnapshotWriter, WriteStats};
+use shared::clock::Clock;
+use shared::config::{Cluster, Environment, FleetConfig};
+use shared::domain::{ClusterName, EnvironmentName};
+use shared::store::Store;
 
-pub use crate::model::SnapshotRequest;
+use shared::model::SnapshotRequest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -106,7 +98,7 @@ impl Default for SnapshotOptions {
             list: ListPolicy::default(),
             cluster_timeout: Duration::from_secs(60),
             lease_for: Duration::from_secs(300),
-            history_ttl: crate::settings::DEFAULT_HISTORY_TTL,
+            history_ttl: shared::settings::DEFAULT_HISTORY_TTL,
         }
     }
 }
@@ -252,7 +244,7 @@ impl Snapshotter {
             duration_ms: started.elapsed().as_millis() as u64,
         };
 
-        let lease = match persist::acquire_lease(
+        let lease = match crate::persist::acquire_lease(
             store,
             &cluster.name,
             &environment.name,
@@ -268,7 +260,7 @@ impl Snapshotter {
                 return outcome(OutcomeStatus::Skipped, Some(&err));
             }
             Err(err) => {
-                tracing::error!(error = %crate::telemetry::error_chain(&err), "snapshot failed before reading the cluster");
+                tracing::error!(error = %shared::telemetry::error_chain(&err), "snapshot failed before reading the cluster");
                 return outcome(OutcomeStatus::Failed, Some(&err));
             }
         };
@@ -307,7 +299,7 @@ impl Snapshotter {
         let result = match result {
             Ok((stats, written, version)) => {
                 let counts = written.counts;
-                persist::record_success(store, lease, written, Some(version), finished)
+                crate::persist::record_success(store, lease, written, Some(version), finished)
                     .await
                     .map(|_| (stats, counts))
             }
@@ -352,7 +344,7 @@ impl Snapshotter {
                 }
             }
             Err(err) => {
-                tracing::warn!(kind = err.kind.as_str(), error = %crate::telemetry::error_chain(&err), "snapshot failed");
+                tracing::warn!(kind = err.kind.as_str(), error = %shared::telemetry::error_chain(&err), "snapshot failed");
                 outcome(OutcomeStatus::Failed, Some(&err))
             }
         }
@@ -362,14 +354,14 @@ impl Snapshotter {
     /// snapshot) and returns the error to report.
     async fn fail(
         &self,
-        lease: persist::LeaseHeld,
+        lease: crate::persist::LeaseHeld,
         err: CollectError,
         now: jiff::Timestamp,
     ) -> CollectError {
         if let Err(status_err) =
-            persist::record_failure(self.store.as_ref(), lease, &err, now).await
+            crate::persist::record_failure(self.store.as_ref(), lease, &err, now).await
         {
-            tracing::error!(error = %crate::telemetry::error_chain(&status_err), "could not record the failure");
+            tracing::error!(error = %shared::telemetry::error_chain(&status_err), "could not record the failure");
         }
         err
     }
@@ -386,7 +378,9 @@ impl Snapshotter {
     ) -> Vec<(&'a Environment, &'a Cluster)> {
         let now = self.clock.now();
         let statuses = futures::future::join_all(
-            targets.iter().map(|(_, c)| persist::read_status(self.store.as_ref(), c.name.as_str())),
+            targets
+                .iter()
+                .map(|(_, c)| crate::persist::read_status(self.store.as_ref(), c.name.as_str())),
         )
         .await;
         targets
@@ -427,7 +421,7 @@ struct ClusterMeasure<'a> {
 
 impl ClusterMeasure<'_> {
     fn emit(&self) {
-        use crate::metrics::{Record, Unit};
+        use shared::metrics::{Record, Unit};
         // Never-succeeded clusters count as very old data: the alarm on
         // data older than three intervals must fire for them too.
         let intervals = match self.data_age {
@@ -477,12 +471,12 @@ fn run_id() -> String {
 /// in a task of this process, with the configuration in force.
 pub struct InProcessTrigger {
     snapshotter: Arc<Snapshotter>,
-    fleet: Arc<crate::fleet::FleetSource>,
+    fleet: Arc<shared::fleet::FleetSource>,
     running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl InProcessTrigger {
-    pub fn new(snapshotter: Arc<Snapshotter>, fleet: Arc<crate::fleet::FleetSource>) -> Self {
+    pub fn new(snapshotter: Arc<Snapshotter>, fleet: Arc<shared::fleet::FleetSource>) -> Self {
         Self { snapshotter, fleet, running: std::sync::Mutex::default() }
     }
 
@@ -498,8 +492,8 @@ impl InProcessTrigger {
 }
 
 #[async_trait::async_trait]
-impl crate::refresh::SnapshotTrigger for InProcessTrigger {
-    async fn start(&self, request: SnapshotRequest) -> Result<(), crate::store::BoxError> {
+impl shared::refresh::SnapshotTrigger for InProcessTrigger {
+    async fn start(&self, request: SnapshotRequest) -> Result<(), shared::store::BoxError> {
         let fleet = self.fleet.current().await?;
         let snapshotter = self.snapshotter.clone();
         let task = tokio::spawn(async move {

@@ -16,7 +16,7 @@ use crate::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
 use crate::objects::{
     DaemonSet, HasMeta, List, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
 };
-use crate::persist::SnapshotWriter;
+use crate::persist::writer::SnapshotWriter;
 use shared::config::{Environment, NamespaceFilter};
 use shared::model::Workload;
 use shared::model::WorkloadKind;

@@ -17,7 +17,8 @@ use crate::access::ClusterConnector;
 use crate::collect::{ListPolicy, collect_cluster};
 use crate::error::{CollectError, FailureKind};
 use crate::normalise::Place;
-use crate::persist::{SnapshotWriter, WriteStats};
+use crate::persist::lease::{self, LeaseHeld};
+use crate::persist::writer::{SnapshotWriter, WriteStats};
 use shared::clock::Clock;
 use shared::config::{Cluster, Environment, FleetConfig};
 use shared::domain::{ClusterName, EnvironmentName};
@@ -244,7 +245,7 @@ impl Snapshotter {
             duration_ms: started.elapsed().as_millis() as u64,
         };
 
-        let lease = match crate::persist::acquire_lease(
+        let lease = match lease::acquire_lease(
             store,
             &cluster.name,
             &environment.name,
@@ -299,7 +300,7 @@ impl Snapshotter {
         let result = match result {
             Ok((stats, written, version)) => {
                 let counts = written.counts;
-                crate::persist::record_success(store, lease, written, Some(version), finished)
+                lease::record_success(store, lease, written, Some(version), finished)
                     .await
                     .map(|_| (stats, counts))
             }
@@ -354,12 +355,11 @@ impl Snapshotter {
     /// snapshot) and returns the error to report.
     async fn fail(
         &self,
-        lease: crate::persist::LeaseHeld,
+        lease: LeaseHeld,
         err: CollectError,
         now: jiff::Timestamp,
     ) -> CollectError {
-        if let Err(status_err) =
-            crate::persist::record_failure(self.store.as_ref(), lease, &err, now).await
+        if let Err(status_err) = lease::record_failure(self.store.as_ref(), lease, &err, now).await
         {
             tracing::error!(error = %shared::telemetry::error_chain(&status_err), "could not record the failure");
         }
@@ -378,9 +378,7 @@ impl Snapshotter {
     ) -> Vec<(&'a Environment, &'a Cluster)> {
         let now = self.clock.now();
         let statuses = futures::future::join_all(
-            targets
-                .iter()
-                .map(|(_, c)| crate::persist::read_status(self.store.as_ref(), c.name.as_str())),
+            targets.iter().map(|(_, c)| lease::read_status(self.store.as_ref(), c.name.as_str())),
         )
         .await;
         targets

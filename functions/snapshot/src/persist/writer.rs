@@ -1,7 +1,5 @@
-//! Storing a cluster's snapshot: only what changed since the last one, a
-//! history event per change, TTLs renewed only when half spent, and a lease
-//! on the cluster's status item so two snapshots of one cluster never
-//! interleave.
+//! The change writer: stores a cluster's snapshot as it streams in,
+//! writing only what changed, recording each change as history.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,20 +10,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{CollectError, FailureKind};
-use shared::domain::{ClusterName, EnvironmentName};
 use shared::model::{
-    Change, ClusterError, ClusterStatus, Counts, HistoryEvent, Lease, LoosePod, PodChange,
-    PodEvent, PodRecord, SkippedObject, VersionSeen, Workload, keys,
+    Change, Counts, HistoryEvent, LoosePod, PodChange, PodEvent, PodRecord, SkippedObject,
+    VersionSeen, Workload, keys,
 };
-use shared::records::cluster_status;
 use shared::store::{
-    Condition, Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
+    Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
+
+use super::lease::{LeaseHeld, Written};
+use super::repair;
+use super::{later, store_failure, to_body};
 
 /// The fingerprint field added to stored bodies.
 const FINGERPRINT: &str = "fp";
-/// Status messages are for people; keep them short.
-const MAX_MESSAGE: usize = 500;
 
 /// What one stored snapshot cost and changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -42,38 +40,6 @@ pub struct WriteStats {
     pub versions_recorded: u32,
     /// Every item put or deleted, status included.
     pub item_writes: u32,
-}
-
-/// The cluster's lease, held while its snapshot runs.
-#[derive(Debug)]
-pub struct LeaseHeld {
-    cluster: ClusterName,
-    environment: EnvironmentName,
-    status: ClusterStatus,
-    version: u64,
-    started: Timestamp,
-    /// The attempt before this one, if any: it may have failed half-way.
-    previous_attempt: Option<Timestamp>,
-}
-
-impl LeaseHeld {
-    pub fn status(&self) -> &ClusterStatus {
-        &self.status
-    }
-}
-
-fn store_failure(err: StoreError) -> CollectError {
-    CollectError::new(FailureKind::Store, "the snapshot store failed").with_source(err)
-}
-
-fn later(now: Timestamp, by: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
-}
-
-fn to_body<T: Serialize>(value: &T) -> Result<Value, CollectError> {
-    serde_json::to_value(value).map_err(|e| {
-        CollectError::new(FailureKind::Store, "could not encode an item").with_source(e)
-    })
 }
 
 /// Writes in batches as ops come, so that a large cluster's items are never
@@ -113,143 +79,6 @@ impl<'a> Batch<'a> {
         self.flush().await?;
         Ok(self.written)
     }
-}
-
-/// The latest event per workload of this cluster written since its last
-/// good snapshot: only a failed run leaves any, and what it says may be
-/// newer than the stored items (events are written before items). Read
-/// from the environment's history, from the last success (or from the
-/// beginning, when every earlier attempt failed; nothing, on a first
-/// attempt).
-async fn unfinished_events(
-    store: &dyn Store,
-    lease: &LeaseHeld,
-) -> Result<HashMap<String, HistoryEvent>, StoreError> {
-    let since = match (lease.status.last_success, lease.previous_attempt) {
-        (Some(success), _) => success,
-        (None, Some(_)) => Timestamp::UNIX_EPOCH,
-        (None, None) => return Ok(HashMap::new()),
-    };
-    // After the last success: that run's own events are at its start,
-    // never later than its end ('~' sorts after the '#' of any key at
-    // exactly `since`).
-    let range = SortKeyRange::Between(
-        format!("{}~", keys::time_key(since)),
-        format!("{}~", keys::time_key(lease.started)),
-    );
-    let mut query =
-        Query::partition(keys::environment_history_pk(lease.environment.as_str())).range(range);
-    let mut recorded = HashMap::new();
-    loop {
-        let page = store.query(query.clone()).await?;
-        for stored in page.items {
-            let Ok(event) = serde_json::from_value::<HistoryEvent>(stored.item.body) else {
-                continue;
-            };
-            if event.cluster == lease.cluster {
-                let sk = keys::workload_sk(&event.namespace, event.kind, &event.name);
-                // Oldest first: the last one per workload stays.
-                recorded.insert(sk, event);
-            }
-        }
-        match page.next {
-            Some(cursor) => query = query.after(Some(cursor)),
-            None => return Ok(recorded),
-        }
-    }
-}
-
-/// Reads a cluster's status, if any.
-pub async fn read_status(
-    store: &dyn Store,
-    cluster: &str,
-) -> Result<Option<(ClusterStatus, u64)>, CollectError> {
-    cluster_status::read(store, cluster).await.map_err(|err| match err {
-        StoreError::Corrupt { .. } => {
-            CollectError::new(FailureKind::Store, "the cluster's status item is corrupt")
-                .with_source(err)
-        }
-        err => store_failure(err),
-    })
-}
-
-/// Takes the cluster's lease until `until`, recording the attempt. Fails
-/// with [`FailureKind::Busy`] while another run holds an unexpired lease,
-/// or when another run takes it first.
-pub async fn acquire_lease(
-    store: &dyn Store,
-    cluster: &ClusterName,
-    environment: &EnvironmentName,
-    owner: &str,
-    now: Timestamp,
-    until: Timestamp,
-) -> Result<LeaseHeld, CollectError> {
-    let (mut status, condition) = match read_status(store, cluster.as_str()).await? {
-        Some((status, version)) => (status, Condition::IfVersion(version)),
-        None => (ClusterStatus::new(cluster.clone(), environment.clone()), Condition::IfAbsent),
-    };
-    if let Some(lease) = &status.lease
-        && lease.until > now
-        && lease.owner != owner
-    {
-        return Err(CollectError::new(
-            FailureKind::Busy,
-            "another snapshot of this cluster is running",
-        ));
-    }
-    status.environment = environment.clone();
-    let previous_attempt = status.last_attempt;
-    status.last_attempt = Some(now);
-    status.lease = Some(Lease { owner: owner.to_owned(), until });
-    match cluster_status::write(store, &status, condition, now).await {
-        Ok(version) => Ok(LeaseHeld {
-            cluster: cluster.clone(),
-            environment: environment.clone(),
-            status,
-            version,
-            started: now,
-            previous_attempt,
-        }),
-        Err(StoreError::ConditionFailed) => Err(CollectError::new(
-            FailureKind::Busy,
-            "another snapshot of this cluster started first",
-        )),
-        Err(err) => Err(store_failure(err)),
-    }
-}
-
-/// Releases the lease after a failure, recording it. The last good
-/// snapshot is left untouched.
-pub async fn record_failure(
-    store: &dyn Store,
-    lease: LeaseHeld,
-    error: &CollectError,
-    now: Timestamp,
-) -> Result<(), CollectError> {
-    let mut status = lease.status;
-    let mut message = error.message.clone();
-    message.truncate(message.char_indices().nth(MAX_MESSAGE).map_or(message.len(), |(i, _)| i));
-    status.last_error =
-        Some(ClusterError { kind: error.kind.as_str().to_owned(), message, at: now });
-    status.duration_ms = Some(elapsed_ms(lease.started, now));
-    status.lease = None;
-    cluster_status::write(store, &status, Condition::IfVersion(lease.version), now)
-        .await
-        .map_err(lease_lost)?;
-    Ok(())
-}
-
-fn lease_lost(err: StoreError) -> CollectError {
-    match err {
-        StoreError::ConditionFailed => {
-            CollectError::new(FailureKind::Busy, "the lease expired and another snapshot took over")
-        }
-        other => store_failure(other),
-    }
-}
-
-fn elapsed_ms(from: Timestamp, to: Timestamp) -> u64 {
-    to.duration_since(from).as_millis().max(0) as u64
 }
 
 /// What the previous snapshot stored for one key.
@@ -506,7 +335,7 @@ impl<'a> SnapshotWriter<'a> {
             .map_err(store_failure)?;
         let previous_seen =
             previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
-        let unfinished = unfinished_events(store, lease).await.map_err(store_failure)?;
+        let unfinished = repair::unfinished_events(store, lease).await.map_err(store_failure)?;
         Ok(Self {
             store,
             lease,
@@ -928,55 +757,13 @@ impl SnapshotWriter<'_> {
     }
 
     /// Ends the history of a workload gone from the cluster whose last
-    /// event a failed run wrote: that removal again (same keys), or a
-    /// removal after what it recorded.
+    /// event a failed run wrote ([`repair::closing`]).
     async fn closed(&mut self, last: HistoryEvent) -> Result<(), CollectError> {
-        // Again with the same keys, in case only one copy made it.
-        self.history(last.clone()).await?;
-        if last.change == Change::Removed {
-            return Ok(());
+        for event in repair::closing(last, self.now) {
+            self.history(event).await?;
         }
-        let event = HistoryEvent {
-            at: self.now,
-            change: Change::Removed,
-            from_version: last.to_version.clone(),
-            to_version: None,
-            from_images: last.to_images.clone(),
-            to_images: Vec::new(),
-            from_changed_at: Some(last.at),
-            ..last
-        };
-        self.history(event).await
+        Ok(())
     }
-}
-
-/// What a finished snapshot stored: its counts and what it left out.
-#[derive(Debug, Clone, Default)]
-pub struct Written {
-    pub counts: Counts,
-    pub skipped: Vec<SkippedObject>,
-}
-
-/// Records a successful snapshot on the status item and releases the lease.
-pub async fn record_success(
-    store: &dyn Store,
-    lease: LeaseHeld,
-    written: Written,
-    kubernetes_version: Option<String>,
-    now: Timestamp,
-) -> Result<ClusterStatus, CollectError> {
-    let mut status = lease.status;
-    status.last_success = Some(now);
-    status.counts = written.counts;
-    status.skipped = written.skipped;
-    status.kubernetes_version = kubernetes_version;
-    status.duration_ms = Some(elapsed_ms(lease.started, now));
-    status.generation += 1;
-    status.lease = None;
-    cluster_status::write(store, &status, Condition::IfVersion(lease.version), now)
-        .await
-        .map_err(lease_lost)?;
-    Ok(status)
 }
 
 #[cfg(test)]

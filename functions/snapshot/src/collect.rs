@@ -16,10 +16,9 @@ use crate::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
 use crate::objects::{
     DaemonSet, HasMeta, List, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
 };
-use crate::persist::writer::SnapshotWriter;
 use shared::config::{Environment, NamespaceFilter};
-use shared::model::Workload;
 use shared::model::WorkloadKind;
+use shared::model::{PodRecord, Workload};
 
 /// Kubernetes' recommended page size for large lists.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
@@ -257,6 +256,25 @@ async fn fetch_list<K: DeserializeOwned>(
     serde_json::from_slice(&body).map_err(kube::Error::SerdeError)
 }
 
+/// Where a cluster's records go as they are read: the change writer when a
+/// snapshot runs ([`crate::persist::writer::SnapshotWriter`]), anything
+/// that keeps them in a test. Repeats are the sink's to ignore (a list that
+/// starts over hands its objects in again).
+pub trait SnapshotSink: Send {
+    /// A pod of a chosen workload, or one no workload owns.
+    fn pod(&mut self, pod: &PodRecord) -> impl Future<Output = Result<(), CollectError>> + Send;
+    /// A pod no workload owns, for what it runs (after [`Self::pod`]).
+    fn loose_pod(
+        &mut self,
+        pod: &PodRecord,
+    ) -> impl Future<Output = Result<(), CollectError>> + Send;
+    /// A workload, its pods summed in.
+    fn workload(
+        &mut self,
+        workload: Workload,
+    ) -> impl Future<Output = Result<(), CollectError>> + Send;
+}
+
 /// Reads one cluster as `environment` selects it, handing every pod and
 /// workload to `writer` page by page: memory holds a page of raw objects,
 /// the pod tallies and the writer's fingerprints, never the whole cluster.
@@ -266,7 +284,7 @@ pub async fn collect_cluster(
     environment: &Environment,
     place: &Place,
     policy: ListPolicy,
-    writer: &mut SnapshotWriter<'_>,
+    writer: &mut impl SnapshotSink,
 ) -> Result<String, CollectError> {
     let version =
         client.apiserver_version().await.map_err(|e| CollectError::from_kube("/version", e))?;
@@ -381,7 +399,7 @@ async fn stream_workloads<K, N>(
     selector: &str,
     policy: ListPolicy,
     namespaces: &NamespaceFilter,
-    writer: &mut SnapshotWriter<'_>,
+    writer: &mut impl SnapshotSink,
     normalise: N,
 ) -> Result<(), CollectError>
 where
@@ -399,4 +417,82 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use fake_kube::{ClusterObjects, FakeCluster, TestCa};
+    use shared::config::FleetConfig;
+
+    use super::*;
+    use crate::access::KubeTimeouts;
+
+    /// Keeps what the collector hands in: no store needed.
+    #[derive(Default)]
+    struct Kept {
+        pods: Vec<PodRecord>,
+        loose: Vec<PodRecord>,
+        workloads: Vec<Workload>,
+    }
+
+    impl SnapshotSink for Kept {
+        async fn pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+            self.pods.push(pod.clone());
+            Ok(())
+        }
+
+        async fn loose_pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+            self.loose.push(pod.clone());
+            Ok(())
+        }
+
+        async fn workload(&mut self, workload: Workload) -> Result<(), CollectError> {
+            self.workloads.push(workload);
+            Ok(())
+        }
+    }
+
+    async fn collect(objects: &ClusterObjects, page_size: u32) -> (Kept, Vec<String>) {
+        let ca = TestCa::generate().unwrap();
+        let server = FakeCluster::start("c", &ca, objects, "token").await.unwrap();
+        let mut config = kube::Config::new(server.endpoint().parse().unwrap());
+        config.root_cert = Some(vec![server.ca_der()]);
+        config.auth_info.token = Some("token".to_owned().into());
+        let client = KubeTimeouts::default().client(config).unwrap();
+        let fleet = FleetConfig::parse(
+            "defaults: { region: eu-west-1 }\nenvironments: [{ name: stg, clusters: [{ name: c }] }]",
+            "test",
+        )
+        .unwrap();
+        let environment = &fleet.environments[0];
+        let place = Place {
+            cluster: "c".parse().unwrap(),
+            environment: environment.name.clone(),
+            now: jiff::Timestamp::now(),
+            version_rules: fleet.version_rules(environment),
+            kubernetes_minor: None,
+        };
+        let policy = ListPolicy { page_size, ..ListPolicy::default() };
+        let mut kept = Kept::default();
+        collect_cluster(client, environment, &place, policy, &mut kept).await.unwrap();
+        let paths = server.requests().into_iter().map(|r| r.path).collect();
+        (kept, paths)
+    }
+
+    #[tokio::test]
+    async fn a_cluster_is_read_into_a_sink_page_by_page_with_no_store() {
+        let objects = ClusterObjects::large(7, 3);
+        let (kept, paths) = collect(&objects, 4).await;
+        assert_eq!(kept.pods.len(), 21);
+        assert!(kept.loose.is_empty(), "every pod has a Deployment");
+        assert_eq!(kept.workloads.len(), 7);
+        for workload in &kept.workloads {
+            assert_eq!(workload.pods.total, 3, "{}", workload.name);
+            assert!(!workload.version.is_empty(), "{}", workload.name);
+        }
+        // Pages of 4: 14 ReplicaSets, 21 pods and 7 Deployments take 4, 6
+        // and 2 pages, then one each for StatefulSets and DaemonSets.
+        let lists = |plural: &str| paths.iter().filter(|p| p.ends_with(plural)).count();
+        assert_eq!((lists("/replicasets"), lists("/pods"), lists("/deployments")), (4, 6, 2));
+    }
 }

@@ -766,6 +766,20 @@ impl SnapshotWriter<'_> {
     }
 }
 
+impl crate::collect::SnapshotSink for SnapshotWriter<'_> {
+    async fn pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+        SnapshotWriter::pod(self, pod).await
+    }
+
+    async fn loose_pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
+        SnapshotWriter::loose_pod(self, pod).await
+    }
+
+    async fn workload(&mut self, workload: Workload) -> Result<(), CollectError> {
+        SnapshotWriter::workload(self, workload).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

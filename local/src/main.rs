@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use shared::auth::{Account, Role, write_account};
 use shared::clock::SystemClock;
 use shared::config::FleetConfig;
 use shared::domain::Email;
 use shared::fleet::FleetSource;
 use shared::model::SnapshotRequest;
+use shared::records::account::{self, Account, Role};
 use shared::store::memory::MemoryStore;
 use shared::store::{Condition, Store};
 use shared::view::ApiContext;
@@ -189,7 +189,7 @@ async fn demo_login(
     let email = Email::parse(DEMO_EMAIL)?;
     let account =
         Account::active(email, "Demo admin", hash, Role::Admin, Vec::new(), jiff::Timestamp::now());
-    write_account(store, &account, Condition::Always).await?;
+    account::write(store, &account, Condition::Always).await?;
     Ok(password)
 }
 

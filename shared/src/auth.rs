@@ -1,5 +1,7 @@
-//! Accounts and sessions as every API function sees them: who is calling,
-//! with which role and teams, and which environments that lets them see.
+//! Who is calling, as every API function sees it: the session a bearer
+//! token names, its account's role and teams, and which environments that
+//! lets them see. The records themselves are `records::account` and
+//! `records::session`.
 //!
 //! Sessions are resolved on every request from the table (a consistent
 //! read), so a logout, a password reset or a disabled account takes effect
@@ -15,107 +17,15 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::Environment;
 use crate::domain::{Email, TeamName};
 use crate::http::ApiError;
-use crate::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, Store, StoreError};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum Role {
-    Viewer,
-    Admin,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum AccountStatus {
-    /// Signed up, email not verified yet: cannot sign in.
-    Pending,
-    Active,
-    Disabled,
-}
-
-/// An account as stored. The password hash never leaves the auth function.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Account {
-    pub email: Email,
-    pub name: String,
-    pub password_hash: String,
-    pub role: Role,
-    pub teams: Vec<TeamName>,
-    pub status: AccountStatus,
-    pub created_at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_at: Option<Timestamp>,
-    /// Sessions created before this instant are no longer valid (password
-    /// reset, disabling).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sessions_valid_after: Option<Timestamp>,
-}
-
-impl Account {
-    /// A verified, active account as of `now` (seeded admins, tests).
-    pub fn active(
-        email: Email,
-        name: impl Into<String>,
-        password_hash: String,
-        role: Role,
-        teams: Vec<TeamName>,
-        now: Timestamp,
-    ) -> Self {
-        Self {
-            email,
-            name: name.into(),
-            password_hash,
-            role,
-            teams,
-            status: AccountStatus::Active,
-            created_at: now,
-            verified_at: Some(now),
-            sessions_valid_after: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("email", &self.email.masked())
-            .field("role", &self.role)
-            .field("status", &self.status)
-            .finish_non_exhaustive()
-    }
-}
-
-/// An account as admins list it: no hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AccountSummary {
-    pub email: Email,
-    pub name: String,
-    pub role: Role,
-    pub teams: Vec<TeamName>,
-    pub status: AccountStatus,
-    pub created_at: Timestamp,
-}
-
-impl From<&Account> for AccountSummary {
-    fn from(a: &Account) -> Self {
-        Self {
-            email: a.email.clone(),
-            name: a.name.clone(),
-            role: a.role,
-            teams: a.teams.clone(),
-            status: a.status,
-            created_at: a.created_at,
-        }
-    }
-}
+use crate::records::account::{self, AccountStatus, Role};
+use crate::records::session::{self, SessionLifetimes, add};
+use crate::store::{ItemGet, ItemPut, Store, StoreError};
 
 /// Who is calling: what handlers and the authorization rules need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -141,136 +51,9 @@ impl Principal {
     }
 }
 
-/// A stored session: found by the SHA-256 of its token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Session {
-    pub email: Email,
-    pub created_at: Timestamp,
-    pub absolute_expiry: Timestamp,
-    pub idle_expiry: Timestamp,
-}
-
-impl Session {
-    pub fn new(email: Email, now: Timestamp, lifetimes: SessionLifetimes) -> Self {
-        Self {
-            email,
-            created_at: now,
-            absolute_expiry: add(now, lifetimes.absolute),
-            idle_expiry: add(now, lifetimes.idle).min(add(now, lifetimes.absolute)),
-        }
-    }
-
-    /// The earlier of the two expiries: the item's TTL.
-    pub fn expires_at(&self) -> Timestamp {
-        self.absolute_expiry.min(self.idle_expiry)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLifetimes {
-    pub absolute: Duration,
-    pub idle: Duration,
-}
-
-impl Default for SessionLifetimes {
-    fn default() -> Self {
-        Self { absolute: Duration::from_secs(12 * 3600), idle: Duration::from_secs(30 * 60) }
-    }
-}
-
 /// An idle session's expiry is pushed forward at most this often, so that
 /// a busy page does not write on every request.
 const IDLE_REFRESH_EVERY: Duration = Duration::from_secs(60);
-
-fn add(at: Timestamp, by: Duration) -> Timestamp {
-    at.saturating_add(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX)).unwrap_or(at)
-}
-
-pub mod keys {
-    use crate::domain::Email;
-
-    pub const ACCOUNT_SK: &str = "ACCOUNT";
-    /// One partition listing every account (sorted by address), for admins.
-    pub const DIRECTORY_PK: &str = "USERS";
-    pub const SESSION_SK: &str = "SESSION";
-
-    pub fn account_pk(email: &Email) -> String {
-        format!("USER#{email}")
-    }
-
-    pub fn session_pk(token_digest: &str) -> String {
-        format!("SESSION#{token_digest}")
-    }
-}
-
-pub fn account_key(email: &Email) -> ItemKey {
-    ItemKey::new(keys::account_pk(email), keys::ACCOUNT_SK)
-}
-
-pub fn session_key(token_digest: &str) -> ItemKey {
-    ItemKey::new(keys::session_pk(token_digest), keys::SESSION_SK)
-}
-
-pub async fn read_account<S: ItemGet + ?Sized>(
-    store: &S,
-    email: &Email,
-) -> Result<Option<(Account, u64)>, StoreError> {
-    let key = account_key(email);
-    let Some(stored) = store.get(&key).await? else { return Ok(None) };
-    let account =
-        serde_json::from_value(stored.item.body).map_err(|e| StoreError::corrupt(&key, e))?;
-    Ok(Some((account, stored.version)))
-}
-
-/// Writes an account if `condition` holds (`IfAbsent` to create,
-/// `IfVersion` to update what was read).
-/// How long an account stays pending: anyone can sign any address up, so
-/// an unproven account must not outlive its purpose (its codes live 10
-/// minutes; a week leaves room for mail that comes late).
-pub const PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-pub async fn write_account<S: ItemPut + ?Sized>(
-    store: &S,
-    account: &Account,
-    condition: Condition,
-) -> Result<u64, StoreError> {
-    let expires_at = (account.status == AccountStatus::Pending).then(|| {
-        let ttl = SignedDuration::try_from(PENDING_TTL).unwrap_or_default();
-        account.created_at.saturating_add(ttl).unwrap_or(Timestamp::MAX)
-    });
-    let with_expiry = |item: Item| match expires_at {
-        Some(at) => item.expiring_at(at),
-        None => item,
-    };
-    let body = serde_json::to_value(account).map_err(StoreError::Encoding)?;
-    let item = with_expiry(Item::new(account_key(&account.email), body));
-    let version = store.put(item, condition).await?;
-    // The directory entry follows the account (it is only for listing; the
-    // account item stays the truth).
-    let entry =
-        serde_json::to_value(AccountSummary::from(account)).map_err(StoreError::Encoding)?;
-    let entry =
-        with_expiry(Item::new(ItemKey::new(keys::DIRECTORY_PK, account.email.as_str()), entry));
-    store.put(entry, Condition::Always).await?;
-    Ok(version)
-}
-
-pub async fn create_session(
-    store: &dyn ItemPut,
-    token_digest: &str,
-    session: &Session,
-) -> Result<(), StoreError> {
-    let body = serde_json::to_value(session).map_err(StoreError::Encoding)?;
-    let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
-    store.put(item, Condition::IfAbsent).await?;
-    Ok(())
-}
-
-pub async fn delete_session(store: &dyn ItemDelete, token_digest: &str) -> Result<(), StoreError> {
-    store.delete(&session_key(token_digest), Condition::Always).await?;
-    Ok(())
-}
 
 /// Who holds this session token, if the session is valid now: not expired
 /// (absolute or idle), its account active, and created after the account's
@@ -284,14 +67,13 @@ pub async fn resolve_session<S>(
 where
     S: ItemGet + ItemPut + ?Sized,
 {
-    let key = session_key(token_digest);
-    let Some(stored) = store.get(&key).await? else { return Ok(None) };
-    let mut session: Session =
-        serde_json::from_value(stored.item.body).map_err(|e| StoreError::corrupt(&key, e))?;
+    let Some((mut session, version)) = session::read(store, token_digest).await? else {
+        return Ok(None);
+    };
     if session.absolute_expiry <= now || session.idle_expiry <= now {
         return Ok(None);
     }
-    let Some((account, _)) = read_account(store, &session.email).await? else { return Ok(None) };
+    let Some((account, _)) = account::read(store, &session.email).await? else { return Ok(None) };
     // A session created at the very instant of a revocation is revoked too.
     let revoked = account.sessions_valid_after.is_some_and(|after| session.created_at <= after);
     if account.status != AccountStatus::Active || revoked {
@@ -302,13 +84,8 @@ where
         >= SignedDuration::try_from(IDLE_REFRESH_EVERY).unwrap_or_default()
     {
         session.idle_expiry = refreshed_idle;
-        let body = serde_json::to_value(&session).map_err(StoreError::Encoding)?;
-        let item = Item::new(session_key(token_digest), body).expiring_at(session.expires_at());
         // Losing this race to a logout (the item deleted) must not revive it.
-        match store.put(item, Condition::IfVersion(stored.version)).await {
-            Ok(_) | Err(StoreError::ConditionFailed) => {}
-            Err(other) => return Err(other),
-        }
+        session::rewrite(store, token_digest, &session, version).await?;
     }
     Ok(Some(Principal {
         email: account.email,
@@ -419,6 +196,9 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::config::FleetConfig;
+    use crate::records::account::Account;
+    use crate::records::session::Session;
+    use crate::store::Condition;
     use crate::store::memory::MemoryStore;
 
     fn email() -> Email {
@@ -448,7 +228,7 @@ mod tests {
         async fn new() -> Self {
             let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
             let store = MemoryStore::new(clock.clone());
-            write_account(&store, &account(clock.now()), Condition::IfAbsent).await.unwrap();
+            account::write(&store, &account(clock.now()), Condition::IfAbsent).await.unwrap();
             Self { clock, store }
         }
 
@@ -458,7 +238,7 @@ mod tests {
 
         async fn session(&self) -> String {
             let session = Session::new(email(), self.now(), SessionLifetimes::default());
-            create_session(&self.store, "digest-1", &session).await.unwrap();
+            session::create(&self.store, "digest-1", &session).await.unwrap();
             "digest-1".to_owned()
         }
 
@@ -506,23 +286,23 @@ mod tests {
     async fn logout_disabling_and_revocation_end_sessions() {
         let bed = Bed::new().await;
         let digest = bed.session().await;
-        delete_session(&bed.store, &digest).await.unwrap();
+        session::delete(&bed.store, &digest).await.unwrap();
         assert!(bed.resolve(&digest).await.is_none(), "logged out");
 
         let digest = bed.session().await;
-        let (mut account, version) = read_account(&bed.store, &email()).await.unwrap().unwrap();
+        let (mut account, version) = account::read(&bed.store, &email()).await.unwrap().unwrap();
         bed.clock.advance(Duration::from_secs(1));
         account.sessions_valid_after = Some(bed.now());
         let version =
-            write_account(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
+            account::write(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
         assert!(bed.resolve(&digest).await.is_none(), "password reset revokes older sessions");
 
         bed.clock.advance(Duration::from_secs(1));
         let session = Session::new(email(), bed.now(), SessionLifetimes::default());
-        create_session(&bed.store, "digest-2", &session).await.unwrap();
+        session::create(&bed.store, "digest-2", &session).await.unwrap();
         assert!(bed.resolve("digest-2").await.is_some(), "a newer session is fine");
         account.status = AccountStatus::Disabled;
-        write_account(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
+        account::write(&bed.store, &account, Condition::IfVersion(version)).await.unwrap();
         assert!(bed.resolve("digest-2").await.is_none(), "a disabled account has no sessions");
     }
 
@@ -567,6 +347,9 @@ mod extractor_tests {
 
     use super::*;
     use crate::clock::ManualClock;
+    use crate::records::account::Account;
+    use crate::records::session::Session;
+    use crate::store::Condition;
     use crate::store::memory::MemoryStore;
 
     async fn me(Authenticated(p): Authenticated) -> String {
@@ -593,10 +376,10 @@ mod extractor_tests {
             verified_at: Some(now),
             sessions_valid_after: None,
         };
-        write_account(store.as_ref(), &account, Condition::IfAbsent).await.unwrap();
+        account::write(store.as_ref(), &account, Condition::IfAbsent).await.unwrap();
         let token = SecretString::from("a-token-with-enough-entropy-for-a-test".to_owned());
         let session = Session::new(email, now, SessionLifetimes::default());
-        create_session(store.as_ref(), &token_digest(&token), &session).await.unwrap();
+        session::create(store.as_ref(), &token_digest(&token), &session).await.unwrap();
         let authenticator = Arc::new(Authenticator::new(store, clock, SessionLifetimes::default()));
         let router = Router::new()
             .route("/me", get(me))

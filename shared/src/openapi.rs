@@ -594,7 +594,7 @@ pub fn document(schemas: Map<String, Value>) -> Value {
     crate::model::Workload,
     crate::model::PodRecord,
     crate::model::HistoryEvent,
-    crate::auth::AccountSummary,
+    crate::records::account::AccountSummary,
     crate::auth::Principal,
 )))]
 pub struct Schemas;

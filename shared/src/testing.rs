@@ -32,18 +32,20 @@ pub fn api_request(
 pub async fn signed_in(
     store: &dyn crate::store::Store,
     email: &str,
-    role: crate::auth::Role,
+    role: crate::records::account::Role,
     teams: Vec<crate::domain::TeamName>,
     token: &str,
     now: jiff::Timestamp,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    use crate::auth::{Account, Session, SessionLifetimes, create_session, token_digest};
+    use crate::auth::token_digest;
+    use crate::records::account::{self, Account};
+    use crate::records::session::{self, Session, SessionLifetimes};
     let email = crate::domain::Email::parse(email)?;
     let name = email.as_str().split('@').next().unwrap_or_default().to_owned();
     let account = Account::active(email.clone(), name, "no password".into(), role, teams, now);
-    crate::auth::write_account(store, &account, crate::store::Condition::IfAbsent).await?;
+    account::write(store, &account, crate::store::Condition::IfAbsent).await?;
     let session = Session::new(email, now, SessionLifetimes::default());
     let digest = token_digest(&secrecy::SecretString::from(token.to_owned()));
-    create_session(store, &digest, &session).await?;
+    session::create(store, &digest, &session).await?;
     Ok(())
 }

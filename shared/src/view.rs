@@ -8,13 +8,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::auth::{Authenticator, HasAuthenticator, Principal, SessionLifetimes};
+use crate::auth::{Authenticator, HasAuthenticator, Principal};
 use crate::clock::Clock;
 use crate::config::{Cluster, Environment, FleetConfig};
 use crate::fleet::FleetSource;
 use crate::http::ApiError;
 use crate::model::ClusterStatus;
 use crate::reader::SnapshotReader;
+use crate::records::session::SessionLifetimes;
 use crate::store::Store;
 
 /// Data older than this many refresh intervals is stale.

@@ -11,14 +11,13 @@ use axum::response::{IntoResponse, Response};
 use jiff::SignedDuration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use shared::auth::{
-    Account, AccountStatus, AccountSummary, Admin, Authenticated, Role, Session, bearer_token,
-    create_session, delete_session, read_account, token_digest, write_account,
-};
+use shared::auth::{Admin, Authenticated, bearer_token, token_digest};
 use shared::domain::{Email, TeamName};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
+use shared::records::account::{self, Account, AccountStatus, AccountSummary, Role};
 use shared::records::limit_window::{self, Admission, Counted, Limit};
-use shared::store::{Condition, Cursor, Query};
+use shared::records::session::{self, Session};
+use shared::store::{Condition, Cursor};
 
 use crate::client::ClientAddr;
 use crate::codes::{self, Purpose, SignUp};
@@ -164,7 +163,7 @@ pub async fn verify(
     )
     .await?
     .ok_or_else(invalid_code)?;
-    let (mut account, version) = read_account(store, &email).await?.ok_or_else(invalid_code)?;
+    let (mut account, version) = account::read(store, &email).await?.ok_or_else(invalid_code)?;
     let Some(sign_up) = redeemed.sign_up else { return Err(invalid_code()) };
     if account.status != AccountStatus::Pending {
         return Err(invalid_code());
@@ -172,7 +171,7 @@ pub async fn verify(
     account.password_hash = sign_up.password_hash;
     account.name = sign_up.name;
     state.activate(&mut account);
-    write_account(store, &account, Condition::IfVersion(version)).await?;
+    account::write(store, &account, Condition::IfVersion(version)).await?;
     Ok(status("verified"))
 }
 
@@ -236,7 +235,7 @@ pub async fn login(
         count(AuthEvent::Lockouts);
         return Err(ApiError::TooManyRequests { retry_after });
     }
-    let account = read_account(store, &email).await?;
+    let account = account::read(store, &email).await?;
     let password_ok = match &account {
         Some((account, _)) => state.hasher.verify(&body.password, &account.password_hash),
         None => {
@@ -303,7 +302,7 @@ pub async fn login_code(
             .await?
             .is_some();
     let account = match redeemed {
-        true => read_account(store, &email).await?.map(|(a, _)| a),
+        true => account::read(store, &email).await?.map(|(a, _)| a),
         false => None,
     };
     match account {
@@ -359,7 +358,7 @@ pub async fn reset_password(
         // The code proves the mailbox, as verification would.
         state.activate(&mut account);
     }
-    write_account(store, &account, Condition::IfVersion(version)).await?;
+    account::write(store, &account, Condition::IfVersion(version)).await?;
     tracing::info!(user = %email.masked(), "password reset; older sessions revoked");
     Ok(status("password_changed"))
 }
@@ -370,7 +369,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let token = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
-    delete_session(state.store.as_ref(), &token_digest(&token)).await?;
+    session::delete(state.store.as_ref(), &token_digest(&token)).await?;
     tracing::info!(user = %principal.email.masked(), "signed out");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -473,7 +472,7 @@ impl AuthState {
     async fn start_session(&self, account: &Account) -> Result<Json<SessionAnswer>, ApiError> {
         let token = new_token().map_err(ApiError::internal)?;
         let session = Session::new(account.email.clone(), self.clock.now(), self.policy.lifetimes);
-        create_session(self.store.as_ref(), &token_digest(&token), &session).await?;
+        session::create(self.store.as_ref(), &token_digest(&token), &session).await?;
         tracing::info!(user = %account.email.masked(), "signed in");
         count(AuthEvent::Logins);
         Ok(Json(SessionAnswer {
@@ -501,7 +500,7 @@ impl AuthState {
         codes::redeem(store, &self.codes, email, purpose, "", code)
             .await?
             .ok_or_else(invalid_code)?;
-        read_account(store, email).await?.ok_or_else(invalid_code)
+        account::read(store, email).await?.ok_or_else(invalid_code)
     }
 }
 
@@ -536,19 +535,8 @@ pub async fn list_users(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<shared::paging::Paged<AccountSummary>>, ApiError> {
     let paging = shared::paging::Paging::new(query.limit, query.cursor)?;
-    let request = Query::partition(shared::auth::keys::DIRECTORY_PK)
-        .limit(paging.limit)
-        .after(paging.cursor.map(Cursor::from_client));
-    let page = state.store.query(request).await?;
-    let items = page
-        .items
-        .into_iter()
-        .map(|s| serde_json::from_value::<AccountSummary>(s.item.body))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::internal)?;
-    // `next` is absent on the last page, as on every other list.
-    let next = page.next.map(|n| n.as_str().to_owned());
-    Ok(Json(shared::paging::Paged { items, next }))
+    let cursor = paging.cursor.map(Cursor::from_client);
+    Ok(Json(account::directory_page(state.store.as_ref(), paging.limit, cursor).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -569,7 +557,7 @@ pub async fn change_user(
 ) -> Result<impl IntoResponse, ApiError> {
     let email = email_or_400(&email)?;
     let store = state.store.as_ref();
-    let Some((mut account, version)) = read_account(store, &email).await? else {
+    let Some((mut account, version)) = account::read(store, &email).await? else {
         return Err(ApiError::not_found("user"));
     };
     let demotes_self = email == admin.email
@@ -600,7 +588,7 @@ pub async fn change_user(
         }
         _ => {}
     }
-    write_account(store, &account, Condition::IfVersion(version)).await?;
+    account::write(store, &account, Condition::IfVersion(version)).await?;
     tracing::info!(admin = %admin.email.masked(), user = %email.masked(), "account changed");
     Ok(Json(AccountSummary::from(&account)))
 }

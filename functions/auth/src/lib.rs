@@ -16,11 +16,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
-use shared::auth::{Authenticator, HasAuthenticator, SessionLifetimes};
+use shared::auth::{Authenticator, HasAuthenticator};
 use shared::clock::Clock;
 use shared::config::ConfigError;
 use shared::domain::Email;
 use shared::fleet::FleetSource;
+use shared::records::session::SessionLifetimes;
 use shared::settings::{FleetSettings, Lookup, StoreSettings, process_env, required};
 use shared::store::Store;
 

@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use shared::auth::{Account, AccountStatus, Role, read_account, write_account};
 use shared::clock::Clock;
 use shared::domain::Email;
 use shared::mail::{CodePurpose, Mail, Mailer};
+use shared::records::account::{self, Account, AccountStatus, Role};
 use shared::store::{BoxError, Condition, Store, StoreError};
 
 use crate::codes::{self, Purpose, SignUp};
@@ -104,7 +104,7 @@ impl MailWorker {
         let store = self.store.as_ref();
         let now = self.clock.now();
         match job {
-            MailJob::SignUp { email, sign_up } => match read_account(store, &email).await? {
+            MailJob::SignUp { email, sign_up } => match account::read(store, &email).await? {
                 None => {
                     let account = Account {
                         email: email.clone(),
@@ -139,7 +139,7 @@ impl MailWorker {
                     Ok(())
                 }
             },
-            MailJob::Resend { email } => match read_account(store, &email).await? {
+            MailJob::Resend { email } => match account::read(store, &email).await? {
                 Some((account, _)) if account.status == AccountStatus::Pending => {
                     // The newest sign-up the pending account holds.
                     let sign_up =
@@ -149,7 +149,7 @@ impl MailWorker {
                 _ => Ok(codes::store_decoy(store, &self.codes, &email, Purpose::VerifyEmail, now)
                     .await?),
             },
-            MailJob::Forgot { email } => match read_account(store, &email).await? {
+            MailJob::Forgot { email } => match account::read(store, &email).await? {
                 Some((account, _)) if account.status != AccountStatus::Disabled => {
                     self.send_code(&email, Purpose::ResetPassword, "", None).await
                 }
@@ -159,7 +159,7 @@ impl MailWorker {
                 }
             },
             MailJob::SignIn { email, challenge_digest } => {
-                match read_account(store, &email).await? {
+                match account::read(store, &email).await? {
                     Some((account, _)) if account.status == AccountStatus::Active => {
                         self.send_code(&email, Purpose::SignIn, &challenge_digest, None).await
                     }
@@ -225,7 +225,7 @@ async fn write_unless_raced(
     account: &Account,
     condition: Condition,
 ) -> Result<bool, MailWorkError> {
-    match write_account(store, account, condition).await {
+    match account::write(store, account, condition).await {
         Ok(_) => Ok(true),
         Err(StoreError::ConditionFailed) => Ok(false),
         Err(other) => Err(other.into()),

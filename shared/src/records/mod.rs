@@ -7,8 +7,10 @@ use serde::de::DeserializeOwned;
 
 use crate::store::{StoreError, StoreResult, Stored};
 
+pub mod account;
 pub mod cluster_status;
 pub mod limit_window;
+pub mod session;
 
 /// The record `stored` holds, or [`StoreError::Corrupt`] naming the item:
 /// an item this code cannot read is the store's fault to report, never a

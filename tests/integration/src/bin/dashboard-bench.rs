@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::to_bytes;
 use integration_tests::numeric_arg;
-use shared::auth::Role;
 use shared::clock::{Clock, SystemClock};
 use shared::fleet::FleetSource;
 use shared::model::{
     ClusterStatus, ContainerImage, Counts, ImageRef, PodSummary, Replicas, RunningImage,
     VersionSeen, VersionSource, Workload, WorkloadKind, keys,
 };
+use shared::records::account::Role;
 use shared::store::memory::MemoryStore;
 use shared::store::{Item, ItemBatchWrite, ItemKey, Store, WriteOp};
 use shared::view::ApiContext;

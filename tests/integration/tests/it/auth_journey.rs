@@ -991,7 +991,7 @@ async fn a_pending_account_is_gone_after_a_week_and_an_active_one_stays() {
     let root = bed.token(&bed.admin).await;
     let users = listed(&bed.call("GET", "/auth/users?limit=500", None, &root).await);
     assert!(users.contains(&stranger) && users.contains(&member), "{users:?}");
-    bed.advance(shared::auth::PENDING_TTL + Duration::from_secs(1));
+    bed.advance(shared::records::account::PENDING_TTL + Duration::from_secs(1));
     let root = bed.token(&bed.admin).await;
     let users = listed(&bed.call("GET", "/auth/users?limit=500", None, &root).await);
     assert!(!users.contains(&stranger), "an unproven sign-up does not outlive a week: {users:?}");

@@ -27,12 +27,12 @@ use fake_kube::fleet::FleetEnvironment;
 use fake_kube::{FakeFleet, Fault, FaultRule, FleetBuilder};
 use http::StatusCode;
 use jiff::Timestamp;
-use shared::auth::Role;
 use shared::clock::{Clock, ManualClock};
 use shared::config::FleetConfig;
 use shared::fleet::FleetSource;
 use shared::model::SnapshotRequest;
 use shared::model::{Change, ClusterStatus, HistoryEvent, Workload, keys};
+use shared::records::account::Role;
 use shared::store::memory::MemoryStore;
 use shared::store::{
     Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,

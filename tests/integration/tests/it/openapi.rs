@@ -212,7 +212,7 @@ async fn every_route_answers_a_method_it_does_not_take_with_a_json_405() {
 async fn bad_path_and_query_parameters_get_json_errors_that_name_them() {
     let (app, store) = app_and_store();
     let token = integration_tests::unique("token");
-    let admin = shared::auth::Role::Admin;
+    let admin = shared::records::account::Role::Admin;
     let now = jiff::Timestamp::now();
     shared::testing::signed_in(store.as_ref(), "root@example.com", admin, Vec::new(), &token, now)
         .await

@@ -86,7 +86,7 @@ async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serd
     });
     let token = unique("token");
     let email = format!("{}@example.com", unique("root"));
-    let admin = shared::auth::Role::Admin;
+    let admin = shared::records::account::Role::Admin;
     let now = clock.now();
     shared::testing::signed_in(store.as_ref(), &email, admin, Vec::new(), &token, now)
         .await

@@ -15,16 +15,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::Value;
 
 use crate::config::{Cluster, ClusterAccess, ConfigError, FleetConfig, Problem, TokenSource};
-use crate::store::{Condition, Item, ItemKey, Store, StoreError};
+use crate::records::fleet_config;
+use crate::store::{Condition, Store, StoreError};
 
-const PK: &str = "CONFIG";
-const SK: &str = "FLEET";
 /// How often a change retries after losing a race with another change.
 const UPDATE_ATTEMPTS: usize = 5;
-
-fn key() -> ItemKey {
-    ItemKey::new(PK, SK)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -89,18 +84,18 @@ impl FleetSource {
     }
 
     async fn read(&self) -> Result<Parsed, FleetError> {
-        let stored = self.store.get(&key()).await?;
-        let Some(stored) = stored else { return Ok(self.seed.clone()) };
+        let Some((document, version)) = fleet_config::read(self.store.as_ref()).await? else {
+            return Ok(self.seed.clone());
+        };
         {
             let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            if latest.version == stored.version {
+            if latest.version == version {
                 return Ok(latest.clone());
             }
         }
-        let document = stored.item.body;
         let config = FleetConfig::from_document(&document, "stored configuration")
             .map_err(FleetError::Corrupt)?;
-        let parsed = Parsed { version: stored.version, document, config: Arc::new(config) };
+        let parsed = Parsed { version, document, config: Arc::new(config) };
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = parsed.clone();
         Ok(parsed)
     }
@@ -123,7 +118,7 @@ impl FleetSource {
                 0 => Condition::IfAbsent,
                 version => Condition::IfVersion(version),
             };
-            match self.store.put(Item::new(key(), document.clone()), condition).await {
+            match fleet_config::write(self.store.as_ref(), document.clone(), condition).await {
                 Ok(version) => {
                     let config = Arc::new(config);
                     let parsed = Parsed { version, document, config: config.clone() };
@@ -268,7 +263,7 @@ dashboards:
         let bad = json!({"name": "qa", "clusters": [{"name": "qa-a", "refreshInterval": "5m"}]});
         let err = source.update(|doc| put_environment(doc, bad.clone())).await.unwrap_err();
         assert!(err.to_string().contains("refreshInterval"), "{err}");
-        assert!(store.get(&key()).await.unwrap().is_none(), "nothing stored");
+        assert!(store.get(&fleet_config::key()).await.unwrap().is_none(), "nothing stored");
         assert_eq!(source.current().await.unwrap().environments.len(), 2);
     }
 

@@ -296,12 +296,6 @@ pub(crate) struct Probe {
     version: &'static str,
 }
 
-/// Readiness reads this key: any answer, item or none, proves the table
-/// is reachable with the function's permissions.
-fn probe_key() -> crate::store::ItemKey {
-    crate::store::ItemKey::new("PROBE", "READY")
-}
-
 /// What every API router gets once, after the function's (or the local
 /// server's merged) routes: `GET /health` (liveness: no dependency is
 /// touched), `GET /ready` (the table answers), the JSON 404 and the body
@@ -319,7 +313,7 @@ pub fn with_api_defaults(
         .route(
             "/ready",
             axum::routing::get(move || async move {
-                store.get(&probe_key()).await.map_err(ApiError::from)?;
+                crate::records::readiness::probe(store.as_ref()).await?;
                 Ok::<_, ApiError>(Json(Probe { status: "ready", version }))
             }),
         )

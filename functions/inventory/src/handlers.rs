@@ -21,7 +21,8 @@ use shared::params;
 use shared::records;
 use shared::records::cluster_status;
 use shared::records::limit_window::Admission;
-use shared::refresh;
+use shared::records::refresh_claim;
+use shared::refresh::REFRESH_WINDOW;
 use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
 use shared::view::visible;
 
@@ -473,7 +474,7 @@ async fn refresh(
     let mut started = Vec::new();
     let mut throttled = Vec::new();
     for cluster in clusters {
-        match refresh::claim(deps.store.as_ref(), &cluster, now).await? {
+        match refresh_claim::claim(deps.store.as_ref(), &cluster, REFRESH_WINDOW, now).await? {
             Admission::Refused { retry_after } => {
                 throttled.push(Throttled { cluster, retry_after_seconds: retry_after.as_secs() })
             }
@@ -482,7 +483,7 @@ async fn refresh(
                     SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
                 if let Err(err) = deps.trigger.start(request).await {
                     // Free the window again: nothing was started.
-                    let _ = refresh::release(deps.store.as_ref(), &cluster).await;
+                    let _ = refresh_claim::release(deps.store.as_ref(), &cluster).await;
                     return Err(ApiError::Unavailable(err));
                 }
                 started.push(cluster);

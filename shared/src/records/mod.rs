@@ -9,7 +9,10 @@ use crate::store::{StoreError, StoreResult, Stored};
 
 pub mod account;
 pub mod cluster_status;
+pub mod fleet_config;
 pub mod limit_window;
+pub mod readiness;
+pub mod refresh_claim;
 pub mod session;
 
 /// The record `stored` holds, or [`StoreError::Corrupt`] naming the item:

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
-use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload, keys};
+use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload};
 use crate::records::cluster_status;
+use crate::records::keys;
 use crate::store::{ItemGet, ItemQuery, Query, StoreError, StoreResult};
 
 /// What one cluster's last good snapshot holds.

@@ -8,9 +8,10 @@ use jiff::Timestamp;
 use shared::auth::Principal;
 use shared::config::FleetConfig;
 use shared::http::ApiError;
-use shared::model::{HistoryEvent, keys};
+use shared::model::HistoryEvent;
 use shared::paging::{Paged, Paging};
 use shared::records;
+use shared::records::keys;
 use shared::store::{ItemQuery, Query, SortKeyRange};
 
 /// Above and below every history sort key (they start with a year);

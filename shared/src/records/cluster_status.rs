@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::model::{ClusterStatus, keys};
+use crate::model::ClusterStatus;
+use crate::records::keys;
 use crate::store::{Condition, Item, ItemGet, ItemKey, ItemPut, StoreError, StoreResult};
 
 /// Status items of clusters no longer refreshed age out after this.

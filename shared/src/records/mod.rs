@@ -10,6 +10,7 @@ use crate::store::{StoreError, StoreResult, Stored};
 pub mod account;
 pub mod cluster_status;
 pub mod fleet_config;
+pub mod keys;
 pub mod limit_window;
 pub mod readiness;
 pub mod refresh_claim;

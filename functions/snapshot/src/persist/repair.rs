@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
-use shared::model::{Change, HistoryEvent, keys};
+use shared::model::{Change, HistoryEvent};
+use shared::records::keys;
 use shared::store::{Query, SortKeyRange, Store, StoreError};
 
 use super::lease::LeaseHeld;

@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::error::{CollectError, FailureKind};
 use shared::model::{
     Change, Counts, HistoryEvent, LoosePod, PodChange, PodEvent, PodRecord, SkippedObject,
-    VersionSeen, Workload, keys,
+    VersionSeen, Workload,
 };
+use shared::records::keys;
 use shared::store::{
     Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
 };

@@ -20,9 +20,10 @@ use shared::clock::{Clock, SystemClock};
 use shared::fleet::FleetSource;
 use shared::model::{
     ClusterStatus, ContainerImage, Counts, ImageRef, PodSummary, Replicas, RunningImage,
-    VersionSeen, VersionSource, Workload, WorkloadKind, keys,
+    VersionSeen, VersionSource, Workload, WorkloadKind,
 };
 use shared::records::account::Role;
+use shared::records::keys;
 use shared::store::memory::MemoryStore;
 use shared::store::{Item, ItemBatchWrite, ItemKey, Store, WriteOp};
 use shared::view::ApiContext;

@@ -31,8 +31,9 @@ use shared::clock::{Clock, ManualClock};
 use shared::config::FleetConfig;
 use shared::fleet::FleetSource;
 use shared::model::SnapshotRequest;
-use shared::model::{Change, ClusterStatus, HistoryEvent, Workload, keys};
+use shared::model::{Change, ClusterStatus, HistoryEvent, Workload};
 use shared::records::account::Role;
+use shared::records::keys;
 use shared::store::memory::MemoryStore;
 use shared::store::{
     Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,

@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use jiff::Timestamp;
 
 use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload};
 use crate::records::cluster_status;
-use crate::records::keys;
-use crate::store::{ItemGet, ItemQuery, Query, StoreError, StoreResult};
+use crate::records::{self, keys};
+use crate::store::{ItemGet, ItemQuery, Query, StoreResult};
 
 /// What one cluster's last good snapshot holds.
 #[derive(Debug, Default)]
@@ -98,33 +99,25 @@ async fn query_partition<S: ItemQuery + ?Sized>(
     store: &S,
     cluster: &str,
 ) -> StoreResult<(SnapshotData, Option<ClusterStatus>)> {
-    let pk = keys::cluster_pk(cluster);
     let mut data = SnapshotData::default();
     let mut status = None;
-    let mut cursor = None;
-    loop {
-        let page = store.query(Query::partition(pk.clone()).limit(1000).after(cursor)).await?;
-        for stored in page.items {
-            let sk = stored.item.key.sk;
-            let corrupt = |e: serde_json::Error| StoreError::Corrupt {
-                pk: pk.clone(),
-                sk: sk.clone(),
-                reason: e.to_string(),
-            };
+    let mut pages = std::pin::pin!(records::pages(
+        store,
+        Query::partition(keys::cluster_pk(cluster)).limit(1000)
+    ));
+    while let Some(page) = pages.next().await {
+        for stored in page? {
+            let sk = stored.item.key.sk.as_str();
             if sk.starts_with(keys::WORKLOAD_PREFIX) {
-                data.workloads
-                    .push(Arc::new(serde_json::from_value(stored.item.body).map_err(corrupt)?));
+                data.workloads.push(Arc::new(records::decode(&stored)?));
             } else if sk.starts_with(keys::LOOSE_PREFIX) {
-                data.loose.push(serde_json::from_value(stored.item.body).map_err(corrupt)?);
+                data.loose.push(records::decode(&stored)?);
             } else if sk.starts_with(keys::SEEN_PREFIX) {
-                data.seen.push(serde_json::from_value(stored.item.body).map_err(corrupt)?);
+                data.seen.push(records::decode(&stored)?);
             } else if sk == keys::STATUS_SK {
-                status = Some(serde_json::from_value(stored.item.body).map_err(corrupt)?);
+                status = Some(records::decode(&stored)?);
             }
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok((data, status)),
-        }
     }
+    Ok((data, status))
 }

@@ -2,7 +2,10 @@
 //! service partition or from the environment partitions (merged by time),
 //! and every event of an environment after a time, for rebuilding the past.
 
+use std::pin::pin;
+
 use base64::Engine as _;
+use futures::StreamExt;
 use futures::future::try_join_all;
 use jiff::Timestamp;
 use shared::auth::Principal;
@@ -138,28 +141,26 @@ pub async fn page<S: ItemQuery + ?Sized>(
         let (lower, upper, before) = (lower.clone(), upper.clone(), before.clone());
         async move {
             let mut found: Vec<(String, HistoryEvent)> = Vec::new();
-            let mut cursor = None;
-            loop {
-                let query = Query::partition(pk.clone())
-                    .range(SortKeyRange::Between(lower.clone(), upper.clone()))
-                    .descending()
-                    .limit(250)
-                    .after(cursor);
-                let page = store.query(query).await?;
-                for stored in &page.items {
+            let query = Query::partition(pk)
+                .range(SortKeyRange::Between(lower, upper))
+                .descending()
+                .limit(250);
+            let mut pages = pin!(records::pages(store, query));
+            while let Some(page) = pages.next().await {
+                for stored in page? {
                     if before.as_deref() == Some(stored.item.key.sk.as_str()) {
                         continue;
                     }
-                    let event: HistoryEvent = records::decode(stored)?;
+                    let event: HistoryEvent = records::decode(&stored)?;
                     if keep(&event) {
-                        found.push((stored.item.key.sk.clone(), event));
+                        found.push((stored.item.key.sk, event));
                     }
                 }
-                match page.next {
-                    Some(next) if found.len() < want => cursor = Some(next),
-                    _ => return Ok::<_, ApiError>(found),
+                if found.len() >= want {
+                    break;
                 }
             }
+            Ok::<_, ApiError>(found)
         }
     });
     let mut events: Vec<(String, HistoryEvent)> =
@@ -180,16 +181,14 @@ pub async fn since<S: ItemQuery + ?Sized>(
     parameter: &str,
 ) -> Result<Vec<HistoryEvent>, ApiError> {
     let mut events = Vec::new();
-    let mut cursor = None;
-    loop {
-        let query = Query::partition(keys::environment_history_pk(environment))
-            .range(SortKeyRange::Between(after_time(at), AFTER_ALL.to_owned()))
-            .descending()
-            .limit(1000)
-            .after(cursor);
-        let page = store.query(query).await?;
-        for stored in &page.items {
-            events.push(records::decode(stored)?);
+    let query = Query::partition(keys::environment_history_pk(environment))
+        .range(SortKeyRange::Between(after_time(at), AFTER_ALL.to_owned()))
+        .descending()
+        .limit(1000);
+    let mut pages = pin!(records::pages(store, query));
+    while let Some(page) = pages.next().await {
+        for stored in page? {
+            events.push(records::decode(&stored)?);
         }
         if events.len() > MAX_REWIND_EVENTS {
             return Err(ApiError::invalid_parameter(
@@ -199,11 +198,8 @@ pub async fn since<S: ItemQuery + ?Sized>(
                 ),
             ));
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(events),
-        }
     }
+    Ok(events)
 }
 
 #[cfg(test)]

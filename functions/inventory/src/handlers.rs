@@ -1,12 +1,14 @@
 //! The inventory routes. Every route is scoped to the environments the
 //! caller's teams may see: anything else is a 404, as if it did not exist.
 
+use std::pin::pin;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use futures::StreamExt;
 use futures::future::try_join_all;
 use serde::Deserialize;
 use serde_json::Value;
@@ -530,26 +532,18 @@ pub async fn clear_cache(
     let mut deleted = 0usize;
     for cluster in &fleet.environments[i].clusters {
         for pk in [keys::cluster_pk(cluster.name.as_str()), keys::pods_pk(cluster.name.as_str())] {
-            let mut cursor = None;
-            loop {
-                let page = deps
-                    .store
-                    .query(Query::partition(pk.clone()).limit(1000).after(cursor))
-                    .await?;
+            let mut pages =
+                pin!(records::pages(deps.store.as_ref(), Query::partition(pk).limit(1000)));
+            while let Some(page) = pages.next().await {
                 // Which versions ran here is history, not snapshot data:
                 // promotion order still needs it after a clear.
-                let ops: Vec<WriteOp> = page
-                    .items
+                let ops: Vec<WriteOp> = page?
                     .into_iter()
                     .filter(|s| !s.item.key.sk.starts_with(keys::SEEN_PREFIX))
                     .map(|s| WriteOp::Delete(s.item.key))
                     .collect();
                 deleted += ops.len();
                 deps.store.batch_write(ops).await?;
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
             }
         }
     }

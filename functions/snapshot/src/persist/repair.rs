@@ -2,11 +2,13 @@
 //! by the next run so that each workload's history stays whole.
 
 use std::collections::HashMap;
+use std::pin::pin;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 
 use shared::model::{Change, HistoryEvent};
-use shared::records::keys;
+use shared::records::{self, keys};
 use shared::store::{Query, SortKeyRange, Store, StoreError};
 
 use super::lease::LeaseHeld;
@@ -33,26 +35,20 @@ pub(super) async fn unfinished_events(
         format!("{}~", keys::time_key(since)),
         format!("{}~", keys::time_key(lease.started)),
     );
-    let mut query =
-        Query::partition(keys::environment_history_pk(lease.environment.as_str())).range(range);
+    let history = keys::environment_history_pk(lease.environment.as_str());
     let mut recorded = HashMap::new();
-    loop {
-        let page = store.query(query.clone()).await?;
-        for stored in page.items {
-            let Ok(event) = serde_json::from_value::<HistoryEvent>(stored.item.body) else {
-                continue;
-            };
+    let mut pages = pin!(records::pages(store, Query::partition(history).range(range)));
+    while let Some(page) = pages.next().await {
+        for stored in page? {
+            let Ok(event) = records::decode::<HistoryEvent>(&stored) else { continue };
             if event.cluster == lease.cluster {
                 let sk = keys::workload_sk(&event.namespace, event.kind, &event.name);
                 // Oldest first: the last one per workload stays.
                 recorded.insert(sk, event);
             }
         }
-        match page.next {
-            Some(cursor) => query = query.after(Some(cursor)),
-            None => return Ok(recorded),
-        }
     }
+    Ok(recorded)
 }
 
 /// The events that end the history of a workload gone from the cluster

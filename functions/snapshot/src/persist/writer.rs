@@ -2,9 +2,11 @@
 //! writing only what changed, recording each change as history.
 
 use std::collections::{HashMap, HashSet};
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -14,7 +16,7 @@ use shared::model::{
     Change, Counts, HistoryEvent, LoosePod, PodChange, PodEvent, PodRecord, SkippedObject,
     VersionSeen, Workload,
 };
-use shared::records::keys;
+use shared::records::{self, keys};
 use shared::store::{
     Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
@@ -154,13 +156,10 @@ async fn previous(
     held: Held,
 ) -> Result<HashMap<String, Previous>, StoreError> {
     let mut found = HashMap::new();
-    let mut cursor = None;
     let mut interned = Interned::default();
-    loop {
-        let page = store
-            .query(Query::partition(pk.clone()).range(range.clone()).limit(250).after(cursor))
-            .await?;
-        for stored in page.items {
+    let mut pages = pin!(records::pages(store, Query::partition(pk).range(range).limit(250)));
+    while let Some(page) = pages.next().await {
+        for stored in page? {
             let body = stored.item.body;
             // A missing or unreadable fingerprint (0) never matches: rewritten.
             let fingerprint = body
@@ -197,11 +196,8 @@ async fn previous(
                 Previous { fingerprint, expires_at: stored.item.expires_at, workload, pod },
             );
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(found),
-        }
     }
+    Ok(found)
 }
 
 /// The versions this cluster has run: sort key → when the record expires
@@ -211,27 +207,17 @@ async fn previous_seen(
     pk: String,
 ) -> Result<HashMap<String, (Option<Timestamp>, Timestamp)>, StoreError> {
     let mut found = HashMap::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .query(
-                Query::partition(pk.clone())
-                    .range(SortKeyRange::Prefix(keys::SEEN_PREFIX.into()))
-                    .limit(1000)
-                    .after(cursor),
-            )
-            .await?;
-        for stored in page.items {
+    let seen = SortKeyRange::Prefix(keys::SEEN_PREFIX.into());
+    let mut pages = pin!(records::pages(store, Query::partition(pk).range(seen).limit(1000)));
+    while let Some(page) = pages.next().await {
+        for stored in page? {
             // An unreadable record is rewritten as first seen now.
-            if let Ok(seen) = serde_json::from_value::<VersionSeen>(stored.item.body) {
+            if let Ok(seen) = records::decode::<VersionSeen>(&stored) {
                 found.insert(stored.item.key.sk, (stored.item.expires_at, seen.first_seen));
             }
         }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(found),
-        }
     }
+    Ok(found)
 }
 
 /// FNV-1a over the item's JSON: stable across runs and processes, and all

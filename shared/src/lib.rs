@@ -6,8 +6,10 @@ pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod domain;
 pub mod fleet;
+pub mod freshness;
 pub mod http;
 pub mod labels;
 pub mod mail;
@@ -25,4 +27,3 @@ pub mod store;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
-pub mod view;

@@ -165,7 +165,7 @@ impl Standing {
 
 #[cfg(test)]
 mod tests {
-    use shared::view::Freshness;
+    use shared::freshness::Freshness;
 
     use super::*;
     use crate::matrix::Flags;

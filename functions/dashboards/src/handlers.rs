@@ -11,13 +11,14 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use shared::auth::Authenticated;
+use shared::context::ApiContext;
 use shared::domain::Namespace;
+use shared::freshness::Freshness;
 use shared::http::{ApiError, ApiPath, ApiQuery};
 use shared::model::{HistoryEvent, Workload};
 use shared::paging::{Paged, Paging, page};
 use shared::params::{self, Format};
 use shared::reader::ClusterRead;
-use shared::view::{ApiContext, Freshness};
 
 use crate::compare::{CompareSummary, Difference, Standing, compare as compare_columns};
 use crate::csv::Csv;

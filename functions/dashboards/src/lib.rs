@@ -19,8 +19,8 @@ use axum::Router;
 use axum::routing::get;
 use shared::auth::{Authenticator, HasAuthenticator};
 use shared::config::ConfigError;
+use shared::context::ApiContext;
 use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
-use shared::view::ApiContext;
 
 /// What this function reads from its environment, once, at cold start:
 /// dashboards are part of the fleet configuration, and history goes back

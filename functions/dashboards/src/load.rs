@@ -9,10 +9,11 @@ use futures::future::try_join_all;
 use jiff::Timestamp;
 use shared::auth::Principal;
 use shared::config::{Dashboard, Environment, FleetConfig};
+use shared::context::ApiContext;
+use shared::freshness::Freshness;
 use shared::http::ApiError;
 use shared::model::Workload;
 use shared::reader::ClusterRead;
-use shared::view::{ApiContext, Freshness};
 
 use crate::matrix::{ClusterData, ColumnData, History};
 

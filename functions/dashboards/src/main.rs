@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use shared::clock::SystemClock;
+use shared::context::ApiContext;
 use shared::fleet::FleetSource;
 use shared::store::Store;
 use shared::store::dynamodb::DynamoStore;
-use shared::view::ApiContext;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use shared::freshness::Freshness;
 use shared::model::{ImageRef, Workload, WorkloadKind};
-use shared::view::Freshness;
 
 /// One column's input: its environment and what its clusters run.
 pub struct ColumnData {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::auth::{Admin, Authenticated};
 use shared::config::Environment;
+use shared::context::visible;
 use shared::fleet::{put_environment as put_env_doc, remove_environment};
 use shared::http::{ApiError, ApiJson, ApiPath, ApiQuery};
 use shared::labels::LabelSelector;
@@ -27,7 +28,6 @@ use shared::records::limit_window::Admission;
 use shared::records::refresh_claim;
 use shared::refresh::REFRESH_WINDOW;
 use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
-use shared::view::visible;
 
 use crate::Deps;
 use crate::views::{CacheCleared, ClusterView, EnvironmentView, RefreshView, StatsView, Throttled};

@@ -11,10 +11,10 @@ use axum::extract::State;
 use futures::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use shared::auth::Authenticated;
+use shared::context::visible;
 use shared::http::{ApiError, ApiQuery};
 use shared::model::{ImageRef, Workload};
 use shared::paging::{Paged, Paging, page};
-use shared::view::visible;
 
 use crate::Deps;
 

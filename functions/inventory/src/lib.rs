@@ -13,9 +13,9 @@ use axum::Router;
 use axum::routing::{delete, get, post};
 use shared::auth::{Authenticator, HasAuthenticator};
 use shared::config::ConfigError;
+use shared::context::ApiContext;
 use shared::refresh::SnapshotTrigger;
 use shared::settings::{FleetSettings, Lookup, process_env, required};
-use shared::view::ApiContext;
 
 /// The snapshot function that refresh invokes (name or ARN).
 pub const SNAPSHOT_FUNCTION_VAR: &str = "SNAPSHOT_FUNCTION";

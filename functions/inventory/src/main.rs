@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use shared::clock::SystemClock;
+use shared::context::ApiContext;
 use shared::fleet::FleetSource;
 use shared::refresh::LambdaTrigger;
 use shared::store::Store;
 use shared::store::dynamodb::DynamoStore;
-use shared::view::ApiContext;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

@@ -5,8 +5,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use shared::config::{Cluster, ClusterAccess, Environment, NamespaceFilter};
+use shared::freshness::Freshness;
 use shared::model::{ClusterError, ClusterStatus, Counts, SkippedObject};
-use shared::view::Freshness;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", tag = "kind")]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use axum::body::to_bytes;
 use integration_tests::numeric_arg;
 use shared::clock::{Clock, SystemClock};
+use shared::context::ApiContext;
 use shared::fleet::FleetSource;
 use shared::model::{
     ClusterStatus, ContainerImage, Counts, ImageRef, PodSummary, Replicas, RunningImage,
@@ -26,7 +27,6 @@ use shared::records::account::Role;
 use shared::records::keys;
 use shared::store::memory::MemoryStore;
 use shared::store::{Item, ItemBatchWrite, ItemKey, Store, WriteOp};
-use shared::view::ApiContext;
 use tower::ServiceExt;
 
 const MAX_P99: Duration = Duration::from_millis(10);

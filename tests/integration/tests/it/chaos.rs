@@ -29,6 +29,7 @@ use http::StatusCode;
 use jiff::Timestamp;
 use shared::clock::{Clock, ManualClock};
 use shared::config::FleetConfig;
+use shared::context::ApiContext;
 use shared::fleet::FleetSource;
 use shared::model::SnapshotRequest;
 use shared::model::{Change, ClusterStatus, HistoryEvent, Workload};
@@ -39,7 +40,6 @@ use shared::store::{
     Condition, Item, ItemBatchWrite, ItemCounter, ItemDelete, ItemGet, ItemKey, ItemPut, ItemQuery,
     Page, Query, SortKeyRange, Store, StoreError, StoreResult, Stored, WriteOp,
 };
-use shared::view::ApiContext;
 use snapshot::access::{AwsConnector, KubeTimeouts};
 use snapshot::snapshotter::{OutcomeStatus, SnapshotError, SnapshotOptions, Snapshotter};
 use tower::ServiceExt;

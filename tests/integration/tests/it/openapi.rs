@@ -8,12 +8,12 @@ use axum::Router;
 use axum::body::to_bytes;
 use http::StatusCode;
 use shared::clock::SystemClock;
+use shared::context::ApiContext;
 use shared::fleet::FleetSource;
 use shared::model::SnapshotRequest;
 use shared::refresh::SnapshotTrigger;
 use shared::store::memory::MemoryStore;
 use shared::store::{BoxError, Store};
-use shared::view::ApiContext;
 use tower::ServiceExt;
 
 const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");

@@ -82,7 +82,7 @@ async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serd
         SnapshotOptions::default(),
     ));
     let app = inventory::router(inventory::Deps {
-        context: shared::view::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+        context: shared::context::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
         trigger: Arc::new(snapshot::snapshotter::InProcessTrigger::new(snapshotter, fleet)),
     });
     let token = unique("token");

@@ -2,6 +2,7 @@
 //! history, the web page. Handlers are plain functions over the ports in
 //! `shared`; the Lambda `main` and the local server both serve [`router`].
 
+mod assemble;
 pub mod cache;
 pub mod compare;
 pub mod csv;

@@ -5,6 +5,101 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use shared::model::HistoryEvent;
+
+use crate::compare::{self, Difference};
+use crate::matrix::{Flags, Row};
+
+/// A matrix: a row per service, its versions per column (environment),
+/// and its flags.
+pub fn matrix<'a>(
+    filename: String,
+    columns: impl Iterator<Item = &'a str>,
+    rows: impl IntoIterator<Item = (&'a Row, Flags)>,
+) -> Csv {
+    let mut header = vec!["service"];
+    header.extend(columns);
+    header.push("flags");
+    let mut csv = Csv::new(filename, &header);
+    for (row, flags) in rows {
+        let mut cells: Vec<String> = vec![row.service.clone()];
+        cells.extend(
+            row.cells.iter().map(|c| c.as_ref().map(|c| c.versions.join(" ")).unwrap_or_default()),
+        );
+        cells.push(flags.names());
+        csv.row(cells.iter().map(String::as_str));
+    }
+    csv
+}
+
+/// Two columns compared: a row per service.
+pub fn comparison(
+    filename: String,
+    from: &str,
+    to: &str,
+    differences: impl IntoIterator<Item = Difference>,
+) -> Csv {
+    let mut csv = Csv::new(filename, &["service", "standing", "basis", from, to, "since"]);
+    for d in differences {
+        let side = |s: &Option<compare::Side>| {
+            s.as_ref().map(|s| s.versions.join(" ")).unwrap_or_default()
+        };
+        let basis = match d.basis {
+            Some(compare::Basis::SemanticVersion) => "semanticVersion",
+            Some(compare::Basis::DeploymentTime) => "deploymentTime",
+            None => "",
+        };
+        let since = d.since.map(|t| t.to_string()).unwrap_or_default();
+        csv.row([
+            d.service.as_str(),
+            d.standing.as_str(),
+            basis,
+            &side(&d.from),
+            &side(&d.to),
+            &since,
+        ]);
+    }
+    csv
+}
+
+/// A page of history events.
+pub fn history(events: &[HistoryEvent]) -> Csv {
+    let mut csv = Csv::new(
+        "history.csv",
+        &[
+            "at",
+            "change",
+            "service",
+            "environment",
+            "cluster",
+            "namespace",
+            "kind",
+            "name",
+            "fromVersion",
+            "toVersion",
+        ],
+    );
+    for e in events {
+        let change = match e.change {
+            shared::model::Change::Added => "added",
+            shared::model::Change::Changed => "changed",
+            shared::model::Change::Removed => "removed",
+        };
+        csv.row([
+            e.at.to_string().as_str(),
+            change,
+            &e.service,
+            e.environment.as_str(),
+            e.cluster.as_str(),
+            &e.namespace,
+            e.kind.as_str(),
+            &e.name,
+            e.from_version.as_deref().unwrap_or(""),
+            e.to_version.as_deref().unwrap_or(""),
+        ]);
+    }
+    csv
+}
 
 pub struct Csv {
     filename: String,

@@ -19,10 +19,10 @@ use shared::params::{self, Format};
 use crate::Deps;
 use crate::assemble::{RowFilter, matrices};
 use crate::compare::{CompareSummary, Difference, Standing, compare as compare_columns};
-use crate::csv::Csv;
+use crate::csv;
 use crate::history::{self, Filter};
 use crate::load::{self, Visible};
-use crate::matrix::{self, Column, Flags, Row, RowView, Summary};
+use crate::matrix::{Column, Flags, Row, RowView, Summary};
 
 type AppState = State<Arc<Deps>>;
 
@@ -85,26 +85,6 @@ pub struct MatrixQuery {
 /// with its placements (about 12 KB for ten columns of four clusters).
 pub const MATRIX_PAGE: u32 = 50;
 
-const FLAG_NAMES: [&str; 7] =
-    ["consistent", "drift", "mixed", "digestDrift", "promotionOrderBroken", "rolling", "stale"];
-
-fn flag_set(flags: &Flags, name: &str) -> bool {
-    match name {
-        "consistent" => flags.consistent,
-        "drift" => flags.drift,
-        "mixed" => flags.mixed,
-        "digestDrift" => flags.digest_drift,
-        "promotionOrderBroken" => flags.promotion_order_broken,
-        "rolling" => flags.rolling,
-        "stale" => flags.stale,
-        _ => false,
-    }
-}
-
-fn flag_list(flags: &Flags) -> String {
-    FLAG_NAMES.iter().filter(|n| flag_set(flags, n)).copied().collect::<Vec<_>>().join(" ")
-}
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MatrixPage<'a> {
@@ -120,10 +100,6 @@ pub struct MatrixPage<'a> {
     next: Option<String>,
 }
 
-fn versions_text(cell: Option<&matrix::Cell>) -> String {
-    cell.map(|c| c.versions.join(" ")).unwrap_or_default()
-}
-
 pub async fn get_dashboard(
     State(context): AppState,
     Authenticated(principal): Authenticated,
@@ -134,11 +110,11 @@ pub async fn get_dashboard(
     let filter = RowFilter::new(query.namespace, query.q)?;
     let problems = params::flag("problems", query.problems)?;
     let flag = match query.flag.filter(|f| !f.is_empty()) {
-        Some(f) if FLAG_NAMES.contains(&f.as_str()) => Some(f),
+        Some(f) if Flags::NAMES.contains(&f.as_str()) => Some(f),
         Some(_) => {
             return Err(ApiError::invalid_parameter(
                 "flag",
-                format!("must be one of {}", FLAG_NAMES.join(", ")),
+                format!("must be one of {}", Flags::NAMES.join(", ")),
             ));
         }
         None => None,
@@ -159,20 +135,11 @@ pub async fn get_dashboard(
         .collect();
     let summary = Summary::of(rows.iter().map(|(_, f)| *f));
     let selected = rows.into_iter().filter(|(_, f)| {
-        (!problems || f.is_problem()) && flag.as_deref().is_none_or(|name| flag_set(f, name))
+        (!problems || f.is_problem()) && flag.as_deref().is_none_or(|name| f.has(name))
     });
     if format == Format::Csv {
-        let mut header = vec!["service"];
-        header.extend(visible.columns.iter().map(|e| e.name.as_str()));
-        header.push("flags");
-        let mut csv = Csv::new(format!("{name}.csv"), &header);
-        for (row, flags) in selected {
-            let mut cells: Vec<String> = vec![row.service.clone()];
-            cells.extend(row.cells.iter().map(|c| versions_text(c.as_ref())));
-            cells.push(flag_list(&flags));
-            csv.row(cells.iter().map(String::as_str));
-        }
-        return Ok(csv.into_response());
+        let columns = visible.columns.iter().map(|e| e.name.as_str());
+        return Ok(csv::matrix(format!("{name}.csv"), columns, selected).into_response());
     }
     let Paged { items, next } = page(selected, |(r, _)| r.service.clone(), &paging)?;
     let items = items.into_iter().map(|(r, _)| m.current(r)).collect();
@@ -233,30 +200,8 @@ pub async fn compare(
     let summary = CompareSummary::of(&differences);
     let selected = differences.into_iter().filter(|d| all || d.standing != Standing::Same);
     if format == Format::Csv {
-        let mut csv = Csv::new(
-            format!("{name}-{from}-{to}.csv"),
-            &["service", "standing", "basis", &from, &to, "since"],
-        );
-        for d in selected {
-            let side = |s: &Option<crate::compare::Side>| {
-                s.as_ref().map(|s| s.versions.join(" ")).unwrap_or_default()
-            };
-            let basis = match d.basis {
-                Some(crate::compare::Basis::SemanticVersion) => "semanticVersion",
-                Some(crate::compare::Basis::DeploymentTime) => "deploymentTime",
-                None => "",
-            };
-            let since = d.since.map(|t| t.to_string()).unwrap_or_default();
-            csv.row([
-                d.service.as_str(),
-                d.standing.as_str(),
-                basis,
-                &side(&d.from),
-                &side(&d.to),
-                &since,
-            ]);
-        }
-        return Ok(csv.into_response());
+        let filename = format!("{name}-{from}-{to}.csv");
+        return Ok(csv::comparison(filename, &from, &to, selected).into_response());
     }
     let Paged { items, next } = page(selected, |d| d.service.clone(), &paging)?;
     Ok(Json(ComparePage { dashboard: view(&visible), from, to, summary, items, next })
@@ -452,40 +397,7 @@ pub async fn list_history(
     let events =
         history::page(context.store.as_ref(), &fleet, &principal, &filter, &paging).await?;
     if format == Format::Csv {
-        let mut csv = Csv::new(
-            "history.csv",
-            &[
-                "at",
-                "change",
-                "service",
-                "environment",
-                "cluster",
-                "namespace",
-                "kind",
-                "name",
-                "fromVersion",
-                "toVersion",
-            ],
-        );
-        for e in &events.items {
-            let change = match e.change {
-                shared::model::Change::Added => "added",
-                shared::model::Change::Changed => "changed",
-                shared::model::Change::Removed => "removed",
-            };
-            csv.row([
-                e.at.to_string().as_str(),
-                change,
-                &e.service,
-                e.environment.as_str(),
-                e.cluster.as_str(),
-                &e.namespace,
-                e.kind.as_str(),
-                &e.name,
-                e.from_version.as_deref().unwrap_or(""),
-                e.to_version.as_deref().unwrap_or(""),
-            ]);
-        }
+        let csv = csv::history(&events.items);
         let mut response = csv.into_response();
         if let Some(next) = events.next.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
             response.headers_mut().insert("x-next-cursor", next);

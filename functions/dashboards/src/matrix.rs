@@ -164,6 +164,29 @@ pub struct Flags {
 }
 
 impl Flags {
+    /// Each flag's name, as the `flag` filter and CSV exports spell it.
+    pub const NAMES: [&str; 7] =
+        ["consistent", "drift", "mixed", "digestDrift", "promotionOrderBroken", "rolling", "stale"];
+
+    /// Whether the flag `name` is set (an unknown name never is).
+    pub fn has(&self, name: &str) -> bool {
+        match name {
+            "consistent" => self.consistent,
+            "drift" => self.drift,
+            "mixed" => self.mixed,
+            "digestDrift" => self.digest_drift,
+            "promotionOrderBroken" => self.promotion_order_broken,
+            "rolling" => self.rolling,
+            "stale" => self.stale,
+            _ => false,
+        }
+    }
+
+    /// The names of the flags set, space-separated.
+    pub fn names(&self) -> String {
+        Self::NAMES.iter().filter(|n| self.has(n)).copied().collect::<Vec<_>>().join(" ")
+    }
+
     /// Anything a release team should look at.
     pub fn is_problem(&self) -> bool {
         self.drift || self.mixed || self.digest_drift || self.promotion_order_broken || self.stale

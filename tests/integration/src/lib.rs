@@ -141,19 +141,21 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// A `kube` configuration as the snapshot function makes one for EKS: the
-/// cluster's CA as the only root, a bearer token, and explicit timeouts.
+/// cluster's CA as the only root and a bearer token. Build its client with
+/// the production constructor (`KubeTimeouts::client`: timeouts, no
+/// retries of kube's own), as [`kube_client`] does.
 pub fn kube_config(endpoint: &str, roots: Vec<Vec<u8>>, token: &str) -> kube::Config {
     let mut config = kube::Config::new(endpoint.parse().expect("endpoint is a URI"));
     config.root_cert = Some(roots);
     config.auth_info.token = Some(secrecy::SecretString::from(token.to_owned()));
-    config.connect_timeout = Some(Duration::from_secs(5));
-    config.read_timeout = Some(Duration::from_secs(10));
     config
 }
 
-/// A `kube` client from [`kube_config`].
+/// A `kube` client from [`kube_config`], made as the snapshot function makes one.
 pub fn kube_client(endpoint: &str, ca_der: Vec<u8>, token: &str) -> kube::Client {
-    kube::Client::try_from(kube_config(endpoint, vec![ca_der], token)).expect("kube client")
+    snapshot::access::KubeTimeouts::default()
+        .client(kube_config(endpoint, vec![ca_der], token))
+        .expect("kube client")
 }
 
 /// Every item of `query`, following its pages, decoded.

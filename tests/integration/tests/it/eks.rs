@@ -21,7 +21,8 @@ async fn list_pods_through_describe_cluster(eks: &aws_sdk_eks::Client, name: &st
     let ca_data = cluster.certificate_authority.unwrap().data.unwrap();
     let roots = certificates_from_ca_data(&ca_data).unwrap();
     let config = kube_config(&endpoint, roots, TOKEN);
-    let pods: Api<Pod> = Api::all(kube::Client::try_from(config).unwrap());
+    let client = snapshot::access::KubeTimeouts::default().client(config).unwrap();
+    let pods: Api<Pod> = Api::all(client);
     pods.list(&ListParams::default().labels("app.kubernetes.io/component=dab"))
         .await
         .unwrap()

@@ -2,6 +2,7 @@
 //! behaviours the snapshot relies on (pagination, 410 Gone, auth, label
 //! selectors, faults) as a real API server shows them.
 
+use snapshot::access::KubeTimeouts;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -262,10 +263,8 @@ where
 async fn injected_faults_reach_a_client_without_retries() {
     let (fake, _) = cluster().await;
     // NB: kube retries 429/503/504 by itself unless told not to (see below);
-    // the snapshot function turns that off and bounds retries itself.
-    let mut config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
-    config.default_retry = false;
-    let api: Api<Deployment> = Api::all(kube::Client::try_from(config).unwrap());
+    // the snapshot function's client turns that off and bounds retries itself.
+    let api: Api<Deployment> = Api::all(kube_client(&fake.endpoint(), fake.ca_der(), TOKEN));
     fake.inject(FaultRule::on("/deployments", Fault::Status(500)).times(1));
     assert_eq!(
         api_status(&must_fail(api.list(&ListParams::default()).await)).map(|s| s.0),
@@ -289,7 +288,11 @@ async fn injected_faults_reach_a_client_without_retries() {
 
 #[tokio::test]
 async fn by_default_kube_retries_429_after_the_servers_retry_after() {
-    let (fake, client) = cluster().await;
+    let (fake, _) = cluster().await;
+    // kube's own default client, not the snapshot function's (which turns
+    // this retry off and bounds its own).
+    let config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
+    let client = kube::Client::try_from(config).unwrap();
     fake.inject(
         FaultRule::on("/deployments", Fault::TooManyRequests { retry_after_secs: 1 }).times(1),
     );
@@ -304,9 +307,9 @@ async fn by_default_kube_retries_429_after_the_servers_retry_after() {
 #[tokio::test]
 async fn latency_beyond_the_read_timeout_is_an_error() {
     let (fake, _) = cluster().await;
-    let mut config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
-    config.read_timeout = Some(Duration::from_millis(200));
-    let client = kube::Client::try_from(config).unwrap();
+    let config = kube_config(&fake.endpoint(), vec![fake.ca_der()], TOKEN);
+    let timeouts = KubeTimeouts { read: Duration::from_millis(200), ..KubeTimeouts::default() };
+    let client = timeouts.client(config).unwrap();
     fake.inject(FaultRule::on("/deployments", Fault::Latency(Duration::from_secs(5))).times(1));
     let started = std::time::Instant::now();
     let err = must_fail(Api::<Deployment>::all(client).list(&ListParams::default()).await);

@@ -75,7 +75,7 @@ pub(crate) async fn matrices(
         shape.iter().map(|c| c.clusters.iter().map(|k| k.freshness.clone()).collect()).collect();
     let columns = matrix::columns(&shape);
     let rows_of = |data: &[ColumnData], until: Timestamp| -> Vec<Row> {
-        matrix::rows(data, &load::history(visible, &reads, until))
+        matrix::rows(data, &load::sightings(visible, &reads, until))
     };
     if times.is_empty() {
         let namespace = filter.namespace.as_ref().map(|n| n.as_str());

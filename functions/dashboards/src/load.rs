@@ -15,7 +15,7 @@ use shared::http::ApiError;
 use shared::model::Workload;
 use shared::reader::ClusterRead;
 
-use crate::matrix::{ClusterData, ColumnData, History};
+use crate::matrix::{ClusterData, ColumnData, Sightings};
 
 /// A dashboard as one principal may see it: hidden environments are not
 /// columns, and a dashboard with no column left does not exist for them.
@@ -76,8 +76,8 @@ pub async fn read(
 }
 
 /// Which versions each column ran, as first seen no later than `until`.
-pub fn history(visible: &Visible<'_>, reads: &[Vec<ClusterRead>], until: Timestamp) -> History {
-    let mut history = History::default();
+pub fn sightings(visible: &Visible<'_>, reads: &[Vec<ClusterRead>], until: Timestamp) -> Sightings {
+    let mut sightings = Sightings::default();
     for (environment, clusters) in visible.columns.iter().zip(reads) {
         for read in clusters {
             let seen = read
@@ -86,10 +86,10 @@ pub fn history(visible: &Visible<'_>, reads: &[Vec<ClusterRead>], until: Timesta
                 .iter()
                 .filter(|seen| seen.first_seen <= until)
                 .map(|seen| (seen.service.as_str(), seen.version.as_str(), seen.first_seen));
-            history.record_cluster(environment.name.as_str(), seen);
+            sightings.record_cluster(environment.name.as_str(), seen);
         }
     }
-    history
+    sightings
 }
 
 /// The matrix's input: per column and cluster, its freshness and the

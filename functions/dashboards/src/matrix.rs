@@ -7,7 +7,7 @@
 //! - `mixed`: one column runs several versions;
 //! - `digestDrift`: one tag runs with different digests (re-pushed tags);
 //! - `promotionOrderBroken`: a column runs a version that an earlier
-//!   column running the service neither runs nor, per history, ever ran,
+//!   column running the service neither runs nor, per its sightings, ever ran,
 //!   though that column was watched before the later one took it;
 //! - `consistent`: none of the above;
 //! - `rolling` and `stale` describe the cells (a rollout in progress, data
@@ -34,10 +34,11 @@ pub struct ClusterData {
     pub workloads: Vec<Arc<Workload>>,
 }
 
-/// Which versions ran where, and since when: the `SEEN#` records of each
-/// column's clusters.
+/// Which versions ran where, and since when: the sightings (`SEEN#`
+/// records) of each column's clusters. Not history events (`history.rs`)
+/// nor a column's rewind (`timeline.rs`).
 #[derive(Debug, Clone, Default)]
-pub struct History {
+pub struct Sightings {
     /// `(environment, service, version)` → first seen in any of its clusters.
     first_seen: HashMap<Key, Timestamp>,
     /// `(environment, service, version)` → first seen by a snapshot of a
@@ -53,7 +54,7 @@ pub struct History {
 
 type Key = (String, String, String);
 
-impl History {
+impl Sightings {
     /// Adds one cluster's record of `(service, version, first seen)`.
     pub fn record_cluster<'a>(
         &mut self,
@@ -325,7 +326,7 @@ fn cell(placed: &[(usize, &ClusterData, &Workload)]) -> Option<Cell> {
 }
 
 /// Every service of every column, sorted by name, with its flags.
-pub fn rows(data: &[ColumnData], history: &History) -> Vec<Row> {
+pub fn rows(data: &[ColumnData], sightings: &Sightings) -> Vec<Row> {
     // service -> column -> placements
     type Placed<'a> = Vec<Vec<(usize, &'a ClusterData, &'a Workload)>>;
     let mut by_service: BTreeMap<&str, Placed<'_>> = BTreeMap::new();
@@ -343,7 +344,7 @@ pub fn rows(data: &[ColumnData], history: &History) -> Vec<Row> {
         .into_iter()
         .map(|(service, slots)| {
             let cells: Vec<Option<Cell>> = slots.iter().map(|placed| cell(placed)).collect();
-            let flags = flags(service, data, &cells, history);
+            let flags = flags(service, data, &cells, sightings);
             Row { service: service.to_owned(), cells, flags }
         })
         .collect()
@@ -416,7 +417,12 @@ pub fn view<'a>(row: &'a Row, freshness: &[Vec<Freshness>]) -> RowView<'a> {
     }
 }
 
-fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &History) -> Flags {
+fn flags(
+    service: &str,
+    data: &[ColumnData],
+    cells: &[Option<Cell>],
+    sightings: &Sightings,
+) -> Flags {
     let present: Vec<(usize, &Cell)> =
         cells.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (i, c))).collect();
     let mixed = present.iter().any(|(_, c)| c.versions.len() > 1);
@@ -441,13 +447,14 @@ fn flags(service: &str, data: &[ColumnData], cells: &[Option<Cell>], history: &H
     let skipped = |earlier: usize, earlier_cell: &Cell, later: usize, version: &str| {
         let earlier_env = data[earlier].environment.as_str();
         if earlier_cell.versions.iter().any(|v| v == version)
-            || History::get(&history.first_seen, earlier_env, service, version).is_some()
-            || history.found_at_start.contains(&(service.to_owned(), version.to_owned()))
+            || Sightings::get(&sightings.first_seen, earlier_env, service, version).is_some()
+            || sightings.found_at_start.contains(&(service.to_owned(), version.to_owned()))
         {
             return false;
         }
-        let deployed = History::get(&history.deployed, &data[later].environment, service, version);
-        let watched = history.watched_since.get(earlier_env);
+        let deployed =
+            Sightings::get(&sightings.deployed, &data[later].environment, service, version);
+        let watched = sightings.watched_since.get(earlier_env);
         matches!((watched, deployed), (Some(watched), Some(deployed)) if *watched < deployed)
     };
     let promotion_order_broken = present.iter().any(|(later, cell)| {
@@ -549,12 +556,12 @@ mod tests {
     type Record<'a> = &'a [(&'a str, &'a str, u32)];
 
     /// Records of one cluster each, by environment.
-    fn history(records: &[(&str, Record<'_>)]) -> History {
-        let mut history = History::default();
+    fn sightings(records: &[(&str, Record<'_>)]) -> Sightings {
+        let mut sightings = Sightings::default();
         for (environment, seen) in records {
-            history.record_cluster(environment, seen.iter().map(|&(s, v, h)| (s, v, at(h))));
+            sightings.record_cluster(environment, seen.iter().map(|&(s, v, h)| (s, v, at(h))));
         }
-        history
+        sightings
     }
 
     /// Both columns watched since 08:00; cart 1.2.0 and search 3.0.0 went
@@ -562,7 +569,7 @@ mod tests {
     /// 09:00.
     fn matrix(columns: Layout<'_>) -> Vec<Row> {
         let data: Vec<ColumnData> = columns.into_iter().map(|(e, c)| column(e, c)).collect();
-        let mut history = History::default();
+        let mut sightings = Sightings::default();
         for column in &data {
             let hour = if column.environment == "prod" { 9 } else { 8 };
             let mut seen: Vec<(&str, &str, Timestamp)> = column
@@ -576,9 +583,9 @@ mod tests {
             } else {
                 seen.push(("cart", "1.1.0", at(8)));
             }
-            history.record_cluster(&column.environment, seen);
+            sightings.record_cluster(&column.environment, seen);
         }
-        rows(&data, &history)
+        rows(&data, &sightings)
     }
 
     #[test]
@@ -654,34 +661,34 @@ mod tests {
     }
 
     #[test]
-    fn history_of_an_earlier_column_keeps_the_promotion_order() {
+    fn sightings_of_an_earlier_column_keep_the_promotion_order() {
         let data = vec![
             column("stg", vec![("stg-a", vec![workload("stg-a", "ledger", "5.1.0", "x")])]),
             column("prod", vec![("prod-a", vec![workload("prod-a", "ledger", "5.0.0", "y")])]),
         ];
-        let broken = |history: &History| rows(&data, history)[0].flags.promotion_order_broken;
+        let broken = |sightings: &Sightings| rows(&data, sightings)[0].flags.promotion_order_broken;
         let found_at_start =
-            history(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 8)])]);
+            sightings(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 8)])]);
         assert!(!broken(&found_at_start), "both found by first snapshots: the past is unknown");
         let found_later =
-            history(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 9)])]);
+            sightings(&[("stg", &[("ledger", "5.1.0", 8)]), ("prod", &[("ledger", "5.0.0", 9)])]);
         assert!(!broken(&found_later), "prod's first snapshot came later: still unknown");
-        let deployed = history(&[
+        let deployed = sightings(&[
             ("stg", &[("ledger", "5.1.0", 8)]),
             ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
         ]);
         assert!(broken(&deployed), "prod was seen taking 5.0.0, which stg never ran");
-        let through_stg = history(&[
+        let through_stg = sightings(&[
             ("stg", &[("ledger", "5.0.0", 7), ("ledger", "5.1.0", 8)]),
             ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
         ]);
         assert!(!broken(&through_stg), "5.0.0 ran in stg before");
-        let stg_watched_later = history(&[
+        let stg_watched_later = sightings(&[
             ("stg", &[("ledger", "5.1.0", 10)]),
             ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
         ]);
         assert!(!broken(&stg_watched_later), "stg's record began after prod took 5.0.0");
-        let found_elsewhere_at_start = history(&[
+        let found_elsewhere_at_start = sightings(&[
             ("stg", &[("ledger", "5.1.0", 8)]),
             ("qa", &[("ledger", "5.0.0", 8)]),
             ("prod", &[("ledger", "4.0.0", 8), ("ledger", "5.0.0", 9)]),
@@ -700,7 +707,7 @@ mod tests {
         ];
         data[1].clusters[0].freshness.stale = true;
         data[1].clusters[0].freshness.last_attempt_failed = true;
-        let rows = rows(&data, &History::default());
+        let rows = rows(&data, &Sightings::default());
         assert!(rows[0].cells[0].is_none());
         assert!(rows[0].flags.stale && rows[0].flags.consistent);
         assert!(rows[0].cells[1].as_ref().unwrap().freshness.last_attempt_failed);

@@ -132,10 +132,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     )?;
     let app = axum::Router::new()
         .merge(auth::router(auth_deps))
-        .merge(inventory::router(inventory::Deps {
-            context: ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+        .merge(inventory::router(
+            ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
             trigger,
-        }))
+        ))
         .merge(dashboards::router(ApiContext::new(fleet.clone(), store.clone(), clock)));
     let app = shared::http::with_api_defaults(app, store.clone());
 

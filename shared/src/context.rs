@@ -120,3 +120,25 @@ pub fn visible<'a>(
 ) -> impl Iterator<Item = &'a Environment> + 'a {
     fleet.environments.iter().filter(move |e| principal.can_see(e))
 }
+
+/// A read-side function's router state: the context every handler gets,
+/// and what that function alone needs (`own`: inventory's refresh
+/// trigger, dashboards' matrix cache).
+pub struct ApiState<T> {
+    pub context: ApiContext,
+    pub own: T,
+}
+
+impl<T> std::ops::Deref for ApiState<T> {
+    type Target = ApiContext;
+
+    fn deref(&self) -> &ApiContext {
+        &self.context
+    }
+}
+
+impl<T: Send + Sync> HasAuthenticator for ApiState<T> {
+    fn authenticator(&self) -> &Authenticator {
+        self.context.authenticator()
+    }
+}

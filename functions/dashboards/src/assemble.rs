@@ -79,7 +79,7 @@ pub(crate) async fn matrices(
     };
     if times.is_empty() {
         let namespace = filter.namespace.as_ref().map(|n| n.as_str());
-        let rows = deps.matrices.get_or_compute(cache::key(visible, namespace, &reads), || {
+        let rows = deps.own.get_or_compute(cache::key(visible, namespace, &reads), || {
             let data = load::columns(deps, visible, &reads, |c, k| {
                 reads[c][k].data.workloads.iter().filter(|w| keep(w)).cloned().collect()
             });

@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use shared::auth::{Authenticator, HasAuthenticator};
 use shared::config::ConfigError;
-use shared::context::ApiContext;
+use shared::context::{ApiContext, ApiState};
 use shared::settings::{FleetSettings, Lookup, history_ttl, process_env};
 
 /// What this function reads from its environment, once, at cold start:
@@ -53,32 +52,9 @@ impl Settings {
 )))]
 pub struct Schemas;
 
-/// The read-side context every API function shares, and this function's
-/// cache of computed matrices.
-pub struct Deps {
-    pub context: ApiContext,
-    pub matrices: cache::MatrixCache,
-}
-
-impl Deps {
-    pub fn new(context: ApiContext) -> Self {
-        Self { context, matrices: cache::MatrixCache::default() }
-    }
-}
-
-impl std::ops::Deref for Deps {
-    type Target = ApiContext;
-
-    fn deref(&self) -> &ApiContext {
-        &self.context
-    }
-}
-
-impl HasAuthenticator for Deps {
-    fn authenticator(&self) -> &Authenticator {
-        self.context.authenticator()
-    }
-}
+/// The handlers' state: the read-side context, and this function's cache
+/// of computed matrices.
+pub type Deps = ApiState<cache::MatrixCache>;
 
 pub fn router(context: ApiContext) -> Router {
     use handlers::*;
@@ -93,5 +69,5 @@ pub fn router(context: ApiContext) -> Router {
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
         .route("/app.css", get(page::style))
-        .with_state(Arc::new(Deps::new(context)))
+        .with_state(Arc::new(Deps { context, own: cache::MatrixCache::default() }))
 }

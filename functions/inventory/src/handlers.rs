@@ -484,7 +484,7 @@ async fn refresh(
             Admission::Admitted { .. } => {
                 let request =
                     SnapshotRequest::cluster(cluster.parse().map_err(ApiError::internal)?);
-                if let Err(err) = deps.trigger.start(request).await {
+                if let Err(err) = deps.own.start(request).await {
                     // Free the window again: nothing was started.
                     let _ = refresh_claim::release(deps.store.as_ref(), &cluster).await;
                     return Err(ApiError::Unavailable(err));

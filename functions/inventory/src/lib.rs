@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
-use shared::auth::{Authenticator, HasAuthenticator};
 use shared::config::ConfigError;
-use shared::context::ApiContext;
+use shared::context::{ApiContext, ApiState};
 use shared::refresh::SnapshotTrigger;
 use shared::settings::{FleetSettings, Lookup, process_env, required};
 
@@ -53,28 +52,12 @@ impl Settings {
 )))]
 pub struct Schemas;
 
-/// The ports the handlers use.
-pub struct Deps {
-    pub context: ApiContext,
-    /// Starts a snapshot on demand (refresh).
-    pub trigger: Arc<dyn SnapshotTrigger>,
-}
+/// The handlers' state: the read-side context, and the trigger that
+/// starts a snapshot on demand (refresh).
+pub type Deps = ApiState<Arc<dyn SnapshotTrigger>>;
 
-impl std::ops::Deref for Deps {
-    type Target = ApiContext;
-
-    fn deref(&self) -> &ApiContext {
-        &self.context
-    }
-}
-
-impl HasAuthenticator for Deps {
-    fn authenticator(&self) -> &Authenticator {
-        self.context.authenticator()
-    }
-}
-
-pub fn router(deps: Deps) -> Router {
+/// The inventory routes over `context`, refreshing through `trigger`.
+pub fn router(context: ApiContext, trigger: Arc<dyn SnapshotTrigger>) -> Router {
     use handlers::*;
     Router::new()
         .route("/environments", get(list_environments))
@@ -92,5 +75,5 @@ pub fn router(deps: Deps) -> Router {
         .route("/clusters/{cluster}/pods/history", get(pod_history))
         .route("/clusters/{cluster}/stats", get(cluster_stats))
         .route("/images", get(images::find_images))
-        .with_state(Arc::new(deps))
+        .with_state(Arc::new(Deps { context, own: trigger }))
 }

@@ -18,12 +18,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(DynamoStore::from_sdk_config(&aws, settings.fleet.store.table_name));
     let fleet =
         Arc::new(FleetSource::new(store.clone(), settings.fleet.seed, settings.fleet.fleet));
-    let deps = inventory::Deps {
-        context: ApiContext::new(fleet, store.clone(), Arc::new(SystemClock)),
-        trigger: Arc::new(LambdaTrigger::new(
-            aws_sdk_lambda::Client::new(&aws),
-            settings.snapshot_function,
-        )),
-    };
-    lambda_http::run(shared::http::with_api_defaults(inventory::router(deps), store)).await
+    let context = ApiContext::new(fleet, store.clone(), Arc::new(SystemClock));
+    let trigger =
+        Arc::new(LambdaTrigger::new(aws_sdk_lambda::Client::new(&aws), settings.snapshot_function));
+    lambda_http::run(shared::http::with_api_defaults(inventory::router(context, trigger), store))
+        .await
 }

@@ -184,10 +184,7 @@ impl ApiBed {
         let trigger = Arc::new(InProcessTrigger::new(snapshotter.clone(), fleet.clone()));
         let context = || ApiContext::new(fleet.clone(), dyn_store.clone(), clock.clone());
         let app = Router::new()
-            .merge(inventory::router(inventory::Deps {
-                context: context(),
-                trigger: trigger.clone(),
-            }))
+            .merge(inventory::router(context(), trigger.clone()))
             .merge(dashboards::router(context()));
         let app = shared::http::with_api_defaults(app, dyn_store.clone());
         let user = |local: &str, role: Role, teams: &[&str]| {

@@ -57,10 +57,7 @@ fn app_and_store() -> (Router, Arc<dyn Store>) {
             .unwrap()
             .0,
         ))
-        .merge(inventory::router(inventory::Deps {
-            context: context(),
-            trigger: Arc::new(NoTrigger),
-        }))
+        .merge(inventory::router(context(), Arc::new(NoTrigger)))
         .merge(dashboards::router(context()));
     (shared::http::with_api_defaults(app, store.clone()), store)
 }

@@ -81,10 +81,10 @@ async fn inventory_get(store: Arc<MemoryStore>, config: &str, uri: &str) -> serd
         clock.clone(),
         SnapshotOptions::default(),
     ));
-    let app = inventory::router(inventory::Deps {
-        context: shared::context::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
-        trigger: Arc::new(snapshot::snapshotter::InProcessTrigger::new(snapshotter, fleet)),
-    });
+    let app = inventory::router(
+        shared::context::ApiContext::new(fleet.clone(), store.clone(), clock.clone()),
+        Arc::new(snapshot::snapshotter::InProcessTrigger::new(snapshotter, fleet)),
+    );
     let token = unique("token");
     let email = format!("{}@example.com", unique("root"));
     let admin = shared::records::account::Role::Admin;

@@ -69,7 +69,7 @@ pub struct Redeemed {
 }
 
 fn key(email: &Email, purpose: Purpose) -> ItemKey {
-    ItemKey::new(format!("USER#{email}"), format!("CODE#{}", purpose.as_str()))
+    ItemKey::new(shared::records::keys::user_pk(email), format!("CODE#{}", purpose.as_str()))
 }
 
 /// Stores `code` as the live code (replacing any older one). `binding` is

@@ -111,7 +111,7 @@ impl From<&Account> for AccountSummary {
 
 /// Where an account is kept.
 pub fn key(email: &Email) -> ItemKey {
-    ItemKey::new(format!("USER#{email}"), "ACCOUNT")
+    ItemKey::new(super::keys::user_pk(email), "ACCOUNT")
 }
 
 /// An account and its stored version, if the address has one.

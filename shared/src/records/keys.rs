@@ -40,6 +40,12 @@ pub fn part(value: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// A cluster's workloads and its status item.
+/// An address's partition: its account, codes and limit counters (the
+/// counters whether or not an account exists).
+pub fn user_pk(email: &crate::domain::Email) -> String {
+    format!("USER#{email}")
+}
+
 pub fn cluster_pk(cluster: &str) -> String {
     format!("CLUSTER#{cluster}")
 }

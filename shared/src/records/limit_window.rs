@@ -50,10 +50,10 @@ fn window(limit: Limit, now: Timestamp) -> (i64, Timestamp) {
 fn key(limit: Limit, counted: Counted<'_>, start: i64) -> ItemKey {
     match counted {
         Counted::Address(email) => {
-            ItemKey::new(format!("USER#{email}"), format!("LIMIT#{}#{start}", limit.name))
+            ItemKey::new(super::keys::user_pk(email), format!("LIMIT#{}#{start}", limit.name))
         }
         Counted::AddressFrom(email, client) => ItemKey::new(
-            format!("USER#{email}"),
+            super::keys::user_pk(email),
             format!("LIMIT#{}#{start}#{}", limit.name, bounded(client)),
         ),
         Counted::Installation => ItemKey::new("LIMITS", format!("LIMIT#{}#{start}", limit.name)),

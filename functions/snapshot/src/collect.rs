@@ -4,6 +4,7 @@
 //! one is fetched (two pages at most), so memory grows with the normalised
 //! cluster, never with raw objects.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::ListParams;
@@ -14,7 +15,7 @@ use tracing::Instrument;
 use crate::error::{CollectError, FailureKind};
 use crate::normalise::{self, Chosen, Place, PodTally, ReplicaSetIndex};
 use crate::objects::{
-    DaemonSet, HasMeta, List, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
+    DaemonSet, HasMeta, List, ListMeta, Listing, Meta, Named, Pod, ReplicaSet, ReplicatedWorkload,
 };
 use shared::config::{Environment, NamespaceFilter};
 use shared::model::WorkloadKind;
@@ -68,14 +69,16 @@ pub enum Listed<K> {
 /// The next page is fetched and decoded (on another worker, where the
 /// runtime has one) while the caller works on the last: the API server's
 /// and the network's time overlap ours, and at most two pages are held.
-pub struct Lister<'a, K> {
+pub struct Lister<'a, K, T = K> {
     client: &'a kube::Client,
     path: String,
     selector: &'a str,
     policy: ListPolicy,
     /// Ask for metadata only (`PartialObjectMetadataList`).
     metadata_only: bool,
-    next_page: Option<PageTask<K>>,
+    /// What each object becomes on the worker that decoded its page.
+    read: Arc<dyn Fn(K) -> T + Send + Sync>,
+    next_page: Option<PageTask<T>>,
     restarts: u32,
     done: bool,
 }
@@ -93,12 +96,35 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
             selector,
             policy,
             metadata_only: false,
+            read: Arc::new(|object| object),
             next_page: None,
             restarts: 0,
             done: false,
         }
     }
 
+    /// Makes each object into what `read` makes of it where its page was
+    /// decoded, beside the fetch of the next page: work per object (and
+    /// freeing what it does not keep) is taken off the caller's thread.
+    pub fn reading<T: Send + 'static>(
+        self,
+        read: impl Fn(K) -> T + Send + Sync + 'static,
+    ) -> Lister<'a, K, T> {
+        Lister {
+            client: self.client,
+            path: self.path,
+            selector: self.selector,
+            policy: self.policy,
+            metadata_only: self.metadata_only,
+            read: Arc::new(read),
+            next_page: None,
+            restarts: 0,
+            done: false,
+        }
+    }
+}
+
+impl<'a, K: DeserializeOwned + Send + 'static, T: Send + 'static> Lister<'a, K, T> {
     /// Lists metadata only: `K` must need nothing else.
     pub fn metadata_only(mut self) -> Self {
         self.metadata_only = true;
@@ -106,19 +132,24 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
     }
 
     /// The next page, `Restarted` after a 410, `None` at the end.
-    pub async fn next(&mut self) -> Result<Option<Listed<K>>, CollectError> {
+    pub async fn next(&mut self) -> Result<Option<Listed<T>>, CollectError> {
         if self.done {
             return Ok(None);
         }
-        let pending = match self.next_page.take() {
+        let mut pending = match self.next_page.take() {
             Some(pending) => pending,
             None => self.fetch(None),
         };
+        // Where the page says where the next one starts before its items,
+        // the next one is asked for while this one is decoded.
+        let early = pending.continue_token().await;
+        if let Some(token) = &early {
+            self.follow(token.clone());
+        }
         match pending.wait().await {
             Ok(page) => {
-                match page.metadata.continue_token.filter(|c| !c.is_empty()) {
-                    Some(token) => self.next_page = Some(self.fetch(Some(token))),
-                    None => self.done = true,
+                if early.is_none() {
+                    self.follow(page.metadata.continue_token);
                 }
                 Ok(Some(Listed::Page(page.items)))
             }
@@ -126,38 +157,77 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
                 if err.kind == FailureKind::Expired && self.restarts < self.policy.max_restarts =>
             {
                 self.restarts += 1;
+                (self.next_page, self.done) = (None, false);
                 tracing::info!(path = %self.path, restarts = self.restarts, "continue token expired; listing again from the start");
                 Ok(Some(Listed::Restarted))
             }
             Err(err) => {
-                self.done = true;
+                (self.next_page, self.done) = (None, true);
                 Err(err)
             }
         }
     }
 
+    /// Starts fetching the page after the one that said `continue_token`,
+    /// or ends the list.
+    fn follow(&mut self, continue_token: Option<String>) {
+        match continue_token.filter(|c| !c.is_empty()) {
+            Some(token) => self.next_page = Some(self.fetch(Some(token))),
+            None => self.done = true,
+        }
+    }
+
     /// Starts fetching the page `continue_token` names (the first if none).
-    fn fetch(&self, continue_token: Option<String>) -> PageTask<K> {
+    fn fetch(&self, continue_token: Option<String>) -> PageTask<T> {
         let mut params = ListParams::default().limit(self.policy.page_size);
         if !self.selector.is_empty() {
             params = params.labels(self.selector);
         }
         params.continue_token = continue_token;
         let (client, path, policy) = (self.client.clone(), self.path.clone(), self.policy);
-        let metadata_only = self.metadata_only;
-        let task =
-            async move { list_page::<K>(&client, &path, &params, metadata_only, policy).await };
-        PageTask(tokio::spawn(task.instrument(tracing::Span::current())))
+        let (metadata_only, read) = (self.metadata_only, self.read.clone());
+        let (front, continue_token) = tokio::sync::oneshot::channel();
+        let task = async move {
+            let body = list_page(&client, &path, &params, metadata_only, policy).await?;
+            if let Some(meta) = ListMeta::at_front(&body) {
+                _ = front.send(meta.continue_token);
+            }
+            let page = serde_json::from_slice::<List<K>>(&body).map_err(|err| {
+                CollectError::new(
+                    FailureKind::ApiError,
+                    format!("{path}: the API server's list could not be read: {err}"),
+                )
+                .with_source(err)
+            })?;
+            drop(body);
+            Ok(List {
+                metadata: page.metadata,
+                items: page.items.into_iter().map(&*read).collect(),
+            })
+        };
+        let task = tokio::spawn(task.instrument(tracing::Span::current()));
+        PageTask { continue_token: Some(continue_token), task }
     }
 }
 
 /// A page being fetched. Dropping it (the snapshot timed out or failed)
 /// stops the fetch.
-struct PageTask<K>(tokio::task::JoinHandle<Result<List<K>, CollectError>>);
+struct PageTask<K> {
+    /// Where the next page starts, sent as soon as the page's front is
+    /// read; never sent if it could not be read there.
+    continue_token: Option<tokio::sync::oneshot::Receiver<Option<String>>>,
+    task: tokio::task::JoinHandle<Result<List<K>, CollectError>>,
+}
 
 impl<K> PageTask<K> {
+    /// The page's continue token (`Some(None)` on the last page) if it was
+    /// read before the items; `None` once the page is done without it.
+    async fn continue_token(&mut self) -> Option<Option<String>> {
+        self.continue_token.take()?.await.ok()
+    }
+
     async fn wait(mut self) -> Result<List<K>, CollectError> {
-        match (&mut self.0).await {
+        match (&mut self.task).await {
             Ok(result) => result,
             Err(err) => {
                 Err(CollectError::new(FailureKind::ApiError, "fetching a list page failed")
@@ -169,21 +239,18 @@ impl<K> PageTask<K> {
 
 impl<K> Drop for PageTask<K> {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
 /// One page, waiting out throttling a bounded number of times.
-async fn list_page<K>(
+async fn list_page(
     client: &kube::Client,
     path: &str,
     params: &ListParams,
     metadata_only: bool,
     policy: ListPolicy,
-) -> Result<List<K>, CollectError>
-where
-    K: DeserializeOwned,
-{
+) -> Result<Vec<u8>, CollectError> {
     let mut attempt = 0;
     loop {
         let mut request = kube::core::Request::new(path).list(params).map_err(|e| {
@@ -194,13 +261,6 @@ where
         }
         match fetch_list(client, request, policy.max_page_bytes).await {
             Ok(page) => return Ok(page),
-            Err(kube::Error::SerdeError(err)) => {
-                return Err(CollectError::new(
-                    FailureKind::ApiError,
-                    format!("{path}: the API server's list could not be read: {err}"),
-                )
-                .with_source(err));
-            }
             Err(err) => {
                 let err = CollectError::from_kube(path, err);
                 if err.kind != FailureKind::Throttled || attempt >= policy.max_throttle_retries {
@@ -216,15 +276,15 @@ where
     }
 }
 
-/// Sends a list request and decodes the page from its bytes as they
-/// arrived: no copy into a string on the way (`Client::request` makes
-/// one), and a body that does not decode is never logged (it is the
-/// cluster's data).
-async fn fetch_list<K: DeserializeOwned>(
+/// Sends a list request and returns the page's bytes as they arrived, to
+/// be decoded from there: no copy into a string on the way
+/// (`Client::request` makes one), and a body that does not decode is never
+/// logged (it is the cluster's data).
+async fn fetch_list(
     client: &kube::Client,
     request: http::Request<Vec<u8>>,
     max_bytes: usize,
-) -> Result<List<K>, kube::Error> {
+) -> Result<Vec<u8>, kube::Error> {
     use http_body_util::BodyExt;
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let status = response.status();
@@ -253,7 +313,7 @@ async fn fetch_list<K: DeserializeOwned>(
         });
         return Err(kube::Error::Api(status.boxed()));
     }
-    serde_json::from_slice(&body).map_err(kube::Error::SerdeError)
+    Ok(body)
 }
 
 /// Where a cluster's records go as they are read: the change writer when a
@@ -321,15 +381,19 @@ pub async fn collect_cluster(
             }
         }
     }
+    let replica_sets = Arc::new(replica_sets);
     let mut tally = PodTally::default();
     for scope in &scopes {
         let path = Listing::Pods.path(scope.as_deref());
-        let mut list = Lister::<Pod>::new(&client, path, "", policy);
+        let index = replica_sets.clone();
+        let mut list = Lister::<Pod>::new(&client, path, "", policy)
+            .reading(move |pod| normalise::read_pod(pod, &index));
         while let Some(listed) = list.next().await? {
             match listed {
                 Listed::Page(items) => {
-                    for pod in items.into_iter().filter(|p| allowed(&p.metadata)) {
-                        if let Some(record) = tally.add(pod, &replica_sets, &chosen) {
+                    let read = items.into_iter().flatten();
+                    for pod in read.filter(|p| namespaces.allows(p.namespace())) {
+                        if let Some(record) = tally.add(pod, &chosen) {
                             writer.pod(&record).await?;
                             if record.owner.is_none() {
                                 writer.loose_pod(&record).await?;

@@ -117,74 +117,104 @@ struct Tally {
     images: BTreeMap<RunningImage, u32>,
 }
 
+/// A pod as read from its page: its record, the kind of workload that owns
+/// it, and its labels only when no workload does (the selector then judges
+/// the pod itself). Made on the worker that decoded the page, from the
+/// pod's own strings, so that the thread that tallies and writes only adds
+/// it up and frees nothing of the raw pod.
+#[derive(Debug)]
+pub struct ReadPod {
+    record: PodRecord,
+    owner_kind: Option<WorkloadKind>,
+    labels: BTreeMap<String, String>,
+}
+
+impl ReadPod {
+    pub fn namespace(&self) -> &str {
+        &self.record.namespace
+    }
+}
+
+/// Reads a pod for [`PodTally::add`]; `None` for one without a name.
+pub fn read_pod(pod: Pod, replica_sets: &ReplicaSetIndex) -> Option<ReadPod> {
+    let Pod { metadata, spec, status } = pod;
+    if metadata.name.is_empty() {
+        return None;
+    }
+    let owner = owner_workload(&metadata, replica_sets);
+    let phase = status.phase.unwrap_or_else(|| "Unknown".to_owned());
+    // A pod runs the image its own spec names; its status says which
+    // digest that resolved to. They are matched by container name: the
+    // status's image string is the runtime's spelling (another registry
+    // for a mirror, a local id on some runtimes). Native sidecars run for
+    // the pod's life: their images and restarts count.
+    let sidecars = spec.init_containers.iter().filter(|c| c.is_native_sidecar());
+    let running: Vec<&Container> = spec.containers.iter().chain(sidecars).collect();
+    let status_of = |name: &str| {
+        status
+            .container_statuses
+            .iter()
+            .chain(&status.init_container_statuses)
+            .find(|s| s.name == name)
+    };
+    let images: Vec<RunningImage> = running
+        .iter()
+        .map(|c| RunningImage {
+            container: c.name.clone(),
+            image: ImageRef::parse(c.image.as_deref().unwrap_or_default()).name_and_tag(),
+            digest: status_of(&c.name).and_then(|s| digest_from_image_id(&s.image_id)),
+        })
+        .collect();
+    let restarts = running
+        .iter()
+        .filter_map(|c| status_of(&c.name))
+        .map(|s| s.restart_count.max(0) as u32)
+        .sum();
+    let owner_kind = owner.as_ref().map(|(kind, _)| *kind);
+    let labels = if owner.is_none() { metadata.labels } else { BTreeMap::new() };
+    let record = PodRecord {
+        namespace: metadata.namespace,
+        name: metadata.name,
+        phase,
+        ready: status.ready,
+        node: spec.node_name,
+        started_at: status.start_time,
+        restarts,
+        images,
+        owner: owner.map(|(kind, name)| OwnerRef { kind: kind.as_str().to_owned(), name }),
+        restarts_noted_at: None,
+    };
+    Some(ReadPod { record, owner_kind, labels })
+}
+
 impl PodTally {
     /// Records a pod under its workload and returns its record for the pod
-    /// list (made of the pod's own strings: a page of pods is folded in
-    /// without copying them).
-    pub fn add(
-        &mut self,
-        pod: Pod,
-        replica_sets: &ReplicaSetIndex,
-        chosen: &Chosen<'_>,
-    ) -> Option<PodRecord> {
-        let Pod { metadata, spec, status } = pod;
-        if metadata.name.is_empty() {
+    /// list, or `None` when `chosen` does not keep it.
+    pub fn add(&mut self, pod: ReadPod, chosen: &Chosen<'_>) -> Option<PodRecord> {
+        let ReadPod { record, owner_kind, labels } = pod;
+        let owner_id = owner_kind
+            .zip(record.owner.as_ref())
+            .map(|(kind, owner)| (record.namespace.clone(), kind, owner.name.clone()));
+        if !chosen.keeps(owner_id.as_ref(), &labels) {
             return None;
         }
-        let owner = owner_workload(&metadata, replica_sets);
-        let owner_id = owner
-            .as_ref()
-            .map(|(kind, workload)| (metadata.namespace.clone(), *kind, workload.clone()));
-        if !chosen.keeps(owner_id.as_ref(), &metadata.labels) {
-            return None;
-        }
-        let phase = status.phase.unwrap_or_else(|| "Unknown".to_owned());
-        // A pod runs the image its own spec names; its status says which
-        // digest that resolved to. They are matched by container name: the
-        // status's image string is the runtime's spelling (another
-        // registry for a mirror, a local id on some runtimes). Native
-        // sidecars run for the pod's life: their images and restarts count.
-        let sidecars = spec.init_containers.iter().filter(|c| c.is_native_sidecar());
-        let running: Vec<&Container> = spec.containers.iter().chain(sidecars).collect();
-        let status_of = |name: &str| {
-            status
-                .container_statuses
-                .iter()
-                .chain(&status.init_container_statuses)
-                .find(|s| s.name == name)
-        };
-        let images: Vec<RunningImage> = running
-            .iter()
-            .map(|c| RunningImage {
-                container: c.name.clone(),
-                image: ImageRef::parse(c.image.as_deref().unwrap_or_default()).name_and_tag(),
-                digest: status_of(&c.name).and_then(|s| digest_from_image_id(&s.image_id)),
-            })
-            .collect();
-        let restarts = running
-            .iter()
-            .filter_map(|c| status_of(&c.name))
-            .map(|s| s.restart_count.max(0) as u32)
-            .sum();
-        let node = spec.node_name;
-
         if let Some(id) = owner_id {
             let tally = self.by_workload.entry(id).or_default();
             let summary = &mut tally.summary;
             summary.total += 1;
-            match phase.as_str() {
+            match record.phase.as_str() {
                 "Running" => summary.running += 1,
                 "Pending" => summary.pending += 1,
                 "Succeeded" => summary.succeeded += 1,
                 "Failed" => summary.failed += 1,
                 _ => summary.unknown += 1,
             }
-            summary.restarts = summary.restarts.saturating_add(restarts);
+            summary.restarts = summary.restarts.saturating_add(record.restarts);
             // Most pods add nothing new: a workload's pods share nodes and images.
-            if let Some(node) = node.as_ref().filter(|n| !tally.nodes.contains(*n)) {
+            if let Some(node) = record.node.as_ref().filter(|n| !tally.nodes.contains(*n)) {
                 tally.nodes.insert(node.clone());
             }
-            for image in &images {
+            for image in &record.images {
                 match tally.images.get_mut(image) {
                     Some(pods) => *pods += 1,
                     None => {
@@ -193,19 +223,7 @@ impl PodTally {
                 }
             }
         }
-
-        Some(PodRecord {
-            namespace: metadata.namespace,
-            name: metadata.name,
-            phase,
-            ready: status.ready,
-            node,
-            started_at: status.start_time,
-            restarts,
-            images,
-            owner: owner.map(|(kind, name)| OwnerRef { kind: kind.as_str().to_owned(), name }),
-            restarts_noted_at: None,
-        })
+        Some(record)
     }
 
     /// Forgets the pods of one namespace (or all), when their list starts over.

@@ -27,6 +27,48 @@ pub struct ListMeta {
     pub continue_token: Option<String>,
 }
 
+impl ListMeta {
+    /// The list's metadata if it comes before its items, as API servers
+    /// write it (`kind`, `apiVersion`, `metadata`, `items`), read without
+    /// reading the items: where the next page starts is known before this
+    /// one is decoded. `None` if the items come first or the front does not
+    /// read; decoding the whole page then says what it holds.
+    pub fn at_front(page: &[u8]) -> Option<ListMeta> {
+        use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
+
+        /// Reads keys up to `metadata`, then stops: serde_json only lets a
+        /// map visitor stop early with an error, so the metadata is kept
+        /// aside and the (expected) error ignored.
+        struct Front<'s>(&'s mut Option<ListMeta>);
+        impl<'de> Visitor<'de> for Front<'_> {
+            type Value = ();
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "metadata" => {
+                            *self.0 = Some(map.next_value()?);
+                            break;
+                        }
+                        "items" => break,
+                        _ => _ = map.next_value::<IgnoredAny>()?,
+                    }
+                }
+                Err(A::Error::custom("stopped at the list's metadata"))
+            }
+        }
+
+        let mut meta = None;
+        let mut reader = serde_json::Deserializer::from_slice(page);
+        let _stopped = serde::Deserializer::deserialize_map(&mut reader, Front(&mut meta));
+        meta
+    }
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
@@ -400,6 +442,25 @@ mod tests {
         assert!(!ready("null"));
         let none: Pod = serde_json::from_str(r#"{"status": {"phase": "Pending"}}"#).unwrap();
         assert!(!none.status.ready);
+    }
+
+    #[test]
+    fn a_pages_continue_token_is_read_from_its_front_when_it_is_there() {
+        let token = |json: &str| ListMeta::at_front(json.as_bytes()).map(|m| m.continue_token);
+        let page = r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9","continue":"eyJ2"},"items":[{"metadata":{"name":"p"}}]}"#;
+        assert_eq!(token(page), Some(Some("eyJ2".into())));
+        let last =
+            r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"9"},"items":[]}"#;
+        assert_eq!(token(last), Some(None), "the last page says so at its front");
+        // Items first (no API server writes it so, a peer might): unknown
+        // until the whole page is read, and the page still decodes.
+        let items_first = r#"{"items":[{"metadata":{"name":"p"}}],"metadata":{"continue":"x"}}"#;
+        assert_eq!(token(items_first), None);
+        let whole: List<Named> = serde_json::from_str(items_first).unwrap();
+        assert_eq!(whole.metadata.continue_token.as_deref(), Some("x"));
+        assert_eq!(token(r#"{"kind":"PodList","metadata":{"continue":7}"#), None);
+        assert_eq!(token("not json"), None);
+        assert_eq!(token("[]"), None);
     }
 
     #[test]

@@ -276,8 +276,14 @@ impl Snapshotter {
         let read_and_write = async {
             let client = self.connector.connect(cluster).await?;
             let ttl = environment.snapshot_ttl;
-            let mut writer =
-                SnapshotWriter::start(store, &lease, ttl, self.options.history_ttl, now).await?;
+            let mut writer = SnapshotWriter::start(
+                self.store.clone(),
+                &lease,
+                ttl,
+                self.options.history_ttl,
+                now,
+            )
+            .await?;
             let version =
                 collect_cluster(client, environment, &place, self.options.list, &mut writer)
                     .await?;

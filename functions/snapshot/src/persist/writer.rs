@@ -10,6 +10,7 @@ use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::{CollectError, FailureKind};
 use shared::model::{
@@ -46,18 +47,23 @@ pub struct WriteStats {
 }
 
 /// Writes in batches as ops come, so that a large cluster's items are never
-/// all held at once.
-struct Batch<'a> {
-    store: &'a dyn Store,
+/// all held at once. A full batch is written by a task of its own while
+/// the next one fills: the store's latency and its encoding of the items
+/// overlap the reading of the cluster. One batch is in flight at a time,
+/// so batches reach the store in the order their ops came (a history
+/// event before its item).
+struct Batch {
+    store: Arc<dyn Store>,
     pending: Vec<WriteOp>,
+    in_flight: Option<Flush>,
     written: u32,
 }
 
-impl<'a> Batch<'a> {
+impl Batch {
     const FLUSH_AT: usize = 500;
 
-    fn new(store: &'a dyn Store) -> Self {
-        Self { store, pending: Vec::with_capacity(Self::FLUSH_AT), written: 0 }
+    fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, pending: Vec::with_capacity(Self::FLUSH_AT), in_flight: None, written: 0 }
     }
 
     async fn push(&mut self, op: WriteOp) -> Result<(), CollectError> {
@@ -68,19 +74,55 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Waits for the batch in flight, then sends what is pending.
     async fn flush(&mut self) -> Result<(), CollectError> {
+        self.settle().await?;
         if self.pending.is_empty() {
             return Ok(());
         }
         let ops = std::mem::replace(&mut self.pending, Vec::with_capacity(Self::FLUSH_AT));
         self.written += ops.len() as u32;
-        self.store.batch_write(ops).await.map_err(store_failure)
+        let store = self.store.clone();
+        let write = async move { store.batch_write(ops).await };
+        self.in_flight = Some(Flush(tokio::spawn(write.instrument(tracing::Span::current()))));
+        Ok(())
     }
 
-    /// Flushes what is left and returns how many items were written.
+    /// Waits for the batch in flight, if any: its failure is the run's.
+    async fn settle(&mut self) -> Result<(), CollectError> {
+        match self.in_flight.take() {
+            Some(flush) => flush.wait().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes what is left, waits for it, and returns how many items were
+    /// written.
     async fn finish(mut self) -> Result<u32, CollectError> {
         self.flush().await?;
+        self.settle().await?;
         Ok(self.written)
+    }
+}
+
+/// A batch being written. Dropping it (the snapshot timed out or failed)
+/// stops the write, as dropping a write that is awaited would.
+struct Flush(tokio::task::JoinHandle<Result<(), StoreError>>);
+
+impl Flush {
+    async fn wait(mut self) -> Result<(), CollectError> {
+        match (&mut self.0).await {
+            Ok(result) => result.map_err(store_failure),
+            Err(err) => {
+                Err(CollectError::new(FailureKind::Store, "a batch write failed").with_source(err))
+            }
+        }
+    }
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -262,13 +304,13 @@ fn needs_renewal(expires_at: Option<Timestamp>, now: Timestamp, ttl: Duration) -
 /// Removals are only known, and only applied, by [`SnapshotWriter::finish`],
 /// after every list completed — a failed run never deletes anything.
 pub struct SnapshotWriter<'a> {
-    store: &'a dyn Store,
+    store: Arc<dyn Store>,
     lease: &'a LeaseHeld,
     now: Timestamp,
     snapshot_ttl: Duration,
     expires_at: Timestamp,
     history_expires: Timestamp,
-    batch: Batch<'a>,
+    batch: Batch,
     workload_pk: String,
     pods_pk: String,
     previous_workloads: HashMap<String, Previous>,
@@ -300,37 +342,38 @@ const MAX_SKIPPED_NAMED: usize = 50;
 impl<'a> SnapshotWriter<'a> {
     /// Reads the previous snapshot's fingerprints. Call with the lease held.
     pub async fn start(
-        store: &'a dyn Store,
+        store: Arc<dyn Store>,
         lease: &'a LeaseHeld,
         snapshot_ttl: Duration,
         history_ttl: Duration,
         now: Timestamp,
     ) -> Result<Self, CollectError> {
         let cluster = lease.cluster.as_str();
+        let reads = store.as_ref();
         let workload_pk = keys::cluster_pk(cluster);
         let pods_pk = keys::pods_pk(cluster);
         let workloads = SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into());
-        let previous_workloads = previous(store, workload_pk.clone(), workloads, Held::Workloads)
+        let previous_workloads = previous(reads, workload_pk.clone(), workloads, Held::Workloads)
             .await
             .map_err(store_failure)?;
-        let previous_pods = previous(store, pods_pk.clone(), SortKeyRange::All, Held::Pods)
+        let previous_pods = previous(reads, pods_pk.clone(), SortKeyRange::All, Held::Pods)
             .await
             .map_err(store_failure)?;
         let loose = SortKeyRange::Prefix(keys::LOOSE_PREFIX.into());
-        let previous_loose = previous(store, workload_pk.clone(), loose, Held::Other)
+        let previous_loose = previous(reads, workload_pk.clone(), loose, Held::Other)
             .await
             .map_err(store_failure)?;
         let previous_seen =
-            previous_seen(store, workload_pk.clone()).await.map_err(store_failure)?;
-        let unfinished = repair::unfinished_events(store, lease).await.map_err(store_failure)?;
+            previous_seen(reads, workload_pk.clone()).await.map_err(store_failure)?;
+        let unfinished = repair::unfinished_events(reads, lease).await.map_err(store_failure)?;
         Ok(Self {
+            batch: Batch::new(store.clone()),
             store,
             lease,
             now,
             snapshot_ttl,
             expires_at: later(now, snapshot_ttl),
             history_expires: later(now, history_ttl),
-            batch: Batch::new(store),
             workload_pk,
             pods_pk,
             previous_workloads,

@@ -4,7 +4,6 @@
 //! one is fetched (two pages at most), so memory grows with the normalised
 //! cluster, never with raw objects.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::ListParams;
@@ -67,18 +66,19 @@ pub enum Listed<K> {
 /// lives about five minutes).
 ///
 /// The next page is fetched and decoded (on another worker, where the
-/// runtime has one) while the caller works on the last: the API server's
-/// and the network's time overlap ours, and at most two pages are held.
-pub struct Lister<'a, K, T = K> {
+/// runtime has one) while the caller works on the last, and asked for as
+/// soon as the page before it has arrived (its front says where the next
+/// starts), not once it is decoded: the API server's and the network's time
+/// overlap ours, and at most two pages are held (one being decoded, one
+/// arriving).
+pub struct Lister<'a, K> {
     client: &'a kube::Client,
     path: String,
     selector: &'a str,
     policy: ListPolicy,
     /// Ask for metadata only (`PartialObjectMetadataList`).
     metadata_only: bool,
-    /// What each object becomes on the worker that decoded its page.
-    read: Arc<dyn Fn(K) -> T + Send + Sync>,
-    next_page: Option<PageTask<T>>,
+    next_page: Option<PageTask<K>>,
     restarts: u32,
     done: bool,
 }
@@ -96,35 +96,12 @@ impl<'a, K: DeserializeOwned + Send + 'static> Lister<'a, K> {
             selector,
             policy,
             metadata_only: false,
-            read: Arc::new(|object| object),
             next_page: None,
             restarts: 0,
             done: false,
         }
     }
 
-    /// Makes each object into what `read` makes of it where its page was
-    /// decoded, beside the fetch of the next page: work per object (and
-    /// freeing what it does not keep) is taken off the caller's thread.
-    pub fn reading<T: Send + 'static>(
-        self,
-        read: impl Fn(K) -> T + Send + Sync + 'static,
-    ) -> Lister<'a, K, T> {
-        Lister {
-            client: self.client,
-            path: self.path,
-            selector: self.selector,
-            policy: self.policy,
-            metadata_only: self.metadata_only,
-            read: Arc::new(read),
-            next_page: None,
-            restarts: 0,
-            done: false,
-        }
-    }
-}
-
-impl<'a, K: DeserializeOwned + Send + 'static, T: Send + 'static> Lister<'a, K, T> {
     /// Lists metadata only: `K` must need nothing else.
     pub fn metadata_only(mut self) -> Self {
         self.metadata_only = true;
@@ -132,7 +109,7 @@ impl<'a, K: DeserializeOwned + Send + 'static, T: Send + 'static> Lister<'a, K, 
     }
 
     /// The next page, `Restarted` after a 410, `None` at the end.
-    pub async fn next(&mut self) -> Result<Option<Listed<T>>, CollectError> {
+    pub async fn next(&mut self) -> Result<Option<Listed<K>>, CollectError> {
         if self.done {
             return Ok(None);
         }
@@ -178,14 +155,14 @@ impl<'a, K: DeserializeOwned + Send + 'static, T: Send + 'static> Lister<'a, K, 
     }
 
     /// Starts fetching the page `continue_token` names (the first if none).
-    fn fetch(&self, continue_token: Option<String>) -> PageTask<T> {
+    fn fetch(&self, continue_token: Option<String>) -> PageTask<K> {
         let mut params = ListParams::default().limit(self.policy.page_size);
         if !self.selector.is_empty() {
             params = params.labels(self.selector);
         }
         params.continue_token = continue_token;
         let (client, path, policy) = (self.client.clone(), self.path.clone(), self.policy);
-        let (metadata_only, read) = (self.metadata_only, self.read.clone());
+        let metadata_only = self.metadata_only;
         let (front, continue_token) = tokio::sync::oneshot::channel();
         let task = async move {
             let body = list_page(&client, &path, &params, metadata_only, policy).await?;
@@ -199,11 +176,7 @@ impl<'a, K: DeserializeOwned + Send + 'static, T: Send + 'static> Lister<'a, K, 
                 )
                 .with_source(err)
             })?;
-            drop(body);
-            Ok(List {
-                metadata: page.metadata,
-                items: page.items.into_iter().map(&*read).collect(),
-            })
+            Ok(page)
         };
         let task = tokio::spawn(task.instrument(tracing::Span::current()));
         PageTask { continue_token: Some(continue_token), task }
@@ -381,18 +354,15 @@ pub async fn collect_cluster(
             }
         }
     }
-    let replica_sets = Arc::new(replica_sets);
     let mut tally = PodTally::default();
     for scope in &scopes {
         let path = Listing::Pods.path(scope.as_deref());
-        let index = replica_sets.clone();
-        let mut list = Lister::<Pod>::new(&client, path, "", policy)
-            .reading(move |pod| normalise::read_pod(pod, &index));
+        let mut list = Lister::<Pod>::new(&client, path, "", policy);
         while let Some(listed) = list.next().await? {
             match listed {
                 Listed::Page(items) => {
-                    let read = items.into_iter().flatten();
-                    for pod in read.filter(|p| namespaces.allows(p.namespace())) {
+                    let pods = items.into_iter().filter(|p| allowed(&p.metadata));
+                    for pod in pods.filter_map(|p| normalise::read_pod(p, &replica_sets)) {
                         if let Some(record) = tally.add(pod, &chosen) {
                             writer.pod(&record).await?;
                             if record.owner.is_none() {

@@ -12,7 +12,9 @@
 //!
 //! Each prints wall time, its ratio to the floor, this process's peak RSS
 //! (and, for the in-memory store, the peak less the heap the store holds)
-//! and its item writes.
+//! and its item writes. Each is measured `--repeat` times (3 by default),
+//! the kinds taking turns, and its wall time judged by the median: on a
+//! shared machine single samples of the same code vary by ±40 %.
 //!
 //!   cargo run --release -p integration-tests --bin snapshot-bench
 //!
@@ -295,57 +297,53 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
         )
     };
 
+    let repeat = numeric_arg("--repeat", 3)?.max(1);
     println!(
-        "snapshot benchmark: 1 cluster, {workloads} Deployments × {pods} pods, real-sized objects, pages of {DEFAULT_PAGE_SIZE}, {ARENAS_VAR}={}",
+        "snapshot benchmark: 1 cluster, {workloads} Deployments × {pods} pods, real-sized objects, pages of {DEFAULT_PAGE_SIZE}, {ARENAS_VAR}={}, {repeat} samples of each run",
         std::env::var(ARENAS_VAR).unwrap_or_default()
     );
     let cluster = &fleet.environments[0].clusters[0];
     let client = connector.connect(cluster).await?;
     let server_pid = server.id().to_string();
-    let floor = floor(&client, &server_pid).await?;
-    drop(client);
-    println!(
-        "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s; CPU {} ms ours, {} ms the server's), bytes only",
-        floor.requests,
-        floor.bytes as f64 / MB,
-        floor.wall.as_millis(),
-        floor.bytes as f64 / MB / floor.wall.as_secs_f64(),
-        floor.cpu.as_millis(),
-        floor.server_cpu.as_millis()
-    );
-
-    let mut runs = Vec::new();
-    let nothing_kept = Arc::new(CountingStore::new(KeepsNothing));
-    let into_nothing = snapshotter(nothing_kept.clone());
-    runs.push(
-        run(
-            "first, kept nowhere",
-            &into_nothing,
-            &fleet,
-            || nothing_kept.take_writes(),
-            false,
-            0,
-            &server_pid,
-        )
-        .await?,
-    );
-    drop(into_nothing);
-    let heap_before_store = heap_live();
-    let store = Arc::new(CountingStore::new(MemoryStore::default()));
-    let into_memory = snapshotter(store.clone());
-    for name in ["first", "unchanged"] {
-        runs.push(
-            run(
-                name,
-                &into_memory,
-                &fleet,
-                || store.take_writes(),
-                true,
-                heap_before_store,
-                &server_pid,
-            )
-            .await?,
+    let mut floors = Vec::new();
+    for _ in 0..repeat {
+        let floor = floor(&client, &server_pid).await?;
+        println!(
+            "floor: {} requests, {:.1} MB of JSON, {} ms ({:.0} MB/s; CPU {} ms ours, {} ms the server's), bytes only",
+            floor.requests,
+            floor.bytes as f64 / MB,
+            floor.wall.as_millis(),
+            floor.bytes as f64 / MB / floor.wall.as_secs_f64(),
+            floor.cpu.as_millis(),
+            floor.server_cpu.as_millis()
         );
+        floors.push(floor.wall);
+    }
+    drop(client);
+    let floor_wall = median(&floors);
+
+    // The kinds of run take turns, so that a busy moment of the machine
+    // falls on one sample of each rather than on every sample of one.
+    let mut runs = Vec::new();
+    for _ in 0..repeat {
+        let nothing_kept = Arc::new(CountingStore::new(KeepsNothing));
+        let into_nothing = snapshotter(nothing_kept.clone());
+        let writes = || nothing_kept.take_writes();
+        runs.push(
+            run("first, kept nowhere", &into_nothing, &fleet, writes, false, 0, &server_pid)
+                .await?,
+        );
+        drop(into_nothing);
+        let heap_before_store = heap_live();
+        let store = Arc::new(CountingStore::new(MemoryStore::default()));
+        let into_memory = snapshotter(store.clone());
+        for name in ["first", "unchanged"] {
+            let writes = || store.take_writes();
+            runs.push(
+                run(name, &into_memory, &fleet, writes, true, heap_before_store, &server_pid)
+                    .await?,
+            );
+        }
     }
     let _ = std::fs::remove_file(&token_file);
     drop(server.stdin.take());
@@ -369,7 +367,7 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
             "{:<20} {:>5} ms {:>8.2}× {:>5} ms {:>8} ms {:>7.1} MB {:>8} {:>11.1} MB {:>8}",
             r.name,
             r.wall.as_millis(),
-            r.wall.as_secs_f64() / floor.wall.as_secs_f64(),
+            r.wall.as_secs_f64() / floor_wall.as_secs_f64(),
             r.cpu.as_millis(),
             r.server_cpu.as_millis(),
             r.peak_rss,
@@ -378,20 +376,34 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
             r.writes
         );
     }
-    let (first, unchanged) = (&runs[1], &runs[2]);
-    let share = unchanged.writes as f64 / first.writes.max(1) as f64;
-    println!("unchanged run wrote {:.3} % of the first run's items", share * 100.0);
 
     let mut missed = Vec::new();
-    for r in &runs {
-        if r.wall > MAX_WALL {
+    println!("median of {repeat} (min–max), floor {} ms:", floor_wall.as_millis());
+    for name in ["first, kept nowhere", "first", "unchanged"] {
+        let samples: Vec<&Run> = runs.iter().filter(|r| r.name == name).collect();
+        let walls: Vec<Duration> = samples.iter().map(|r| r.wall).collect();
+        let wall = median(&walls);
+        let (least, most) = (walls.iter().min(), walls.iter().max());
+        println!(
+            "  {name:<20} {:>5} ms ({}–{} ms) {:.2}× the floor",
+            wall.as_millis(),
+            least.map_or(0, Duration::as_millis),
+            most.map_or(0, Duration::as_millis),
+            wall.as_secs_f64() / floor_wall.as_secs_f64()
+        );
+        if wall > MAX_WALL {
             missed.push(format!(
-                "{}: {} ms (target ≤ {} ms)",
-                r.name,
-                r.wall.as_millis(),
+                "{name}: median {} ms (target ≤ {} ms)",
+                wall.as_millis(),
                 MAX_WALL.as_millis()
             ));
         }
+    }
+    // Memory does not depend on how busy the machine is, but on what the
+    // process held before: judged on each kind's first sample, which starts
+    // as the deployed function does (later ones start in a heap that held
+    // a whole in-memory store, which glibc keeps).
+    for r in runs.iter().take(3) {
         if r.peak_rss > MAX_RSS_MB && r.without_store() > MAX_RSS_WITHOUT_STORE_MB {
             missed.push(format!(
                 "{}: peak RSS {:.1} MB, {:.1} MB without the store (target ≤ {MAX_RSS_MB} MB, or ≤ {MAX_RSS_WITHOUT_STORE_MB} MB without it)",
@@ -401,12 +413,16 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
             ));
         }
     }
+    let writes = |name: &str| runs.iter().filter(|r| r.name == name).map(|r| r.writes).max();
+    let share =
+        writes("unchanged").unwrap_or(0) as f64 / writes("first").unwrap_or(0).max(1) as f64;
+    println!("unchanged run wrote {:.3} % of the first run's items", share * 100.0);
     if share > MAX_UNCHANGED_SHARE {
         missed.push(format!("unchanged run wrote {:.2} % (target ≤ 2 %)", share * 100.0));
     }
     if missed.is_empty() {
         println!(
-            "targets met: ≤ 1.5 s per run, peak RSS ≤ 64 MB (≤ 48 MB without the store), unchanged writes ≤ 2 %"
+            "targets met: ≤ 1.5 s per run (median), peak RSS ≤ 64 MB (≤ 48 MB without the store) from a fresh heap, unchanged writes ≤ 2 %"
         );
         Ok(ExitCode::SUCCESS)
     } else {
@@ -415,4 +431,11 @@ async fn bench() -> Result<ExitCode, Box<dyn std::error::Error>> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The middle sample (the upper of the two middle ones for an even count).
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }

@@ -11,9 +11,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 
 use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload};
-use crate::records::cluster_status;
-use crate::records::{self, keys};
-use crate::store::{ItemGet, ItemQuery, Query, StoreResult};
+use crate::records::cluster_snapshot::{self, ClusterItem};
+use crate::records::{self, cluster_status};
+use crate::store::{ItemGet, ItemQuery, StoreResult};
 
 /// What one cluster's last good snapshot holds.
 #[derive(Debug, Default)]
@@ -93,29 +93,22 @@ impl SnapshotReader {
     }
 }
 
-/// The whole cluster partition in one paged query: `LOOSE#…`, `SEEN#…`,
-/// `STATUS`, `WL#…` sort in that order.
+/// The whole cluster partition in one paged query.
 async fn query_partition<S: ItemQuery + ?Sized>(
     store: &S,
     cluster: &str,
 ) -> StoreResult<(SnapshotData, Option<ClusterStatus>)> {
     let mut data = SnapshotData::default();
     let mut status = None;
-    let mut pages = std::pin::pin!(records::pages(
-        store,
-        Query::partition(keys::cluster_pk(cluster)).limit(1000)
-    ));
+    let mut pages = std::pin::pin!(records::pages(store, cluster_snapshot::query(cluster)));
     while let Some(page) = pages.next().await {
         for stored in page? {
-            let sk = stored.item.key.sk.as_str();
-            if sk.starts_with(keys::WORKLOAD_PREFIX) {
-                data.workloads.push(Arc::new(records::decode(&stored)?));
-            } else if sk.starts_with(keys::LOOSE_PREFIX) {
-                data.loose.push(records::decode(&stored)?);
-            } else if sk.starts_with(keys::SEEN_PREFIX) {
-                data.seen.push(records::decode(&stored)?);
-            } else if sk == keys::STATUS_SK {
-                status = Some(records::decode(&stored)?);
+            match cluster_snapshot::decode(&stored)? {
+                Some(ClusterItem::Workload(workload)) => data.workloads.push(Arc::new(workload)),
+                Some(ClusterItem::Loose(pod)) => data.loose.push(pod),
+                Some(ClusterItem::Seen(seen)) => data.seen.push(seen),
+                Some(ClusterItem::Status(found)) => status = Some(found),
+                None => {}
             }
         }
     }

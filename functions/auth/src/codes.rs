@@ -11,65 +11,21 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
 use shared::domain::Email;
-use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemKey, ItemPut, StoreError};
+use shared::records::{self, code::CodeRecord};
+use shared::store::{ItemDelete, ItemGet, ItemPut, StoreError};
 
 use crate::secrets::CodeHasher;
 
 pub const VALID_FOR: Duration = Duration::from_secs(10 * 60);
 pub const MAX_TRIES: u32 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    VerifyEmail,
-    ResetPassword,
-    /// The emailed second step of a sign-in, bound to the challenge handed
-    /// to whoever proved the password.
-    SignIn,
-}
-
-impl Purpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::VerifyEmail => "verify",
-            Self::ResetPassword => "reset",
-            Self::SignIn => "signin",
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StoredCode {
-    digest: String,
-    attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sign_up: Option<SignUp>,
-}
-
-/// What a sign-up chose, carried by its verification code.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SignUp {
-    pub password_hash: String,
-    pub name: String,
-}
-
-impl std::fmt::Debug for SignUp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignUp").finish_non_exhaustive()
-    }
-}
+pub use shared::records::code::{Purpose, SignUp};
 
 /// A code that was right, with what it carried.
 #[derive(Debug)]
 pub struct Redeemed {
     pub sign_up: Option<SignUp>,
-}
-
-fn key(email: &Email, purpose: Purpose) -> ItemKey {
-    ItemKey::new(shared::records::keys::user_pk(email), format!("CODE#{}", purpose.as_str()))
 }
 
 /// Stores `code` as the live code (replacing any older one). `binding` is
@@ -87,12 +43,10 @@ pub async fn store<S: ItemPut + ?Sized>(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let digest = hasher.digest(purpose.as_str(), email, binding, code);
-    let stored = StoredCode { digest, attempts: 0, sign_up };
-    let body = serde_json::to_value(&stored).map_err(StoreError::Encoding)?;
+    let record = CodeRecord { digest, attempts: 0, sign_up };
     let expires =
         now.saturating_add(SignedDuration::try_from(VALID_FOR).unwrap_or_default()).unwrap_or(now);
-    store.put(Item::new(key(email, purpose), body).expiring_at(expires), Condition::Always).await?;
-    Ok(())
+    records::code::put(store, email, purpose, &record, expires).await
 }
 
 /// Stores a code that no one knows, so that a request for an address that
@@ -141,21 +95,17 @@ pub async fn redeem_if<S>(
 where
     S: ItemGet + ItemPut + ItemDelete + ?Sized,
 {
-    let key = key(email, purpose);
-    let Some(stored) = store.get(&key).await? else { return Ok(None) };
-    let Ok(mut code) = serde_json::from_value::<StoredCode>(stored.item.body.clone()) else {
-        store.delete(&key, Condition::Always).await?;
+    let Some(mut held) = records::code::get(store, email, purpose).await? else { return Ok(None) };
+    let Some(mut code) = held.code.take_if(|code| code.attempts < MAX_TRIES) else {
+        // Unreadable, or out of tries: void.
+        records::code::delete(store, email, purpose, None).await?;
         return Ok(None);
     };
-    if code.attempts >= MAX_TRIES {
-        store.delete(&key, Condition::Always).await?;
-        return Ok(None);
-    }
     if hasher.matches(purpose.as_str(), email, binding, candidate, &code.digest)
         && accept(code.sign_up.as_ref())
     {
         // Single use: only the request that deletes this version wins.
-        return match store.delete(&key, Condition::IfVersion(stored.version)).await {
+        return match records::code::delete(store, email, purpose, Some(&held)).await {
             Ok(()) => Ok(Some(Redeemed { sign_up: code.sign_up })),
             Err(StoreError::ConditionFailed) => Ok(None),
             Err(other) => Err(other),
@@ -163,16 +113,9 @@ where
     }
     code.attempts += 1;
     if code.attempts >= MAX_TRIES {
-        store.delete(&key, Condition::IfVersion(stored.version)).await.or_else(ignore_race)?;
+        records::code::delete(store, email, purpose, Some(&held)).await.or_else(ignore_race)?;
     } else {
-        let body = serde_json::to_value(&code).map_err(StoreError::Encoding)?;
-        let mut item = Item::new(key, body);
-        item.expires_at = stored.item.expires_at;
-        store
-            .put(item, Condition::IfVersion(stored.version))
-            .await
-            .map(|_| ())
-            .or_else(ignore_race)?;
+        records::code::replace(store, email, purpose, &code, &held).await.or_else(ignore_race)?;
     }
     Ok(None)
 }

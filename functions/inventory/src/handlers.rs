@@ -1,14 +1,12 @@
 //! The inventory routes. Every route is scoped to the environments the
 //! caller's teams may see: anything else is a 404, as if it did not exist.
 
-use std::pin::pin;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use futures::StreamExt;
 use futures::future::try_join_all;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,13 +19,11 @@ use shared::labels::LabelSelector;
 use shared::model::{Counts, PodEvent, PodRecord, SnapshotRequest, Workload, WorkloadKind};
 use shared::paging::{Paged, Paging, page};
 use shared::params;
-use shared::records;
-use shared::records::cluster_status;
-use shared::records::keys;
 use shared::records::limit_window::Admission;
 use shared::records::refresh_claim;
+use shared::records::{self, cluster_snapshot, cluster_status, pod, pod_event, workload};
 use shared::refresh::REFRESH_WINDOW;
-use shared::store::{Cursor, Query, SortKeyRange, Stored, WriteOp};
+use shared::store::{Cursor, Query, Stored};
 
 use crate::Deps;
 use crate::views::{CacheCleared, ClusterView, EnvironmentView, RefreshView, StatsView, Throttled};
@@ -272,23 +268,15 @@ pub async fn list_workloads(
     let q = params::search(query.q)?;
     let paging = Paging::new(query.limit, query.cursor)?;
     deps.cluster(&principal, &cluster).await?;
-    let prefix = match &namespace {
-        Some(ns) => format!("{}{ns}#", keys::WORKLOAD_PREFIX),
-        None => keys::WORKLOAD_PREFIX.to_owned(),
-    };
-    let page = filtered_page(
-        &deps,
-        Query::partition(keys::cluster_pk(&cluster)).range(SortKeyRange::Prefix(prefix)),
-        &paging,
-        |stored| {
+    let page =
+        filtered_page(&deps, workload::query(&cluster, namespace.as_ref()), &paging, |stored| {
             let workload: Workload = records::decode(stored)?;
             let keep = kind.is_none_or(|k| workload.kind == k)
                 && label.as_ref().is_none_or(|l| l.matches(&workload.labels))
                 && q.as_deref().is_none_or(|q| workload_matches(&workload, q));
             Ok(keep.then_some(workload))
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(Json(page))
 }
 
@@ -323,11 +311,7 @@ pub async fn list_pods(
     };
     let paging = Paging::new(query.limit, query.cursor)?;
     deps.cluster(&principal, &cluster).await?;
-    let range = match &namespace {
-        Some(ns) => SortKeyRange::Prefix(format!("{ns}#")),
-        None => SortKeyRange::All,
-    };
-    let base = Query::partition(keys::pods_pk(&cluster)).range(range);
+    let base = pod::query(&cluster, namespace.as_ref());
     let page = filtered_page(&deps, base, &paging, |stored| {
         let pod: PodRecord = records::decode(stored)?;
         Ok(phase.is_none_or(|p| pod.phase == p).then_some(pod))
@@ -374,12 +358,7 @@ pub async fn pod_history(
     let until = time("until", query.until)?;
     let paging = Paging::new(query.limit, query.cursor)?;
     deps.cluster(&principal, &cluster).await?;
-    // Keys start with the time: `0` and `~` bound every one.
-    let lower = since.map_or_else(|| "0".to_owned(), keys::time_key);
-    let upper = until.map_or_else(|| "~".to_owned(), |t| format!("{}#~", keys::time_key(t)));
-    let base = Query::partition(keys::pod_history_pk(&cluster))
-        .range(SortKeyRange::Between(lower, upper))
-        .descending();
+    let base = pod_event::between(&cluster, since, until);
     let page = filtered_page(&deps, base, &paging, |stored| {
         let event: PodEvent = records::decode(stored)?;
         let keep = namespace.as_ref().is_none_or(|ns| event.namespace == ns.as_str())
@@ -416,13 +395,9 @@ pub async fn cluster_stats(
             let all = Paging::new(Some(shared::paging::MAX_LIMIT), None)?;
             let mut paging = all.clone();
             loop {
-                let prefix = SortKeyRange::Prefix(format!("{}{ns}#", keys::WORKLOAD_PREFIX));
-                let wl = filtered_page(
-                    &deps,
-                    Query::partition(keys::cluster_pk(&cluster)).range(prefix),
-                    &paging,
-                    |_| Ok(Some(())),
-                )
+                let wl = filtered_page(&deps, workload::query(&cluster, Some(ns)), &paging, |_| {
+                    Ok(Some(()))
+                })
                 .await?;
                 counts.workloads += wl.items.len() as u32;
                 match wl.next {
@@ -432,14 +407,11 @@ pub async fn cluster_stats(
             }
             let mut paging = all;
             loop {
-                let pods = filtered_page(
-                    &deps,
-                    Query::partition(keys::pods_pk(&cluster))
-                        .range(SortKeyRange::Prefix(format!("{ns}#"))),
-                    &paging,
-                    |stored| Ok(Some(records::decode::<PodRecord>(stored)?)),
-                )
-                .await?;
+                let pods =
+                    filtered_page(&deps, pod::query(&cluster, Some(ns)), &paging, |stored| {
+                        Ok(Some(records::decode::<PodRecord>(stored)?))
+                    })
+                    .await?;
                 for pod in &pods.items {
                     counts.pods += 1;
                     match pod.phase.as_str() {
@@ -531,21 +503,7 @@ pub async fn clear_cache(
     let (fleet, i) = deps.environment(&admin, &name).await?;
     let mut deleted = 0usize;
     for cluster in &fleet.environments[i].clusters {
-        for pk in [keys::cluster_pk(cluster.name.as_str()), keys::pods_pk(cluster.name.as_str())] {
-            let mut pages =
-                pin!(records::pages(deps.store.as_ref(), Query::partition(pk).limit(1000)));
-            while let Some(page) = pages.next().await {
-                // Which versions ran here is history, not snapshot data:
-                // promotion order still needs it after a clear.
-                let ops: Vec<WriteOp> = page?
-                    .into_iter()
-                    .filter(|s| !s.item.key.sk.starts_with(keys::SEEN_PREFIX))
-                    .map(|s| WriteOp::Delete(s.item.key))
-                    .collect();
-                deleted += ops.len();
-                deps.store.batch_write(ops).await?;
-            }
-        }
+        deleted += cluster_snapshot::clear(deps.store.as_ref(), cluster.name.as_str()).await?;
     }
     tracing::info!(admin = %admin.email.masked(), environment = %name, deleted, "cache cleared");
     Ok(Json(CacheCleared { environment: name, deleted_items: deleted }))

@@ -8,13 +8,18 @@ use serde::de::DeserializeOwned;
 use crate::store::{ItemQuery, Query, StoreError, StoreResult, Stored};
 
 pub mod account;
+pub mod cluster_snapshot;
 pub mod cluster_status;
+pub mod code;
 pub mod fleet_config;
 pub mod keys;
 pub mod limit_window;
+pub mod pod;
+pub mod pod_event;
 pub mod readiness;
 pub mod refresh_claim;
 pub mod session;
+pub mod workload;
 
 /// The record `stored` holds, or [`StoreError::Corrupt`] naming the item:
 /// an item this code cannot read is the store's fault to report, never a

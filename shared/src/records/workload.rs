@@ -1,0 +1,17 @@
+//! A cluster's workloads (`model::Workload`), one item each in the
+//! cluster's partition, keyed by namespace, kind and name. Written by the
+//! snapshot, read by inventory and dashboards.
+
+use crate::domain::Namespace;
+use crate::records::keys;
+use crate::store::{Query, SortKeyRange};
+
+/// A cluster's workloads, or one namespace's, in namespace then kind and
+/// name order.
+pub fn query(cluster: &str, namespace: Option<&Namespace>) -> Query {
+    let prefix = match namespace {
+        Some(namespace) => format!("{}{}#", keys::WORKLOAD_PREFIX, keys::part(namespace.as_str())),
+        None => keys::WORKLOAD_PREFIX.to_owned(),
+    };
+    Query::partition(keys::cluster_pk(cluster)).range(SortKeyRange::Prefix(prefix))
+}

@@ -14,13 +14,9 @@ use shared::http::ApiError;
 use shared::model::HistoryEvent;
 use shared::paging::{Paged, Paging};
 use shared::records;
-use shared::records::keys;
-use shared::store::{ItemQuery, Query, SortKeyRange};
+use shared::records::history_event::{self, Position, Stream, Upper};
+use shared::store::{ItemQuery, Query};
 
-/// Above and below every history sort key (they start with a year);
-/// DynamoDB refuses an empty bound.
-const AFTER_ALL: &str = "~";
-const BEFORE_ALL: &str = "0";
 /// A rebuild of the past reads at most this many events per column.
 pub const MAX_REWIND_EVENTS: usize = 20_000;
 
@@ -36,27 +32,16 @@ pub struct Filter {
     pub within: Vec<String>,
 }
 
-/// The sort-key bound just after every event at `at` (events are keyed
-/// `<time>#<place>`, and `~` sorts after every place).
-fn after_time(at: Timestamp) -> String {
-    format!("{}#{AFTER_ALL}", keys::time_key(at))
+fn cursor_for(position: &Position) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("before:{}", position.as_str()))
 }
 
-fn cursor_for(sk: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("before:{sk}"))
-}
-
-fn cursor_key(cursor: &str) -> Result<String, ApiError> {
+fn cursor_position(cursor: &str) -> Result<Position, ApiError> {
     let bad = || ApiError::invalid_parameter("cursor", "not a cursor this list gave out");
     let bytes =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let sk = text.strip_prefix("before:").ok_or_else(bad)?;
-    // A history key starts with its time.
-    if sk.get(..27).is_none_or(|time| time.parse::<Timestamp>().is_err()) {
-        return Err(bad());
-    }
-    Ok(sk.to_owned())
+    text.strip_prefix("before:").and_then(Position::parse).ok_or_else(bad)
 }
 
 /// Whether `principal` may see events of `environment`: as configured, and
@@ -68,14 +53,14 @@ pub fn may_see(fleet: &FleetConfig, principal: &Principal, environment: &str) ->
     }
 }
 
-/// The partitions a filter reads: the service's in each environment the
+/// The streams a filter reads: the service's in each environment the
 /// caller may see, else those environments'. Names the caller may not see
 /// are 404s.
-fn partitions(
-    fleet: &FleetConfig,
+fn streams<'a>(
+    fleet: &'a FleetConfig,
     principal: &Principal,
-    filter: &Filter,
-) -> Result<Vec<String>, ApiError> {
+    filter: &'a Filter,
+) -> Result<Vec<Stream<'a>>, ApiError> {
     if let Some(environment) = &filter.environment
         && !fleet.environment(environment).is_some_and(|e| principal.can_see(e))
     {
@@ -102,9 +87,9 @@ fn partitions(
         // Only the environments the caller may see are read at all.
         Some(service) => environments
             .into_iter()
-            .map(|environment| keys::service_history_pk(service, environment))
+            .map(|environment| Stream::Service { service, environment })
             .collect(),
-        None => environments.into_iter().map(keys::environment_history_pk).collect(),
+        None => environments.into_iter().map(Stream::Environment).collect(),
     })
 }
 
@@ -118,14 +103,13 @@ pub async fn page<S: ItemQuery + ?Sized>(
     filter: &Filter,
     paging: &Paging,
 ) -> Result<Paged<HistoryEvent>, ApiError> {
-    let partitions = partitions(fleet, principal, filter)?;
-    let before = paging.cursor.as_deref().map(cursor_key).transpose()?;
+    let streams = streams(fleet, principal, filter)?;
+    let before = paging.cursor.as_deref().map(cursor_position).transpose()?;
     let upper = match (&before, filter.until) {
-        (Some(sk), _) => sk.clone(),
-        (None, Some(until)) => after_time(until),
-        (None, None) => AFTER_ALL.to_owned(),
+        (Some(position), _) => Upper::Before(position.clone()),
+        (None, Some(until)) => Upper::Until(until),
+        (None, None) => Upper::Open,
     };
-    let lower = filter.since.map_or_else(|| BEFORE_ALL.to_owned(), keys::time_key);
     let want = paging.limit as usize + 1;
     let keep = |event: &HistoryEvent| {
         may_see(fleet, principal, event.environment.as_str())
@@ -134,26 +118,23 @@ pub async fn page<S: ItemQuery + ?Sized>(
             && (filter.within.is_empty()
                 || filter.within.iter().any(|e| e == event.environment.as_str()))
     };
-    if lower > upper {
+    let windows: Option<Vec<Query>> = streams
+        .into_iter()
+        .map(|stream| history_event::window(stream, filter.since, &upper))
+        .collect();
+    let Some(windows) = windows else {
         return Ok(Paged { items: Vec::new(), next: None });
-    }
-    let reads = partitions.into_iter().map(|pk| {
-        let (lower, upper, before) = (lower.clone(), upper.clone(), before.clone());
+    };
+    let reads = windows.into_iter().map(|window| {
+        let before = before.clone();
         async move {
-            let mut found: Vec<(String, HistoryEvent)> = Vec::new();
-            let query = Query::partition(pk)
-                .range(SortKeyRange::Between(lower, upper))
-                .descending()
-                .limit(250);
-            let mut pages = pin!(records::pages(store, query));
+            let mut found: Vec<(Position, HistoryEvent)> = Vec::new();
+            let mut pages = pin!(records::pages(store, window.limit(250)));
             while let Some(page) = pages.next().await {
                 for stored in page? {
-                    if before.as_deref() == Some(stored.item.key.sk.as_str()) {
-                        continue;
-                    }
-                    let event: HistoryEvent = records::decode(&stored)?;
-                    if keep(&event) {
-                        found.push((stored.item.key.sk, event));
+                    let (position, event) = history_event::read(stored)?;
+                    if before.as_ref() != Some(&position) && keep(&event) {
+                        found.push((position, event));
                     }
                 }
                 if found.len() >= want {
@@ -163,12 +144,12 @@ pub async fn page<S: ItemQuery + ?Sized>(
             Ok::<_, ApiError>(found)
         }
     });
-    let mut events: Vec<(String, HistoryEvent)> =
+    let mut events: Vec<(Position, HistoryEvent)> =
         try_join_all(reads).await?.into_iter().flatten().collect();
     events.sort_by(|a, b| b.0.cmp(&a.0));
     let more = events.len() > paging.limit as usize;
     events.truncate(paging.limit as usize);
-    let next = more.then(|| events.last().map(|(sk, _)| cursor_for(sk))).flatten();
+    let next = more.then(|| events.last().map(|(position, _)| cursor_for(position))).flatten();
     Ok(Paged { items: events.into_iter().map(|(_, e)| e).collect(), next })
 }
 
@@ -181,14 +162,11 @@ pub async fn since<S: ItemQuery + ?Sized>(
     parameter: &str,
 ) -> Result<Vec<HistoryEvent>, ApiError> {
     let mut events = Vec::new();
-    let query = Query::partition(keys::environment_history_pk(environment))
-        .range(SortKeyRange::Between(after_time(at), AFTER_ALL.to_owned()))
-        .descending()
-        .limit(1000);
+    let query = history_event::after(Stream::Environment(environment), at).limit(1000);
     let mut pages = pin!(records::pages(store, query));
     while let Some(page) = pages.next().await {
         for stored in page? {
-            events.push(records::decode(&stored)?);
+            events.push(history_event::read(stored)?.1);
         }
         if events.len() > MAX_REWIND_EVENTS {
             return Err(ApiError::invalid_parameter(
@@ -209,7 +187,8 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_anything_else_is_a_400() {
         let sk = "2026-11-23T10:00:00.000000Z#c#ns#Deployment#x";
-        assert_eq!(cursor_key(&cursor_for(sk)).unwrap(), sk);
+        let position = Position::parse(sk).unwrap();
+        assert_eq!(cursor_position(&cursor_for(&position)).unwrap(), position);
         let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
         for bad in [
             "not base64!".to_owned(),
@@ -218,7 +197,7 @@ mod tests {
             // A multi-byte character across the time's end must not panic.
             encode(&format!("before:{}", "é".repeat(20))),
         ] {
-            let err = cursor_key(&bad).unwrap_err();
+            let err = cursor_position(&bad).unwrap_err();
             assert!(err.to_string().starts_with("cursor:"), "{bad}: {err}");
         }
     }

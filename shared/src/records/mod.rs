@@ -12,6 +12,7 @@ pub mod cluster_snapshot;
 pub mod cluster_status;
 pub mod code;
 pub mod fleet_config;
+pub mod history_event;
 pub mod keys;
 pub mod limit_window;
 pub mod pod;

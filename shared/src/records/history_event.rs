@@ -42,7 +42,11 @@ pub struct Position(String);
 impl Position {
     /// A position given out by [`Position::as_str`], or `None`.
     pub fn parse(text: &str) -> Option<Self> {
-        // A key starts with its time.
+        // No key is longer than a sort key may be, and every one starts
+        // with its time.
+        if text.len() > keys::MAX_SORT_KEY {
+            return None;
+        }
         let time = text.get(..27)?;
         time.parse::<Timestamp>().ok()?;
         Some(Self(text.to_owned()))
@@ -106,8 +110,9 @@ mod tests {
     fn positions_are_keys_that_start_with_a_time() {
         let at: Timestamp = "2026-11-23T10:00:00Z".parse().unwrap();
         let key = keys::history_sk(at, "c", "ns", WorkloadKind::Deployment, "x");
-        assert_eq!(Position::parse(&key).map(|p| p.0), Some(key));
-        for bad in ["yesterday", "", &"é".repeat(20), "2026-11-23T10:00:00Z"] {
+        assert_eq!(Position::parse(&key).map(|p| p.0), Some(key.clone()));
+        let too_long = format!("{key}{}", "x".repeat(keys::MAX_SORT_KEY));
+        for bad in ["yesterday", "", &"é".repeat(20), "2026-11-23T10:00:00Z", &too_long] {
             assert_eq!(Position::parse(bad), None, "{bad}");
         }
     }

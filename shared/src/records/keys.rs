@@ -17,6 +17,8 @@ pub const LOOSE_PREFIX: &str = "LOOSE#";
 /// one query that reads its workloads reads them too.
 pub const SEEN_PREFIX: &str = "SEEN#";
 
+pub use crate::store::MAX_SORT_KEY;
+
 /// The longest key part kept as it is: Kubernetes' longest name (a
 /// DNS subdomain), so that every valid name keys as itself.
 pub const MAX_KEY_PART: usize = 253;
@@ -122,7 +124,7 @@ mod tests {
         assert_ne!(part(&other), bounded, "the hash tells long values apart");
         let wide = "é".repeat(200);
         assert!(part(&wide).is_char_boundary(96) || part(&wide).len() < 140);
-        assert!(seen_sk("svc", &tag).len() <= 1024);
+        assert!(seen_sk("svc", &tag).len() <= MAX_SORT_KEY);
     }
 
     #[test]

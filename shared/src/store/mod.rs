@@ -83,12 +83,15 @@ impl ItemKey {
         if self.pk.is_empty() || self.pk.len() > 2048 {
             return Err(StoreError::InvalidKey("the partition key must be 1 to 2048 bytes"));
         }
-        if self.sk.is_empty() || self.sk.len() > 1024 {
+        if self.sk.is_empty() || self.sk.len() > MAX_SORT_KEY {
             return Err(StoreError::InvalidKey("the sort key must be 1 to 1024 bytes"));
         }
         Ok(())
     }
 }
+
+/// DynamoDB's limit on a sort key, in bytes.
+pub const MAX_SORT_KEY: usize = 1024;
 
 /// What is written.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload};
 use crate::records::{self, keys};
-use crate::store::{ItemBatchWrite, ItemQuery, Query, StoreResult, Stored, WriteOp};
+use crate::store::{ItemBatchWrite, ItemKey, ItemQuery, Query, StoreResult, Stored, WriteOp};
 
 /// One item of a cluster's partition.
 pub enum ClusterItem {
@@ -22,6 +22,11 @@ pub enum ClusterItem {
 /// that order.
 pub fn query(cluster: &str) -> Query {
     Query::partition(keys::cluster_pk(cluster)).limit(1000)
+}
+
+/// Where the record that `cluster` ran `version` of `service` is kept.
+pub fn seen_key(cluster: &str, service: &str, version: &str) -> ItemKey {
+    ItemKey::new(keys::cluster_pk(cluster), keys::seen_sk(service, version))
 }
 
 /// What `stored` (from [`query`]) holds; `None` for an item of a kind this

@@ -3,8 +3,14 @@
 //! snapshot, read by inventory and dashboards.
 
 use crate::domain::Namespace;
+use crate::model::WorkloadKind;
 use crate::records::keys;
-use crate::store::{Query, SortKeyRange};
+use crate::store::{ItemKey, Query, SortKeyRange};
+
+/// Where one workload is kept.
+pub fn key(cluster: &str, namespace: &str, kind: WorkloadKind, name: &str) -> ItemKey {
+    ItemKey::new(keys::cluster_pk(cluster), keys::workload_sk(namespace, kind, name))
+}
 
 /// A cluster's workloads, or one namespace's, in namespace then kind and
 /// name order.

@@ -23,10 +23,10 @@ use shared::model::{
     ClusterStatus, ContainerImage, Counts, ImageRef, PodSummary, Replicas, RunningImage,
     VersionSeen, VersionSource, Workload, WorkloadKind,
 };
+use shared::records;
 use shared::records::account::Role;
-use shared::records::keys;
 use shared::store::memory::MemoryStore;
-use shared::store::{Item, ItemBatchWrite, ItemKey, Store, WriteOp};
+use shared::store::{Item, ItemBatchWrite, Store, WriteOp};
 use tower::ServiceExt;
 
 const MAX_P99: Duration = Duration::from_millis(10);
@@ -122,14 +122,11 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                     first_seen: now,
                 };
                 ops.push(WriteOp::Put(Item::new(
-                    ItemKey::new(keys::cluster_pk(&cluster), keys::seen_sk(&w.service, &w.version)),
+                    records::cluster_snapshot::seen_key(&cluster, &w.service, &w.version),
                     serde_json::to_value(&seen)?,
                 )));
                 ops.push(WriteOp::Put(Item::new(
-                    ItemKey::new(
-                        keys::cluster_pk(&cluster),
-                        keys::workload_sk(&w.namespace, w.kind, &w.name),
-                    ),
+                    records::workload::key(&cluster, &w.namespace, w.kind, &w.name),
                     serde_json::to_value(&w)?,
                 )));
             }
@@ -144,7 +141,7 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                 ..Counts::default()
             };
             ops.push(WriteOp::Put(Item::new(
-                shared::records::cluster_status::key(&cluster),
+                records::cluster_status::key(&cluster),
                 serde_json::to_value(&status)?,
             )));
             memory.batch_write(ops).await?;

@@ -5,6 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+/// Kubernetes' longest object name (a DNS subdomain), in bytes.
+pub const MAX_NAME_BYTES: usize = 253;
+
 /// Why a value was refused. The message names the rule, never more than the
 /// offending value itself (which is never a secret for these types).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -174,14 +174,9 @@ fn key_building(code: &str) -> Vec<&'static str> {
     SIGNS.into_iter().filter(|sign| code.contains(sign)).collect()
 }
 
-/// Modules that still build keys, until they speak records (issue 15):
-/// each must still need its place here, so the list only shrinks.
-const STILL_BUILDING_KEYS: [&str; 2] = ["persist::writer", "persist::repair"];
-
 #[test]
 fn keys_are_built_only_in_the_records_layer_and_the_store() {
     let mut outside = Vec::new();
-    let mut still = BTreeSet::new();
     let mut scanned = 0;
     for root in crate_roots() {
         let shared = root.parent().is_some_and(|c| c.ends_with("shared"));
@@ -194,20 +189,13 @@ fn keys_are_built_only_in_the_records_layer_and_the_store() {
                 continue;
             }
             let signs = key_building(&code_of(&source));
-            if signs.is_empty() {
-                continue;
-            }
-            if STILL_BUILDING_KEYS.contains(&module.as_str()) {
-                still.insert(module);
-            } else {
+            if !signs.is_empty() {
                 outside.push(format!("{}: {module}: {signs:?}", root.display()));
             }
         }
     }
     assert!(scanned > 50, "only {scanned} modules read");
     assert!(outside.is_empty(), "keys built outside the records layer:\n{}", outside.join("\n"));
-    let moved: Vec<_> = STILL_BUILDING_KEYS.iter().filter(|m| !still.contains(**m)).collect();
-    assert!(moved.is_empty(), "{moved:?} no longer build keys: take them off the list");
 }
 
 #[test]

@@ -6,9 +6,11 @@ use std::pin::pin;
 
 use futures::StreamExt;
 
-use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload};
+use crate::model::{ClusterStatus, LoosePod, VersionSeen, Workload, WorkloadKind};
 use crate::records::{self, keys};
-use crate::store::{ItemBatchWrite, ItemKey, ItemQuery, Query, StoreResult, Stored, WriteOp};
+use crate::store::{
+    ItemBatchWrite, ItemKey, ItemQuery, Query, SortKeyRange, StoreResult, Stored, WriteOp,
+};
 
 /// One item of a cluster's partition.
 pub enum ClusterItem {
@@ -24,9 +26,72 @@ pub fn query(cluster: &str) -> Query {
     Query::partition(keys::cluster_pk(cluster)).limit(1000)
 }
 
-/// Where the record that `cluster` ran `version` of `service` is kept.
-pub fn seen_key(cluster: &str, service: &str, version: &str) -> ItemKey {
-    ItemKey::new(keys::cluster_pk(cluster), keys::seen_sk(service, version))
+/// The keys of one cluster's snapshot items, for the writer that compares
+/// a snapshot with the previous one item by item. Items are told apart by
+/// their sort key within their partition ([`ItemKey::sk`]); a sort key read
+/// back from the store becomes a key again with [`SnapshotKeys::in_cluster`]
+/// or [`SnapshotKeys::in_pods`].
+#[derive(Debug, Clone)]
+pub struct SnapshotKeys {
+    cluster_pk: String,
+    pods_pk: String,
+}
+
+impl SnapshotKeys {
+    pub fn of(cluster: &str) -> Self {
+        Self { cluster_pk: keys::cluster_pk(cluster), pods_pk: keys::pods_pk(cluster) }
+    }
+
+    fn in_cluster_with(&self, prefix: &str) -> Query {
+        Query::partition(self.cluster_pk.clone()).range(SortKeyRange::Prefix(prefix.into()))
+    }
+
+    /// Every workload of the cluster.
+    pub fn workloads(&self) -> Query {
+        self.in_cluster_with(keys::WORKLOAD_PREFIX)
+    }
+
+    /// Every pod no workload owns.
+    pub fn loose_pods(&self) -> Query {
+        self.in_cluster_with(keys::LOOSE_PREFIX)
+    }
+
+    /// Every version seen in the cluster.
+    pub fn seen_versions(&self) -> Query {
+        self.in_cluster_with(keys::SEEN_PREFIX)
+    }
+
+    /// Every pod of the cluster.
+    pub fn pods(&self) -> Query {
+        Query::partition(self.pods_pk.clone())
+    }
+
+    pub fn workload(&self, namespace: &str, kind: WorkloadKind, name: &str) -> ItemKey {
+        self.in_cluster(keys::workload_sk(namespace, kind, name))
+    }
+
+    pub fn loose_pod(&self, namespace: &str, name: &str) -> ItemKey {
+        self.in_cluster(keys::loose_sk(namespace, name))
+    }
+
+    pub fn seen(&self, service: &str, version: &str) -> ItemKey {
+        self.in_cluster(keys::seen_sk(service, version))
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> ItemKey {
+        self.in_pods(keys::pod_sk(namespace, name))
+    }
+
+    /// The item of the cluster's partition (a workload, loose pod or seen
+    /// version) whose sort key was read.
+    pub fn in_cluster(&self, sk: String) -> ItemKey {
+        ItemKey::new(self.cluster_pk.clone(), sk)
+    }
+
+    /// The pod whose sort key was read.
+    pub fn in_pods(&self, sk: String) -> ItemKey {
+        ItemKey::new(self.pods_pk.clone(), sk)
+    }
 }
 
 /// What `stored` (from [`query`]) holds; `None` for an item of a kind this

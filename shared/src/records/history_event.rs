@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::model::HistoryEvent;
 use crate::records::{self, keys};
-use crate::store::{Query, SortKeyRange, StoreResult, Stored};
+use crate::store::{ItemKey, Query, SortKeyRange, StoreResult, Stored};
 
 /// Above and below every event's key (they start with a year); DynamoDB
 /// refuses an empty bound.
@@ -93,6 +93,29 @@ pub fn after(stream: Stream<'_>, at: Timestamp) -> Query {
     Query::partition(stream.pk())
         .range(SortKeyRange::Between(after_time(at), AFTER_ALL.to_owned()))
         .descending()
+}
+
+/// Where `event`'s two copies are kept: its environment's first (the one a
+/// later run reads to find what a failed run recorded), then its service's.
+pub fn keys(event: &HistoryEvent) -> [ItemKey; 2] {
+    let sk = keys::history_sk(
+        event.at,
+        event.cluster.as_str(),
+        &event.namespace,
+        event.kind,
+        &event.name,
+    );
+    let environment = event.environment.as_str();
+    [
+        ItemKey::new(keys::environment_history_pk(environment), sk.clone()),
+        ItemKey::new(keys::service_history_pk(&event.service, environment), sk),
+    ]
+}
+
+/// The events of `stream` after `after` up to `until` (included), oldest
+/// first.
+pub fn after_until(stream: Stream<'_>, after: Timestamp, until: Timestamp) -> Query {
+    Query::partition(stream.pk()).range(SortKeyRange::Between(after_time(after), after_time(until)))
 }
 
 /// The event `stored` holds (from [`window`] or [`after`]) and its place.

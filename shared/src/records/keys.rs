@@ -19,9 +19,9 @@ pub const SEEN_PREFIX: &str = "SEEN#";
 
 pub use crate::store::MAX_SORT_KEY;
 
-/// The longest key part kept as it is: Kubernetes' longest name (a
-/// DNS subdomain), so that every valid name keys as itself.
-pub const MAX_KEY_PART: usize = 253;
+/// The longest key part kept as it is: Kubernetes' longest name, so that
+/// every valid name keys as itself.
+pub const MAX_KEY_PART: usize = crate::domain::MAX_NAME_BYTES;
 
 /// `value` as a key part: as it is up to [`MAX_KEY_PART`] bytes, else
 /// its first 96 bytes and a hash of the whole. Values from clusters

@@ -3,8 +3,15 @@
 
 use jiff::Timestamp;
 
+use crate::model::PodEvent;
 use crate::records::keys;
-use crate::store::{Query, SortKeyRange};
+use crate::store::{ItemKey, Query, SortKeyRange};
+
+/// Where `event` is kept.
+pub fn key(event: &PodEvent) -> ItemKey {
+    let sk = keys::pod_history_sk(event.at, &event.namespace, &event.pod, event.change.as_str());
+    ItemKey::new(keys::pod_history_pk(event.cluster.as_str()), sk)
+}
 
 /// A cluster's pod events from `since` to `until` (both included, either
 /// open), newest first.

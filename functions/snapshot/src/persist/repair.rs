@@ -8,8 +8,9 @@ use futures::StreamExt;
 use jiff::Timestamp;
 
 use shared::model::{Change, HistoryEvent};
-use shared::records::{self, keys};
-use shared::store::{Query, SortKeyRange, Store, StoreError};
+use shared::records::history_event::{self, Stream};
+use shared::records::{self, workload};
+use shared::store::{Store, StoreError};
 
 use super::lease::LeaseHeld;
 
@@ -29,22 +30,19 @@ pub(super) async fn unfinished_events(
         (None, None) => return Ok(HashMap::new()),
     };
     // After the last success: that run's own events are at its start,
-    // never later than its end ('~' sorts after the '#' of any key at
-    // exactly `since`).
-    let range = SortKeyRange::Between(
-        format!("{}~", keys::time_key(since)),
-        format!("{}~", keys::time_key(lease.started)),
-    );
-    let history = keys::environment_history_pk(lease.environment.as_str());
+    // never later than its end.
+    let history = Stream::Environment(lease.environment.as_str());
+    let query = history_event::after_until(history, since, lease.started);
     let mut recorded = HashMap::new();
-    let mut pages = pin!(records::pages(store, Query::partition(history).range(range)));
+    let mut pages = pin!(records::pages(store, query));
     while let Some(page) = pages.next().await {
         for stored in page? {
             let Ok(event) = records::decode::<HistoryEvent>(&stored) else { continue };
             if event.cluster == lease.cluster {
-                let sk = keys::workload_sk(&event.namespace, event.kind, &event.name);
+                let cluster = event.cluster.as_str();
+                let key = workload::key(cluster, &event.namespace, event.kind, &event.name);
                 // Oldest first: the last one per workload stays.
-                recorded.insert(sk, event);
+                recorded.insert(key.sk, event);
             }
         }
     }

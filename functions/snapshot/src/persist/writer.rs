@@ -13,14 +13,14 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::error::{CollectError, FailureKind};
+use shared::domain::MAX_NAME_BYTES;
 use shared::model::{
     Change, Counts, HistoryEvent, LoosePod, PodChange, PodEvent, PodRecord, SkippedObject,
     VersionSeen, Workload,
 };
-use shared::records::{self, keys};
-use shared::store::{
-    Item, ItemKey, MAX_ITEM_BYTES, Query, SortKeyRange, Store, StoreError, WriteOp,
-};
+use shared::records::cluster_snapshot::SnapshotKeys;
+use shared::records::{self, history_event};
+use shared::store::{Item, ItemKey, MAX_ITEM_BYTES, Query, Store, StoreError, WriteOp};
 
 use super::lease::{LeaseHeld, Written};
 use super::repair;
@@ -193,13 +193,12 @@ struct PreviousWorkload {
 /// Reads a partition's fingerprints (and, for workloads, what history needs).
 async fn previous(
     store: &dyn Store,
-    pk: String,
-    range: SortKeyRange,
+    query: Query,
     held: Held,
 ) -> Result<HashMap<String, Previous>, StoreError> {
     let mut found = HashMap::new();
     let mut interned = Interned::default();
-    let mut pages = pin!(records::pages(store, Query::partition(pk).range(range).limit(250)));
+    let mut pages = pin!(records::pages(store, query.limit(250)));
     while let Some(page) = pages.next().await {
         for stored in page? {
             let body = stored.item.body;
@@ -246,11 +245,10 @@ async fn previous(
 /// and when the version was first seen.
 async fn previous_seen(
     store: &dyn Store,
-    pk: String,
+    query: Query,
 ) -> Result<HashMap<String, (Option<Timestamp>, Timestamp)>, StoreError> {
     let mut found = HashMap::new();
-    let seen = SortKeyRange::Prefix(keys::SEEN_PREFIX.into());
-    let mut pages = pin!(records::pages(store, Query::partition(pk).range(seen).limit(1000)));
+    let mut pages = pin!(records::pages(store, query.limit(1000)));
     while let Some(page) = pages.next().await {
         for stored in page? {
             // An unreadable record is rewritten as first seen now.
@@ -311,8 +309,7 @@ pub struct SnapshotWriter<'a> {
     expires_at: Timestamp,
     history_expires: Timestamp,
     batch: Batch,
-    workload_pk: String,
-    pods_pk: String,
+    keys: SnapshotKeys,
     previous_workloads: HashMap<String, Previous>,
     previous_pods: HashMap<String, Previous>,
     previous_loose: HashMap<String, Previous>,
@@ -350,21 +347,15 @@ impl<'a> SnapshotWriter<'a> {
     ) -> Result<Self, CollectError> {
         let cluster = lease.cluster.as_str();
         let reads = store.as_ref();
-        let workload_pk = keys::cluster_pk(cluster);
-        let pods_pk = keys::pods_pk(cluster);
-        let workloads = SortKeyRange::Prefix(keys::WORKLOAD_PREFIX.into());
-        let previous_workloads = previous(reads, workload_pk.clone(), workloads, Held::Workloads)
-            .await
-            .map_err(store_failure)?;
-        let previous_pods = previous(reads, pods_pk.clone(), SortKeyRange::All, Held::Pods)
-            .await
-            .map_err(store_failure)?;
-        let loose = SortKeyRange::Prefix(keys::LOOSE_PREFIX.into());
-        let previous_loose = previous(reads, workload_pk.clone(), loose, Held::Other)
-            .await
-            .map_err(store_failure)?;
+        let keys = SnapshotKeys::of(cluster);
+        let previous_workloads =
+            previous(reads, keys.workloads(), Held::Workloads).await.map_err(store_failure)?;
+        let previous_pods =
+            previous(reads, keys.pods(), Held::Pods).await.map_err(store_failure)?;
+        let previous_loose =
+            previous(reads, keys.loose_pods(), Held::Other).await.map_err(store_failure)?;
         let previous_seen =
-            previous_seen(reads, workload_pk.clone()).await.map_err(store_failure)?;
+            previous_seen(reads, keys.seen_versions()).await.map_err(store_failure)?;
         let unfinished = repair::unfinished_events(reads, lease).await.map_err(store_failure)?;
         Ok(Self {
             batch: Batch::new(store.clone()),
@@ -374,8 +365,7 @@ impl<'a> SnapshotWriter<'a> {
             snapshot_ttl,
             expires_at: later(now, snapshot_ttl),
             history_expires: later(now, history_ttl),
-            workload_pk,
-            pods_pk,
+            keys,
             previous_workloads,
             previous_pods,
             previous_loose,
@@ -411,11 +401,11 @@ impl<'a> SnapshotWriter<'a> {
     }
 
     pub async fn pod(&mut self, pod: &PodRecord) -> Result<(), CollectError> {
-        let sk = keys::pod_sk(&pod.namespace, &pod.name);
-        if !self.seen_pods.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &sk)) {
+        let key = self.keys.pod(&pod.namespace, &pod.name);
+        if !self.seen_pods.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &key.sk)) {
             return Ok(());
         }
-        let before = self.previous_pods.get(&sk).and_then(|p| p.pod.as_deref());
+        let before = self.previous_pods.get(&key.sk).and_then(|p| p.pod.as_deref());
         let (events, restarts_noted_at) = self.pod_changes(pod, before);
         let mut pod = std::borrow::Cow::Borrowed(pod);
         if restarts_noted_at.is_some() {
@@ -433,7 +423,7 @@ impl<'a> SnapshotWriter<'a> {
             _ => {}
         }
         let fp = fingerprint(pod)?;
-        let write = match self.previous_pods.remove(&sk) {
+        let write = match self.previous_pods.remove(&key.sk) {
             None => true,
             Some(p) if p.fingerprint != fp => true,
             Some(p) => self.renew(&p),
@@ -441,8 +431,7 @@ impl<'a> SnapshotWriter<'a> {
         if write {
             let mut body = to_body(pod)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
-            let item = Item::new(ItemKey::new(self.pods_pk.clone(), sk), body)
-                .expiring_at(self.expires_at);
+            let item = Item::new(key, body).expiring_at(self.expires_at);
             if item.size() > MAX_ITEM_BYTES {
                 self.skip("Pod", &pod.namespace, &pod.name, item.size());
                 return Ok(());
@@ -503,11 +492,8 @@ impl<'a> SnapshotWriter<'a> {
     }
 
     async fn pod_event(&mut self, event: PodEvent) -> Result<(), CollectError> {
-        let sk =
-            keys::pod_history_sk(event.at, &event.namespace, &event.pod, event.change.as_str());
-        let pk = keys::pod_history_pk(event.cluster.as_str());
-        let item =
-            Item::new(ItemKey::new(pk, sk), to_body(&event)?).expiring_at(self.history_expires);
+        let item = Item::new(records::pod_event::key(&event), to_body(&event)?)
+            .expiring_at(self.history_expires);
         self.stats.pod_events += 1;
         self.batch.push(WriteOp::Put(item)).await
     }
@@ -520,9 +506,9 @@ impl<'a> SnapshotWriter<'a> {
             name: pod.name.clone(),
             images: pod.images.clone(),
         };
-        let sk = keys::loose_sk(&loose.namespace, &loose.name);
+        let key = self.keys.loose_pod(&loose.namespace, &loose.name);
         let fp = fingerprint(&loose)?;
-        let write = match self.previous_loose.remove(&sk) {
+        let write = match self.previous_loose.remove(&key.sk) {
             None => true,
             Some(p) if p.fingerprint != fp => true,
             Some(p) => self.renew(&p),
@@ -530,8 +516,7 @@ impl<'a> SnapshotWriter<'a> {
         if write {
             let mut body = to_body(&loose)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
-            let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
-                .expiring_at(self.expires_at);
+            let item = Item::new(key, body).expiring_at(self.expires_at);
             if item.size() <= MAX_ITEM_BYTES {
                 self.batch.push(WriteOp::Put(item)).await?;
             }
@@ -544,7 +529,7 @@ impl<'a> SnapshotWriter<'a> {
     fn skip(&mut self, kind: &str, namespace: &str, name: &str, size: usize) {
         tracing::warn!(kind, size, "an object too large to store was skipped");
         if self.skipped.len() < MAX_SKIPPED_NAMED {
-            let cut = |text: &str| text.chars().take(keys::MAX_KEY_PART).collect::<String>();
+            let cut = |text: &str| text.chars().take(MAX_NAME_BYTES).collect::<String>();
             self.skipped.push(SkippedObject {
                 kind: kind.to_owned(),
                 namespace: cut(namespace),
@@ -557,14 +542,14 @@ impl<'a> SnapshotWriter<'a> {
     }
 
     pub async fn workload(&mut self, mut workload: Workload) -> Result<(), CollectError> {
-        let sk = keys::workload_sk(&workload.namespace, workload.kind, &workload.name);
-        if !self.seen_workloads.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &sk)) {
+        let key = self.keys.workload(&workload.namespace, workload.kind, &workload.name);
+        if !self.seen_workloads.insert(std::hash::BuildHasher::hash_one(&self.seen_keys, &key.sk)) {
             return Ok(());
         }
         self.counts.workloads += 1;
-        let prev = self.previous_workloads.remove(&sk);
+        let prev = self.previous_workloads.remove(&key.sk);
         let prev_workload = prev.as_ref().and_then(|p| p.workload.as_ref());
-        let unfinished = self.unfinished.remove(&sk);
+        let unfinished = self.unfinished.remove(&key.sk);
         let images = workload.image_list();
         // The workload's last recorded state: an event a failed run wrote
         // is newer than the stored item it did not get to.
@@ -601,10 +586,7 @@ impl<'a> SnapshotWriter<'a> {
         let item = if write {
             let mut body = to_body(&workload)?;
             body[FINGERPRINT] = Value::String(format!("{fp:016x}"));
-            Some(
-                Item::new(ItemKey::new(self.workload_pk.clone(), sk), body)
-                    .expiring_at(self.expires_at),
-            )
+            Some(Item::new(key, body).expiring_at(self.expires_at))
         } else {
             None
         };
@@ -628,7 +610,10 @@ impl<'a> SnapshotWriter<'a> {
         // written (nor the version it runs): one object never stalls its
         // cluster.
         let event_size = match &event {
-            Some(event) => Item::new(ItemKey::new("HIST", ""), to_body(event)?).size(),
+            Some(event) => {
+                let [_, service_copy] = history_event::keys(event);
+                Item::new(service_copy, to_body(event)?).size()
+            }
             None => 0,
         };
         let largest = item.as_ref().map_or(0, Item::size).max(event_size);
@@ -660,11 +645,11 @@ impl<'a> SnapshotWriter<'a> {
     /// Records that this cluster runs `version` of `service`: once, then
     /// again only when the record's TTL is half spent.
     async fn version_seen(&mut self, service: &str, version: &str) -> Result<(), CollectError> {
-        let sk = keys::seen_sk(service, version);
-        if !self.seen_versions.insert(sk.clone()) {
+        let key = self.keys.seen(service, version);
+        if !self.seen_versions.insert(key.sk.clone()) {
             return Ok(());
         }
-        let first_seen = match self.previous_seen.get(&sk) {
+        let first_seen = match self.previous_seen.get(&key.sk) {
             None => self.now,
             Some(&(expires_at, first_seen)) => {
                 if !needs_renewal(expires_at, self.now, self.history_ttl) {
@@ -675,8 +660,7 @@ impl<'a> SnapshotWriter<'a> {
         };
         let seen =
             VersionSeen { service: service.to_owned(), version: version.to_owned(), first_seen };
-        let item = Item::new(ItemKey::new(self.workload_pk.clone(), sk), to_body(&seen)?)
-            .expiring_at(self.history_expires);
+        let item = Item::new(key, to_body(&seen)?).expiring_at(self.history_expires);
         self.stats.versions_recorded += 1;
         self.batch.push(WriteOp::Put(item)).await
     }
@@ -685,22 +669,10 @@ impl<'a> SnapshotWriter<'a> {
     /// history is read.
     async fn history(&mut self, event: HistoryEvent) -> Result<(), CollectError> {
         let body = to_body(&event)?;
-        let sk = keys::history_sk(
-            event.at,
-            event.cluster.as_str(),
-            &event.namespace,
-            event.kind,
-            &event.name,
-        );
         // The environment's copy first: it is the one a later run reads to
         // find what a failed run recorded.
-        let partitions = [
-            keys::environment_history_pk(event.environment.as_str()),
-            keys::service_history_pk(&event.service, event.environment.as_str()),
-        ];
-        for pk in partitions {
-            let item = Item::new(ItemKey::new(pk, sk.clone()), body.clone())
-                .expiring_at(self.history_expires);
+        for key in history_event::keys(&event) {
+            let item = Item::new(key, body.clone()).expiring_at(self.history_expires);
             self.batch.push(WriteOp::Put(item)).await?;
         }
         self.stats.history_events += 1;
@@ -712,7 +684,7 @@ impl<'a> SnapshotWriter<'a> {
     pub async fn finish(mut self) -> Result<(WriteStats, Written), CollectError> {
         for (sk, gone) in std::mem::take(&mut self.previous_pods) {
             self.stats.deleted += 1;
-            let key = ItemKey::new(self.pods_pk.clone(), sk);
+            let key = self.keys.in_pods(sk);
             if gone.pod.is_some()
                 && let Some(pod) = self.stored::<PodRecord>(&key).await?
             {
@@ -731,12 +703,12 @@ impl<'a> SnapshotWriter<'a> {
         }
         for sk in std::mem::take(&mut self.previous_loose).into_keys() {
             self.stats.deleted += 1;
-            self.batch.push(WriteOp::Delete(ItemKey::new(self.workload_pk.clone(), sk))).await?;
+            self.batch.push(WriteOp::Delete(self.keys.in_cluster(sk))).await?;
         }
         for (sk, gone) in std::mem::take(&mut self.previous_workloads) {
             self.stats.deleted += 1;
             let unfinished = self.unfinished.remove(&sk);
-            let key = ItemKey::new(self.workload_pk.clone(), sk);
+            let key = self.keys.in_cluster(sk);
             if gone.workload.is_some()
                 && let Some(stored) = self.stored::<Workload>(&key).await?
             {

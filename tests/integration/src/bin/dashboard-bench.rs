@@ -122,7 +122,8 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
                     first_seen: now,
                 };
                 ops.push(WriteOp::Put(Item::new(
-                    records::cluster_snapshot::seen_key(&cluster, &w.service, &w.version),
+                    records::cluster_snapshot::SnapshotKeys::of(&cluster)
+                        .seen(&w.service, &w.version),
                     serde_json::to_value(&seen)?,
                 )));
                 ops.push(WriteOp::Put(Item::new(

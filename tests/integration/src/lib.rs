@@ -4,7 +4,6 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -46,14 +45,7 @@ pub fn numeric_arg(name: &str, default: usize) -> Result<usize, String> {
     }
 }
 
-/// A name no other test (or earlier run against the same moto) uses.
-pub fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
-}
+pub use shared::testing::unique;
 
 /// A new, empty table of the production layout, on moto.
 pub async fn fresh_table(clock: Arc<dyn Clock>) -> DynamoStore {

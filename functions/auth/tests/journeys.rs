@@ -1,7 +1,12 @@
-//! The auth API against moto: accounts, codes, limits and sessions in
-//! DynamoDB, mail through SES and read back from moto's record of it. The
-//! whole journey and each abuse case; every test's bed checks, when it is
-//! dropped, that no response and no log line carried one of its secrets.
+//! The auth API's journeys over the in-memory adapters: accounts, codes,
+//! limits and sessions in the memory store, mail kept by the memory mailer.
+//! The whole journey and each abuse case; every test's bed checks, when it
+//! is dropped, that no response and no log line carried one of its secrets.
+//! (The same journey against DynamoDB and SES on moto is in the
+//! integration tests.)
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,13 +17,14 @@ use auth::{Deps, Policy};
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use http::{HeaderMap, Request, StatusCode, header};
-use integration_tests::{aws, fresh_table, mails_to, unique};
 use serde_json::{Value, json};
 use shared::clock::ManualClock;
 use shared::domain::Email;
 use shared::fleet::FleetSource;
+use shared::mail::MemoryMailer;
 use shared::mail::code_in;
-use shared::mail::ses::SesMailer;
+use shared::store::memory::MemoryStore;
+use shared::testing::{captured_log, metric_count, unique};
 use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -49,6 +55,8 @@ struct Bed {
     app: Router,
     /// Mail work runs after each answer; the bed waits for it.
     mail_jobs: Arc<InProcessQueue>,
+    /// What was sent, as the mail service would have it.
+    mailer: Arc<MemoryMailer>,
     clock: Arc<ManualClock>,
     /// Shares its counter with the router's hasher.
     hasher: Hasher,
@@ -66,12 +74,8 @@ async fn bed() -> Bed {
 }
 
 async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
-    crate::captured_log();
+    captured_log();
     let clock = Arc::new(ManualClock::new("2026-11-23T08:00:00Z".parse().unwrap()));
-    let config = aws().await;
-    let ses = aws_sdk_ses::Client::new(&config);
-    let sender = Email::parse(address("no-reply")).unwrap();
-    ses.verify_email_identity().email_address(sender.as_str()).send().await.unwrap();
     let admin = address("root");
     let mut policy = Policy {
         admin_emails: vec![Email::parse(&admin).unwrap()],
@@ -80,15 +84,22 @@ async fn bed_with(configure: impl FnOnce(&mut Policy)) -> Bed {
     };
     configure(&mut policy);
     let hasher = Hasher::new().unwrap();
-    let store = Arc::new(fresh_table(clock.clone()).await);
-    let mailer = Arc::new(SesMailer::new(ses, sender));
+    let store = Arc::new(MemoryStore::new(clock.clone()));
+    let mailer = Arc::new(MemoryMailer::default());
     let fleet = Arc::new(FleetSource::from_text(store.clone(), FLEET).unwrap());
-    let (deps, mail_jobs) =
-        Deps::in_process(store.clone(), fleet, mailer, clock.clone(), hasher.clone(), policy)
-            .unwrap();
+    let (deps, mail_jobs) = Deps::in_process(
+        store.clone(),
+        fleet,
+        mailer.clone(),
+        clock.clone(),
+        hasher.clone(),
+        policy,
+    )
+    .unwrap();
     Bed {
         app: shared::http::with_api_defaults(auth::router(deps), store),
         mail_jobs,
+        mailer,
         clock,
         hasher,
         admin,
@@ -142,7 +153,7 @@ impl Bed {
 
     /// The code in the newest mail to `to`.
     async fn last_code(&self, to: &str) -> String {
-        let mails = mails_to(to).await;
+        let mails = self.mails_to(to);
         let (_, body) = mails.last().unwrap_or_else(|| panic!("no mail to {to}"));
         self.secret(&code_in(body).expect("a code in the mail"))
     }
@@ -214,7 +225,13 @@ impl Bed {
             (StatusCode::ACCEPTED, json!({"status": "check_your_email"})),
             "{path}: an unknown address answers like a known one"
         );
-        assert!(mails_to(&unknown).await.is_empty());
+        assert!(self.mails_to(&unknown).is_empty());
+    }
+
+    /// Every message sent to `to`, oldest first: (subject, HTML body).
+    fn mails_to(&self, to: &str) -> Vec<(String, String)> {
+        let sent = self.mailer.sent().into_iter().filter(|m| m.to.as_str() == to);
+        sent.map(|m| (m.subject, m.html)).collect()
     }
 
     fn advance(&self, by: Duration) {
@@ -238,7 +255,7 @@ impl Drop for Bed {
         if std::thread::panicking() {
             return;
         }
-        let log = crate::captured_log().text();
+        let log = captured_log().text();
         let secrets = self.secrets.lock().unwrap();
         for secret in secrets.iter() {
             assert!(!holds(&log, secret), "a log line carries a secret");
@@ -256,10 +273,10 @@ impl Drop for Bed {
 async fn sign_up_verify_sign_in_me_and_sign_out() {
     let bed = bed().await;
     let email = bed.address("jane");
-    let counted = ["Signups", "CodesSent", "Logins"].map(crate::metric_count);
+    let counted = ["Signups", "CodesSent", "Logins"].map(metric_count);
     let mixed_case = email.replacen("jane", "Jane", 1).replace("example.com", "Example.COM");
     assert_eq!(bed.sign_up(&mixed_case).await.status, StatusCode::ACCEPTED);
-    let mails = mails_to(&email).await;
+    let mails = bed.mails_to(&email);
     assert_eq!(mails.len(), 1, "one mail, to the normalised address");
     assert_eq!(mails[0].0, "Release dashboard: Confirm your email address");
     let code = bed.last_code(&email).await;
@@ -281,7 +298,7 @@ async fn sign_up_verify_sign_in_me_and_sign_out() {
     assert_eq!(login.body["user"]["email"], email.as_str());
     assert_eq!(login.body["user"]["role"], "viewer");
     assert!(login.body["expiresAt"].is_string() && login.body["idleExpiresAt"].is_string());
-    let now = ["Signups", "CodesSent", "Logins"].map(crate::metric_count);
+    let now = ["Signups", "CodesSent", "Logins"].map(metric_count);
     assert!(now.iter().zip(counted).all(|(now, before)| *now > before), "{counted:?} → {now:?}");
     let token = login.body["token"].as_str().unwrap();
     let me = bed.call("GET", "/auth/me", None, token).await;
@@ -311,7 +328,7 @@ async fn a_sign_up_made_before_the_owner_s_never_survives_the_owner_s_verificati
         // The owner signs up at once (over the minute's allowance: no new
         // mail) and types the code that did arrive, with their password.
         assert_eq!(bed.sign_up(&victim).await.status, StatusCode::ACCEPTED);
-        assert_eq!(mails_to(&victim).await.len(), 1, "the attacker's code only");
+        assert_eq!(bed.mails_to(&victim).len(), 1, "the attacker's code only");
         let attacker_s_code = bed.last_code(&victim).await;
         let body = json!({"email": victim, "code": attacker_s_code, "password": PASSWORD});
         let refused = bed.post("/auth/verify", body).await;
@@ -434,8 +451,8 @@ async fn notices_to_a_registered_address_are_limited_like_every_other_mail() {
         assert_eq!(reply.status, StatusCode::ACCEPTED);
         bed.advance(Duration::from_secs(61));
     }
-    let notices = mails_to(&email)
-        .await
+    let notices = bed
+        .mails_to(&email)
         .into_iter()
         .filter(|(subject, _)| subject.contains("someone tried to sign up"))
         .count();
@@ -445,16 +462,16 @@ async fn notices_to_a_registered_address_are_limited_like_every_other_mail() {
 #[tokio::test]
 async fn the_installation_sends_at_most_its_hourly_mail_in_total() {
     let bed = bed().await;
-    let dropped = crate::metric_count("MailDropped");
+    let dropped = metric_count("MailDropped");
     let worker = auth::mail_jobs::MailWorker {
-        store: Arc::new(fresh_table(bed.clock.clone()).await),
-        mailer: Arc::new(shared::mail::MemoryMailer::default()),
+        store: Arc::new(MemoryStore::new(bed.clock.clone())),
+        mailer: Arc::new(MemoryMailer::default()),
         clock: bed.clock.clone(),
         codes: Arc::new(auth::secrets::CodeHasher::new(&[5u8; 32]).unwrap()),
         product: "X".into(),
         mail_per_hour: 3,
     };
-    let mailer = Arc::new(shared::mail::MemoryMailer::default());
+    let mailer = Arc::new(MemoryMailer::default());
     let worker = auth::mail_jobs::MailWorker { mailer: mailer.clone(), ..worker };
     for i in 0..5 {
         let email = Email::parse(address(&format!("many{i}"))).unwrap();
@@ -463,7 +480,7 @@ async fn the_installation_sends_at_most_its_hourly_mail_in_total() {
         worker.run(auth::mail_jobs::MailJob::SignUp { email, sign_up }).await.unwrap();
     }
     assert_eq!(mailer.sent().len(), 3, "three mails this hour, then none");
-    assert!(crate::metric_count("MailDropped") >= dropped + 2, "what is dropped is counted");
+    assert!(metric_count("MailDropped") >= dropped + 2, "what is dropped is counted");
     bed.advance(Duration::from_secs(3600));
     let email = Email::parse(address("later")).unwrap();
     let sign_up = auth::codes::SignUp { password_hash: "h".into(), name: "N".into() };
@@ -510,7 +527,7 @@ async fn a_duplicate_sign_up_answers_the_same_and_mails_the_owner() {
         (duplicate.status, duplicate.body),
         (StatusCode::ACCEPTED, json!({"status": "check_your_email"}))
     );
-    let (subject, _) = mails_to(&email).await.pop().unwrap();
+    let (subject, _) = bed.mails_to(&email).pop().unwrap();
     assert!(subject.contains("someone tried to sign up"), "{subject}");
     assert_eq!(bed.login(&email, PASSWORD).await.status, StatusCode::OK, "the owner's password");
     assert_eq!(
@@ -592,7 +609,7 @@ async fn resends_are_limited_to_one_a_minute_and_five_an_hour_per_address() {
     bed.advance(Duration::from_secs(61));
     let hourly = bed.post("/auth/resend", json!({"email": email})).await;
     assert_eq!(hourly.status, StatusCode::TOO_MANY_REQUESTS, "the sixth within the hour");
-    assert_eq!(mails_to(&email).await.len(), 5, "sign-up and four resends");
+    assert_eq!(bed.mails_to(&email).len(), 5, "sign-up and four resends");
 
     bed.answers_an_unknown_address_like_a_known_one("/auth/resend").await;
 }
@@ -633,8 +650,8 @@ async fn one_client_s_wrong_passwords_slow_and_stop_that_client_but_not_the_owne
     let bed = bed().await;
     let email = bed.address("jane");
     bed.member(&email).await;
-    let lockouts = crate::metric_count("Lockouts");
-    let failures = crate::metric_count("LoginFailures");
+    let lockouts = metric_count("Lockouts");
+    let failures = metric_count("LoginFailures");
     let mut waits = Vec::new();
     for attempt in 1..=20u32 {
         let started = Instant::now();
@@ -650,8 +667,8 @@ async fn one_client_s_wrong_passwords_slow_and_stop_that_client_but_not_the_owne
         "that client is stopped, even with the right password"
     );
     assert!(stopped.headers.contains_key(header::RETRY_AFTER));
-    assert!(crate::metric_count("LoginFailures") >= failures + 20);
-    assert!(crate::metric_count("Lockouts") > lockouts, "the stop is counted");
+    assert!(metric_count("LoginFailures") >= failures + 20);
+    assert!(metric_count("Lockouts") > lockouts, "the stop is counted");
     let owner = bed.login_from("198.51.100.1", &email, PASSWORD).await;
     assert_eq!(owner.status, StatusCode::OK, "the owner, from another client, signs in");
     bed.advance(Duration::from_secs(3600));
@@ -687,7 +704,7 @@ async fn a_hundred_failures_from_many_clients_stop_password_guesses_and_the_owne
     let unknown = bed.handing_out("/auth/login/email", json!({"email": nobody})).await;
     assert_eq!(unknown.status, StatusCode::ACCEPTED, "the same answer for any address");
     assert_eq!(unknown.body["status"], by_mail.body["status"]);
-    assert!(mails_to(&nobody).await.is_empty());
+    assert!(bed.mails_to(&nobody).is_empty());
 }
 
 #[tokio::test]
@@ -717,7 +734,7 @@ async fn a_password_reset_changes_the_password_and_ends_older_sessions() {
 
     let forgot = bed.post("/auth/password/forgot", json!({"email": email})).await;
     assert_eq!(forgot.status, StatusCode::ACCEPTED);
-    let (subject, _) = mails_to(&email).await.pop().unwrap();
+    let (subject, _) = bed.mails_to(&email).pop().unwrap();
     assert!(subject.contains("Reset your password"), "{subject}");
     let code = bed.last_code(&email).await;
     let again = bed.post("/auth/password/forgot", json!({"email": email})).await;
@@ -789,7 +806,7 @@ async fn admins_list_change_and_disable_users() {
     assert_eq!(me.status, StatusCode::UNAUTHORIZED, "disabled: sessions end");
     assert_eq!(bed.login(&jane, PASSWORD).await.status, StatusCode::UNAUTHORIZED);
     bed.post("/auth/password/forgot", json!({"email": jane})).await;
-    let (subject, _) = mails_to(&jane).await.pop().unwrap();
+    let (subject, _) = bed.mails_to(&jane).pop().unwrap();
     assert!(!subject.contains("Reset"), "no reset for a disabled account: {subject}");
 
     let own = bed.call("PATCH", &format!("/auth/users/{}", bed.admin), Some(disable), &root).await;
@@ -866,10 +883,10 @@ async fn bad_requests_get_clear_json_errors_and_change_nothing() {
     let wrong_method = bed.call("GET", "/auth/login", None, "").await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
 
-    assert!(mails_to(&email).await.is_empty(), "nothing was sent");
+    assert!(bed.mails_to(&email).is_empty(), "nothing was sent");
     assert_eq!(bed.sign_up(&email).await.status, StatusCode::ACCEPTED, "and nothing was created");
     assert_eq!(
-        mails_to(&email).await.pop().unwrap().0,
+        bed.mails_to(&email).pop().unwrap().0,
         "Release dashboard: Confirm your email address"
     );
 }
@@ -896,13 +913,13 @@ async fn with_mailed_codes_switched_on_a_sign_in_needs_the_code_and_the_challeng
     assert_eq!(first.body["status"], "code_sent");
     assert!(first.body.get("token").is_none(), "no session yet");
     let challenge = first.body["challenge"].as_str().unwrap().to_owned();
-    let (subject, _) = mails_to(&email).await.pop().unwrap();
+    let (subject, _) = bed.mails_to(&email).pop().unwrap();
     assert_eq!(subject, "Release dashboard: Your sign-in code");
     let code = bed.last_code(&email).await;
 
     let wrong_password = bed.login(&email, "not the password").await;
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED, "no code for a wrong password");
-    assert_eq!(mails_to(&email).await.len(), 2, "verification and one sign-in code");
+    assert_eq!(bed.mails_to(&email).len(), 2, "verification and one sign-in code");
 
     let without_challenge = bed.login_code(&email, "made-up", &code).await;
     assert_eq!(without_challenge.status, StatusCode::UNAUTHORIZED, "the code alone is not enough");
@@ -944,7 +961,7 @@ async fn the_log_is_captured_and_says_what_happened() {
     let email = bed.address("jane");
     bed.member(&email).await;
     bed.token(&email).await;
-    let log = crate::captured_log().text();
+    let log = captured_log().text();
     assert!(log.contains("signed in"), "the log was captured: {log}");
 }
 

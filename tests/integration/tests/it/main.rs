@@ -2,12 +2,10 @@
 // Test code: a failed expectation should panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod api_bed;
+mod api_e2e;
 mod auth_e2e;
 mod chaos;
-mod dashboards;
 mod eks;
-mod inventory;
 mod kube_fake;
 mod mail;
 mod openapi;

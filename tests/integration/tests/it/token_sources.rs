@@ -12,11 +12,11 @@ use serde_json::json;
 use shared::config::FleetConfig;
 use shared::fleet::FleetSource;
 
-use crate::api_bed::ApiBed;
+use crate::api_e2e::{BOTH, moto_bed};
 
 #[tokio::test]
 async fn an_admin_cannot_send_the_function_s_variables_or_files_to_their_own_server() {
-    let bed = ApiBed::new().await;
+    let bed = moto_bed(BOTH).await;
     let ca = TestCa::generate().unwrap();
     let attacker =
         FakeCluster::start("attacker", &ca, &ClusterObjects::new(33), "whatever-arrives")
@@ -84,10 +84,10 @@ async fn an_admin_cannot_send_the_function_s_variables_or_files_to_their_own_ser
 
 #[tokio::test]
 async fn a_secret_s_token_goes_only_to_the_endpoint_the_secret_names() {
-    let bed = ApiBed::new().await;
+    let bed = moto_bed(BOTH).await;
     let ca = TestCa::generate().unwrap();
     let token = integration_tests::unique("onprem-token");
-    let objects = crate::api_bed::objects(&crate::api_bed::plan("stg-a"));
+    let objects = api_bed::objects(&api_bed::plan("stg-a"));
     let onprem = FakeCluster::start("onprem", &ca, &objects, &token).await.unwrap();
     let attacker =
         FakeCluster::start("attacker", &ca, &ClusterObjects::new(33), "whatever-arrives")

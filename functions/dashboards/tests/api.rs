@@ -1,17 +1,22 @@
-//! The dashboards API over real snapshots in DynamoDB (moto) of fake EKS
-//! clusters: the matrix and every flag, compare, service, history,
-//! point-in-time and diff, CSV, pagination, team scoping and what a request
-//! costs in store calls.
+//! The dashboards API over real snapshots of fake clusters: the matrix and
+//! every flag, compare, service, history, point-in-time and diff, CSV,
+//! pagination, team scoping and what a request costs in store calls. Over
+//! the memory store, clusters reached by endpoint and CA: `cargo test -p
+//! dashboards` needs nothing outside the process (one journey on DynamoDB
+//! and EKS on moto is in the integration tests).
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use api_bed::{ApiBed, objects, plan};
 use http::StatusCode;
 use jiff::Timestamp;
 use serde_json::Value;
 use shared::clock::Clock;
-
-use crate::api_bed::{ApiBed, objects, plan};
+use shared::store::memory::MemoryStore;
 
 /// The bed after two rounds, as a release goes: at `t0` cart 1.2.0 runs in
 /// dev, search 3.0.0 and ledger 4.9.0 everywhere; at `t1` dev has moved
@@ -20,13 +25,18 @@ use crate::api_bed::{ApiBed, objects, plan};
 /// mixed versions without a broken promotion order. But prod has taken
 /// ledger 5.0.0, which dev and stg, watched since `t0`, never ran.
 struct Rounds {
-    bed: ApiBed,
+    bed: ApiBed<MemoryStore>,
     t0: Timestamp,
     t1: Timestamp,
 }
 
+/// The bed over the memory store, serving the dashboards routes.
+async fn bed() -> ApiBed<MemoryStore> {
+    ApiBed::in_memory(|ports| dashboards::router(ports.context())).await
+}
+
 async fn two_rounds() -> Rounds {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     for short in ["dev-a", "stg-a", "prod-a", "prod-b"] {
         let mut early = plan(short);
         for p in &mut early {

@@ -1,8 +1,16 @@
-//! The bed the inventory and dashboards tests share: a small fleet of fake
-//! EKS clusters (registered with moto's EKS, IAM tokens), snapshotted by the
-//! real `Snapshotter` into DynamoDB on moto, the API routers over it, and
-//! three signed-in users: an admin, a platform-team viewer and a dev-team
-//! viewer. What runs where is chosen so that every dashboard flag shows.
+//! The bed the inventory and dashboards API tests share: a small fleet of
+//! fake clusters, snapshotted by the real `Snapshotter` into a store, the
+//! API routers over it, and three signed-in users: an admin, a
+//! platform-team viewer and a dev-team viewer. What runs where is chosen so
+//! that every dashboard flag shows.
+//!
+//! The function crates' tests run it over the memory store with clusters
+//! reached by endpoint and CA ([`ApiBed::in_memory`]); the integration
+//! tests run one journey per function over DynamoDB and EKS on moto
+//! ([`ApiBed::new`] with [`ClusterAccess::Eks`]).
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +18,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::to_bytes;
 use fake_kube::{ClusterObjects, FakeCluster, Image, PodPhase, TestCa, WorkloadKind, WorkloadSpec};
+use futures::future::BoxFuture;
 use http::{HeaderMap, StatusCode};
-use integration_tests::{aws, fresh_table, register_eks_cluster, unique};
 use jiff::Timestamp;
 use serde_json::Value;
 use shared::clock::{Clock, ManualClock};
@@ -21,7 +29,8 @@ use shared::model::SnapshotRequest;
 use shared::records::account::Role;
 use shared::store::Store;
 use shared::store::counting::CountingStore;
-use shared::store::dynamodb::DynamoStore;
+use shared::store::memory::MemoryStore;
+use shared::testing::unique;
 use snapshot::access::{AwsConnector, KubeTimeouts};
 use snapshot::snapshotter::{InProcessTrigger, OutcomeStatus, SnapshotOptions, Snapshotter};
 use tower::ServiceExt;
@@ -119,9 +128,43 @@ pub struct User {
     pub token: String,
 }
 
-pub struct ApiBed {
+/// How the snapshotter reaches the fake clusters.
+pub enum ClusterAccess {
+    /// By endpoint, CA and bearer token in the fleet file, as the local
+    /// server's `--kubeconfig` mode and a deployed `endpoint:` cluster are.
+    Direct,
+    /// Through EKS: `register` makes EKS (moto) describe each cluster, and
+    /// the snapshotter signs IAM tokens with `sdk`'s credentials.
+    Eks { sdk: Box<aws_config::SdkConfig>, register: Registrar },
+}
+
+/// Registers a fake cluster with EKS.
+pub type Registrar = Box<dyn Fn(&FakeCluster) -> BoxFuture<'_, ()> + Send + Sync>;
+
+/// The routes under test, over the bed's ports.
+pub type Routes = fn(&Ports) -> Router;
+
+/// What the routers are built over: each router takes a context of its
+/// own, as each function has one.
+pub struct Ports {
+    pub fleet: Arc<FleetSource>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub trigger: Arc<InProcessTrigger>,
+}
+
+impl Ports {
+    pub fn context(&self) -> ApiContext {
+        ApiContext::new(self.fleet.clone(), self.store.clone(), self.clock.clone())
+    }
+}
+
+/// The bearer token the fake clusters accept from a [`ClusterAccess::Direct`] bed.
+const CLUSTER_TOKEN: &str = "bed-cluster-token";
+
+pub struct ApiBed<S> {
     pub app: Router,
-    pub store: Arc<CountingStore<DynamoStore>>,
+    pub store: Arc<CountingStore<S>>,
     pub clock: Arc<ManualClock>,
     pub fleet: Arc<FleetSource>,
     pub snapshotter: Arc<Snapshotter>,
@@ -131,6 +174,8 @@ pub struct ApiBed {
     pub admin: User,
     pub platform: User,
     pub dev: User,
+    /// Holds the clusters' token file of a direct bed.
+    _token_file: Option<TokenFile>,
 }
 
 pub struct Reply {
@@ -140,10 +185,44 @@ pub struct Reply {
     pub text: String,
 }
 
-impl ApiBed {
-    pub async fn new() -> Self {
+/// A file holding the fake clusters' token, removed with the bed.
+struct TokenFile(std::path::PathBuf);
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl ApiBed<MemoryStore> {
+    /// The bed over the memory store, clusters reached directly: needs
+    /// nothing outside the process.
+    pub async fn in_memory(routes: Routes) -> Self {
+        let clock = Arc::new(ManualClock::new(Timestamp::now()));
+        let store = MemoryStore::new(clock.clone());
+        Self::new(clock, store, ClusterAccess::Direct, routes).await
+    }
+}
+
+impl<S: Store + 'static> ApiBed<S> {
+    /// The bed over `store` (whose clock is `clock`), its clusters reached
+    /// by `access`, serving `routes`.
+    pub async fn new(
+        clock: Arc<ManualClock>,
+        store: S,
+        access: ClusterAccess,
+        routes: Routes,
+    ) -> Self {
         let ca = TestCa::generate().unwrap();
         let suffix = unique("x");
+        let token_file = match access {
+            ClusterAccess::Direct => {
+                let path = std::env::temp_dir().join(format!("{suffix}.token"));
+                std::fs::write(&path, CLUSTER_TOKEN).unwrap();
+                Some(TokenFile(path))
+            }
+            ClusterAccess::Eks { .. } => None,
+        };
         let mut yaml = String::from(
             "defaults: {region: eu-west-1, refreshInterval: 60s, snapshotTtl: 1h}\nenvironments:\n",
         );
@@ -154,24 +233,40 @@ impl ApiBed {
             for letter in letters {
                 let short = format!("{env}-{letter}");
                 let name = format!("{short}-{suffix}");
-                let fake = FakeCluster::start(&name, &ca, &objects(&plan(&short)), "unused")
+                let fake = FakeCluster::start(&name, &ca, &objects(&plan(&short)), CLUSTER_TOKEN)
                     .await
                     .unwrap();
-                fake.accept_eks_tokens();
-                register_eks_cluster(ACCOUNT, "eu-west-1", &fake).await;
                 yaml.push_str(&format!("      - name: {name}\n"));
+                match (&access, &token_file) {
+                    (ClusterAccess::Eks { register, .. }, _) => {
+                        fake.accept_eks_tokens();
+                        register(&fake).await;
+                    }
+                    (ClusterAccess::Direct, Some(TokenFile(path))) => yaml.push_str(&format!(
+                        "        endpoint: {}\n        caData: {}\n        tokenFrom: {{ file: {:?} }}\n",
+                        fake.endpoint(),
+                        fake.ca_data(),
+                        path.display().to_string(),
+                    )),
+                    (ClusterAccess::Direct, None) => unreachable!("a direct bed has a token file"),
+                }
                 clusters.push((short, fake));
             }
         }
         yaml.push_str(
             "dashboards:\n  - name: shop\n    title: Shop\n    columns: [dev, stg, prod]\n    selector: app.kubernetes.io/part-of=shop\n",
         );
-        let clock = Arc::new(ManualClock::new(Timestamp::now()));
-        let store = Arc::new(CountingStore::new(fresh_table(clock.clone()).await));
+        let store = Arc::new(CountingStore::new(store));
         let dyn_store: Arc<dyn Store> = store.clone();
         let fleet = Arc::new(FleetSource::from_text(dyn_store.clone(), &yaml).unwrap());
+        let sdk = match access {
+            ClusterAccess::Eks { sdk, .. } => *sdk,
+            ClusterAccess::Direct => aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .build(),
+        };
         let connector = AwsConnector::new(
-            aws().await,
+            sdk,
             KubeTimeouts { connect: Duration::from_secs(5), read: Duration::from_secs(5) },
         )
         .with_deployed_local(fleet.deployed_local_clusters());
@@ -182,11 +277,13 @@ impl ApiBed {
             SnapshotOptions::default(),
         ));
         let trigger = Arc::new(InProcessTrigger::new(snapshotter.clone(), fleet.clone()));
-        let context = || ApiContext::new(fleet.clone(), dyn_store.clone(), clock.clone());
-        let app = Router::new()
-            .merge(inventory::router(context(), trigger.clone()))
-            .merge(dashboards::router(context()));
-        let app = shared::http::with_api_defaults(app, dyn_store.clone());
+        let ports = Ports {
+            fleet: fleet.clone(),
+            store: dyn_store.clone(),
+            clock: clock.clone(),
+            trigger: trigger.clone(),
+        };
+        let app = shared::http::with_api_defaults(routes(&ports), dyn_store.clone());
         let user = |local: &str, role: Role, teams: &[&str]| {
             let store = dyn_store.clone();
             let clock = clock.clone();
@@ -210,7 +307,19 @@ impl ApiBed {
         let admin = user("admin", Role::Admin, &[]).await;
         let platform = user("platform", Role::Viewer, &["platform"]).await;
         let dev = user("dev", Role::Viewer, &["dev"]).await;
-        Self { app, store, clock, fleet, snapshotter, trigger, clusters, admin, platform, dev }
+        Self {
+            app,
+            store,
+            clock,
+            fleet,
+            snapshotter,
+            trigger,
+            clusters,
+            admin,
+            platform,
+            dev,
+            _token_file: token_file,
+        }
     }
 
     /// The real name of a cluster by its short name.

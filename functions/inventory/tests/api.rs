@@ -1,16 +1,25 @@
-//! The inventory API over real snapshots in DynamoDB (moto): environments,
+//! The inventory API over real snapshots of fake clusters: environments,
 //! clusters, workloads, pods, stats, configuration at run time, refresh and
-//! clear cache, each scoped to the caller's teams.
+//! clear cache, each scoped to the caller's teams. Over the memory store,
+//! clusters reached by endpoint and CA: `cargo test -p inventory` needs
+//! nothing outside the process (one journey on DynamoDB and EKS on moto is
+//! in the integration tests).
+
+// Test code: a failed expectation should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
+use api_bed::{ApiBed, User};
 use http::StatusCode;
-use integration_tests::http_json;
 use serde_json::{Value, json};
 use shared::model::SnapshotRequest;
-use shared::refresh::{LambdaTrigger, SnapshotTrigger};
+use shared::store::memory::MemoryStore;
 
-use crate::api_bed::{ApiBed, User};
+/// The bed over the memory store, serving the inventory routes.
+async fn bed() -> ApiBed<MemoryStore> {
+    ApiBed::in_memory(|ports| inventory::router(ports.context(), ports.trigger.clone())).await
+}
 
 fn names(items: &[Value], field: &str) -> Vec<String> {
     items.iter().map(|i| i[field].as_str().unwrap_or_default().to_owned()).collect()
@@ -18,7 +27,7 @@ fn names(items: &[Value], field: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn environments_and_clusters_show_status_and_freshness() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     let before = bed.get("/environments/prod", &bed.platform).await;
     assert_eq!(before.status, StatusCode::OK, "{}", before.text);
     assert_eq!(before.body["freshness"]["stale"], true, "never snapshotted");
@@ -36,7 +45,8 @@ async fn environments_and_clusters_show_status_and_freshness() {
     assert_eq!(cluster.status, StatusCode::OK, "{}", cluster.text);
     let c = &cluster.body;
     assert_eq!(c["environment"], "stg");
-    assert_eq!(c["access"], json!({"kind": "eks", "region": "eu-west-1"}));
+    let endpoint = bed.fake("stg-a").endpoint();
+    assert_eq!(c["access"], json!({"kind": "direct", "endpoint": endpoint}), "no token, no CA");
     assert_eq!(c["kubernetesVersion"], "1.33");
     assert_eq!(c["counts"]["workloads"], 8, "{c}");
     assert_eq!(c["counts"]["pending"], 1, "{c}");
@@ -65,7 +75,7 @@ async fn environments_and_clusters_show_status_and_freshness() {
 
 #[tokio::test]
 async fn a_dev_team_user_never_sees_prod_in_any_inventory_route() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     bed.snapshot_all().await;
     let prod = bed.cluster("prod-a");
     let dev = bed.cluster("dev-a");
@@ -100,7 +110,7 @@ async fn a_dev_team_user_never_sees_prod_in_any_inventory_route() {
 
 #[tokio::test]
 async fn workloads_and_pods_filter_and_paginate() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     bed.snapshot_all().await;
     let stg = bed.cluster("stg-a");
     bed.store.take_writes();
@@ -178,7 +188,7 @@ async fn workloads_and_pods_filter_and_paginate() {
 
 #[tokio::test]
 async fn admins_change_the_fleet_at_run_time_validated_like_the_file() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     let qa =
         json!({"clusters": [{"name": "qa-a"}], "refreshInterval": "5m", "teams": ["platform"]});
     let denied = bed.call("PUT", "/environments/qa", Some(qa.clone()), &bed.platform).await;
@@ -241,7 +251,7 @@ async fn admins_change_the_fleet_at_run_time_validated_like_the_file() {
 
 #[tokio::test]
 async fn refresh_starts_a_snapshot_at_most_once_per_cluster_per_30_seconds() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     let prod_a = bed.cluster("prod-a");
     let started =
         bed.call("POST", &format!("/clusters/{prod_a}/refresh"), None, &bed.platform).await;
@@ -266,26 +276,8 @@ async fn refresh_starts_a_snapshot_at_most_once_per_cluster_per_30_seconds() {
 }
 
 #[tokio::test]
-async fn the_lambda_trigger_invokes_the_snapshot_function_asynchronously() {
-    let client = aws_sdk_lambda::Client::new(&integration_tests::aws().await);
-    let function = integration_tests::unique("snapshot");
-    let trigger = LambdaTrigger::new(client, function.clone());
-    trigger.start(SnapshotRequest::cluster("prod-a".parse().unwrap())).await.unwrap();
-    let (status, invocations) = http_json("GET", "/_testbed/lambda-invocations", None).await;
-    assert_eq!(status, 200);
-    let mine: Vec<&Value> = invocations
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["function"] == function.as_str())
-        .collect();
-    assert_eq!(mine.len(), 1, "{invocations}");
-    assert_eq!(mine[0]["payload"], json!({"cluster": "prod-a"}));
-}
-
-#[tokio::test]
 async fn clearing_an_environment_s_cache_deletes_its_snapshot_data_only() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     bed.snapshot_all().await;
     let stg = bed.cluster("stg-a");
     let denied = bed.call("DELETE", "/environments/stg/cache", None, &bed.platform).await;
@@ -309,7 +301,7 @@ async fn clearing_an_environment_s_cache_deletes_its_snapshot_data_only() {
 
 #[tokio::test]
 async fn health_answers_without_dependencies_and_ready_checks_the_table() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     let nobody = User { token: String::new() };
     let health = bed.get("/health", &nobody).await;
     assert_eq!((health.status, health.body["status"].as_str()), (StatusCode::OK, Some("ok")));
@@ -319,7 +311,7 @@ async fn health_answers_without_dependencies_and_ready_checks_the_table() {
 
 #[tokio::test]
 async fn images_are_found_by_repository_tag_or_digest_within_the_callers_environments() {
-    let bed = ApiBed::new().await;
+    let bed = bed().await;
     bed.snapshot_all().await;
     let billing = bed.all("/images?q=shop/billing:1.0.0&limit=2", &bed.platform).await;
     let places: Vec<(String, String)> = billing

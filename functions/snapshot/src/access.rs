@@ -190,11 +190,18 @@ impl AwsConnector {
             CollectError::new(FailureKind::Config, "the cluster CA is not a PEM bundle")
                 .with_source(e)
         })?;
-        let mut config = kube::Config::new(url);
-        config.root_cert = Some(roots);
-        config.auth_info.token = Some(token);
-        self.timeouts.client(config)
+        self.timeouts.client(bearer_config(url, roots, token))
     }
+}
+
+/// A cluster reached by endpoint with a bearer token, trusting only the CA
+/// it was given (EKS's from DescribeCluster, or the fleet file's): the
+/// configuration [`KubeTimeouts::client`] makes the snapshot's client of.
+pub fn bearer_config(url: http::Uri, roots: Vec<Vec<u8>>, token: SecretString) -> kube::Config {
+    let mut config = kube::Config::new(url);
+    config.root_cert = Some(roots);
+    config.auth_info.token = Some(token);
+    config
 }
 
 impl KubeTimeouts {

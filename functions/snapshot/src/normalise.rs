@@ -295,27 +295,24 @@ pub fn deployment(
     replica_sets: &ReplicaSetIndex,
 ) -> Option<Workload> {
     let rolled_out = replica_sets.rolled_out_at(&d.metadata);
-    workload(
-        &d.metadata,
-        WorkloadKind::Deployment,
-        &d.spec.template.spec,
-        replicas_of(d, WorkloadKind::Deployment, place),
-        rolled_out,
-        place,
-        pods,
-    )
+    replicated(d, WorkloadKind::Deployment, rolled_out, place, pods)
 }
 
 pub fn stateful_set(s: &ReplicatedWorkload, place: &Place, pods: &PodTally) -> Option<Workload> {
-    workload(
-        &s.metadata,
-        WorkloadKind::StatefulSet,
-        &s.spec.template.spec,
-        replicas_of(s, WorkloadKind::StatefulSet, place),
-        None,
-        place,
-        pods,
-    )
+    replicated(s, WorkloadKind::StatefulSet, None, place, pods)
+}
+
+/// A Deployment or StatefulSet: they differ in their kind and in whether a
+/// rollout's end is known (a Deployment's newest ReplicaSet says it).
+fn replicated(
+    w: &ReplicatedWorkload,
+    kind: WorkloadKind,
+    rolled_out: Option<Timestamp>,
+    place: &Place,
+    pods: &PodTally,
+) -> Option<Workload> {
+    let replicas = replicas_of(w, kind, place);
+    workload(&w.metadata, kind, &w.spec.template.spec, replicas, rolled_out, place, pods)
 }
 
 pub fn daemon_set(d: &DaemonSet, place: &Place, pods: &PodTally) -> Option<Workload> {

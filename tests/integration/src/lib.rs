@@ -132,15 +132,14 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
-/// A `kube` configuration as the snapshot function makes one for EKS: the
-/// cluster's CA as the only root and a bearer token. Build its client with
-/// the production constructor (`KubeTimeouts::client`: timeouts, no
-/// retries of kube's own), as [`kube_client`] does.
+/// A `kube` configuration as the snapshot function makes one
+/// (`snapshot::access::bearer_config`): the cluster's CA as the only root
+/// and a bearer token. Build its client with the production constructor
+/// (`KubeTimeouts::client`: timeouts, no retries of kube's own), as
+/// [`kube_client`] does.
 pub fn kube_config(endpoint: &str, roots: Vec<Vec<u8>>, token: &str) -> kube::Config {
-    let mut config = kube::Config::new(endpoint.parse().expect("endpoint is a URI"));
-    config.root_cert = Some(roots);
-    config.auth_info.token = Some(secrecy::SecretString::from(token.to_owned()));
-    config
+    let url = endpoint.parse().expect("endpoint is a URI");
+    snapshot::access::bearer_config(url, roots, secrecy::SecretString::from(token.to_owned()))
 }
 
 /// A `kube` client from [`kube_config`], made as the snapshot function makes one.

@@ -11,11 +11,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::domain::parse_duration;
 use crate::domain::{
     AwsRegion, ClusterName, DashboardName, EnvironmentName, ExternalId, HttpsUrl, Namespace,
     RoleArn, TeamName,
 };
 use crate::labels::LabelSelector;
+use crate::policy::{Policies, RawPolicies};
 
 /// Inline configuration (YAML or JSON).
 pub const FLEET_CONFIG_VAR: &str = "FLEET_CONFIG";
@@ -257,6 +259,9 @@ pub struct Dashboard {
     /// Where the version of its rows' workloads comes from, when not by
     /// their environment's rule.
     pub version_from: Option<VersionFrom>,
+    /// The rules its consecutive columns are judged by.
+    #[serde(skip)]
+    pub policies: Policies,
 }
 
 /// The `versionFrom` rules that may apply to the workloads of one
@@ -463,6 +468,7 @@ struct RawDashboard {
     #[serde(default = "LabelSelector::everything")]
     selector: LabelSelector,
     version_from: Option<VersionFrom>,
+    policies: Option<RawPolicies>,
 }
 
 impl RawFleet {
@@ -565,12 +571,20 @@ impl RawFleet {
             if raw.version_from.as_ref().is_some_and(|from| !from.is_valid()) {
                 problem(format!("{at}.versionFrom"), VersionFrom::INVALID);
             }
+            let mut policy_problems = Vec::new();
+            let policies = raw.policies.map_or_else(Policies::none, |p| {
+                Policies::from_raw(p, &format!("{at}.policies"), &mut policy_problems)
+            });
+            for (key, message) in policy_problems {
+                problem(key, &message);
+            }
             dashboards.push(Dashboard {
                 title: raw.title.unwrap_or_else(|| raw.name.to_string()),
                 name: raw.name,
                 columns: raw.columns,
                 selector: raw.selector,
                 version_from: raw.version_from,
+                policies,
             });
         }
 
@@ -644,29 +658,6 @@ fn is_base64_pem(data: &str) -> bool {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .is_some_and(|pem| pem.contains("-----BEGIN CERTIFICATE-----"))
-}
-
-/// Parses `90`, `90s`, `15m`, `2h`, `7d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected a number with s, m, h or d"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!("invalid duration {text:?}: the unit must be s, m, h or d"));
-        }
-    };
-    number
-        .checked_mul(scale)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
 }
 
 fn duration_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
@@ -992,6 +983,37 @@ dashboards:
         std::fs::remove_file(&path).unwrap();
         assert!(matches!(FleetConfig::from_vars(&file_var), Err(ConfigError::Read { .. })));
         assert!(matches!(FleetConfig::from_vars(&|_| None), Err(ConfigError::Missing)));
+    }
+
+    #[test]
+    fn a_dashboard_s_policies_are_read_and_checked_at_their_key() {
+        let with = |policies: &str| example() + &format!("    policies: {policies}\n");
+        let config = FleetConfig::parse(
+            &with("{ minSoak: 24h, overrides: [{ service: ledger-*, minSoak: off }] }"),
+            "t",
+        )
+        .unwrap();
+        let policies = &config.dashboards[0].policies;
+        let none = BTreeMap::new();
+        assert_eq!(policies.for_service("cart", &none).min_soak, Some(Duration::from_secs(86_400)));
+        assert_eq!(policies.for_service("ledger-api", &none).min_soak, None);
+        assert!(FleetConfig::parse(&example(), "t").unwrap().dashboards[0].policies.is_empty());
+
+        let bad = problems(&with("{ minSoak: 0, overrides: [{ minSoak: 1h }] }"));
+        assert_eq!(
+            bad,
+            [
+                "dashboards[0].policies.minSoak: must be more than 0 and at most 365d (or off)",
+                "dashboards[0].policies.overrides[0]: needs exactly one of service (a name pattern) or selector",
+            ]
+        );
+        match FleetConfig::parse(&with("{ minSoke: 1h }"), "t") {
+            Err(ConfigError::Parse { key, message, .. }) => {
+                assert!(key.starts_with("dashboards[0].policies"), "{key}");
+                assert!(message.contains("unknown field `minSoke`"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! known to be valid, so the core never re-checks (or trips over) raw strings.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -313,6 +314,29 @@ impl RoleArn {
     pub fn account_id(&self) -> &str {
         self.0.split(':').nth(4).unwrap_or_default()
     }
+}
+
+/// Parses `90`, `90s`, `15m`, `2h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected a number with s, m, h or d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!("invalid duration {text:?}: the unit must be s, m, h or d"));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {text:?}: too large"))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod paging;
 pub mod params;
 pub mod pem;
+pub mod policy;
 pub mod reader;
 pub mod records;
 pub mod refresh;

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use crate::config::{
-    ConfigError, FLEET_CONFIG_FILE_VAR, FLEET_CONFIG_VAR, FleetConfig, parse_duration,
-};
+use crate::config::{ConfigError, FLEET_CONFIG_FILE_VAR, FLEET_CONFIG_VAR, FleetConfig};
+use crate::domain::parse_duration;
 
 /// The fleet configuration as the environment names it.
 impl FleetConfig {

@@ -68,7 +68,7 @@ pub struct CompareSummary {
 }
 
 /// `v1.2.3` and `1.2.3` alike; anything else is not a semantic version.
-fn semantic(version: &str) -> Option<semver::Version> {
+pub(crate) fn semantic(version: &str) -> Option<semver::Version> {
     semver::Version::parse(version.strip_prefix('v').unwrap_or(version)).ok()
 }
 

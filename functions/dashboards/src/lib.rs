@@ -11,6 +11,7 @@ pub mod history;
 pub mod load;
 pub mod matrix;
 pub mod page;
+pub mod policies;
 pub mod timeline;
 
 use std::sync::Arc;

@@ -54,6 +54,19 @@ pub struct Sightings {
 
 type Key = (String, String, String);
 
+/// Whether a version ran in an earlier column before a later one took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// It did (it runs there now, or was seen there, since when if recorded).
+    Yes { since: Option<Timestamp> },
+    /// It never did, though the earlier column was watched: the later
+    /// column took it at `since`.
+    Never { since: Timestamp },
+    /// The record cannot say (it began after, or the version was already
+    /// running when it began).
+    Unknown,
+}
+
 impl Sightings {
     /// Adds one cluster's record of `(service, version, first seen)`.
     pub fn record_cluster<'a>(
@@ -78,6 +91,57 @@ impl Sightings {
             let first = self.first_seen.entry(key).or_insert(at);
             *first = (*first).min(at);
         }
+    }
+
+    /// Whether `service` ran `version` in the column `earlier` before the
+    /// column `later` took it (`runs_now`: `earlier` runs it now). A later
+    /// column was seen taking a version that an earlier column, watched
+    /// since before then, never ran: `Never`. A version some cluster
+    /// already ran at its first snapshot may have gone through the earlier
+    /// columns before the record began, so it is not judged: a fleet's first
+    /// snapshots and the promotions after them raise no false alarms.
+    pub fn ran_before(
+        &self,
+        earlier: &str,
+        runs_now: bool,
+        later: &str,
+        service: &str,
+        version: &str,
+    ) -> Ran {
+        let seen = Self::get(&self.first_seen, earlier, service, version);
+        if runs_now || seen.is_some() {
+            return Ran::Yes { since: seen };
+        }
+        if self.found_at_start.contains(&(service.to_owned(), version.to_owned())) {
+            return Ran::Unknown;
+        }
+        let deployed = Self::get(&self.deployed, later, service, version);
+        match (self.watched_since.get(earlier), deployed) {
+            (Some(watched), Some(deployed)) if *watched < deployed => {
+                Ran::Never { since: deployed }
+            }
+            _ => Ran::Unknown,
+        }
+    }
+
+    /// When `service` first ran `version` in the column `environment`.
+    pub fn first_seen(&self, environment: &str, service: &str, version: &str) -> Option<Timestamp> {
+        Self::get(&self.first_seen, environment, service, version)
+    }
+
+    /// Every version `service` ran in the column `environment`, with when
+    /// it first did.
+    pub fn versions(&self, environment: &str, service: &str) -> Vec<(&str, Timestamp)> {
+        self.first_seen
+            .iter()
+            .filter(|((env, svc, _), _)| env == environment && svc == service)
+            .map(|((_, _, version), at)| (version.as_str(), *at))
+            .collect()
+    }
+
+    /// When the record of the column `environment` begins.
+    pub fn watched_since(&self, environment: &str) -> Option<Timestamp> {
+        self.watched_since.get(environment).copied()
     }
 
     fn get(
@@ -438,31 +502,16 @@ fn flags(
         }
     }
     let digest_drift = digests.values().any(|d| d.len() > 1);
-    // Out of order: a later column was seen taking a version that an
-    // earlier column, watched since before then, never ran. A version some
-    // cluster already ran at its first snapshot may have gone through the
-    // earlier columns before the record began, so it is not judged: a
-    // fleet's first snapshots and the promotions after them raise no false
-    // flags.
-    let skipped = |earlier: usize, earlier_cell: &Cell, later: usize, version: &str| {
-        let earlier_env = data[earlier].environment.as_str();
-        if earlier_cell.versions.iter().any(|v| v == version)
-            || Sightings::get(&sightings.first_seen, earlier_env, service, version).is_some()
-            || sightings.found_at_start.contains(&(service.to_owned(), version.to_owned()))
-        {
-            return false;
-        }
-        let deployed =
-            Sightings::get(&sightings.deployed, &data[later].environment, service, version);
-        let watched = sightings.watched_since.get(earlier_env);
-        matches!((watched, deployed), (Some(watched), Some(deployed)) if *watched < deployed)
-    };
     let promotion_order_broken = present.iter().any(|(later, cell)| {
         cell.versions.iter().any(|version| {
-            present
-                .iter()
-                .filter(|(earlier, _)| earlier < later)
-                .any(|(earlier, earlier_cell)| skipped(*earlier, earlier_cell, *later, version))
+            present.iter().filter(|(earlier, _)| earlier < later).any(|(earlier, earlier_cell)| {
+                let runs = earlier_cell.versions.iter().any(|v| v == version);
+                let (earlier, later) = (&data[*earlier].environment, &data[*later].environment);
+                matches!(
+                    sightings.ran_before(earlier, runs, later, service, version),
+                    Ran::Never { .. }
+                )
+            })
         })
     });
     Flags {

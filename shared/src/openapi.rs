@@ -408,6 +408,24 @@ pub const ROUTES: &[Route] = &[
         )
     },
     Route {
+        answer: Some("PolicyPage"),
+        query: &[
+            ("namespace", "Only workloads in this namespace."),
+            ("q", "Only services whose name contains this."),
+            ("result", "Only lines with this result: `pass`, `fail` or `unknown`."),
+            FORMAT,
+            PAGE[0],
+            PAGE[1],
+        ],
+        csv: true,
+        ..route(
+            "GET",
+            "/dashboards/{name}/policies",
+            "dashboards",
+            "The dashboard's policies judged on what runs now: every service × rule × column pair (or column), pass, fail or unknown, with its reason and since when.",
+        )
+    },
+    Route {
         answer: Some("DiffPage"),
         query: &[
             ("from", "An RFC 3339 time. Required."),

@@ -15,7 +15,7 @@ use shared::reader::ClusterRead;
 
 use crate::history;
 use crate::load::{self, Visible};
-use crate::matrix::{self, Column, ColumnData, Flags, Row, RowView};
+use crate::matrix::{self, Column, ColumnData, Flags, Row, RowView, Sightings};
 use crate::timeline::{ClusterState, ColumnTimeline};
 use crate::{Deps, cache};
 
@@ -48,12 +48,19 @@ pub(crate) struct Matrices {
     /// Each column's clusters' freshness now.
     pub(crate) freshness: Vec<Vec<Freshness>>,
     pub(crate) rows: Vec<Arc<Vec<Row>>>,
+    /// What was read: the sightings of the current matrix come from it.
+    reads: Vec<Vec<ClusterRead>>,
 }
 
 impl Matrices {
     /// The row's flags with its staleness as of now.
     pub(crate) fn flags(&self, row: &Row) -> Flags {
         Flags { stale: matrix::is_stale(row, &self.freshness), ..row.flags }
+    }
+
+    /// Which versions each column ran, as first seen up to `until`.
+    pub(crate) fn sightings(&self, visible: &Visible<'_>, until: Timestamp) -> Sightings {
+        load::sightings(visible, &self.reads, until)
     }
 
     /// The row with its cells' freshness as of now.
@@ -85,7 +92,7 @@ pub(crate) async fn matrices(
             });
             rows_of(&data, deps.now())
         });
-        return Ok(Matrices { columns, freshness, rows: vec![rows] });
+        return Ok(Matrices { columns, freshness, rows: vec![rows], reads });
     }
     let mut timelines = rewindable(deps, visible, &reads, times).await?;
     let mut rows = Vec::with_capacity(times.len());
@@ -101,7 +108,7 @@ pub(crate) async fn matrices(
         });
         rows.push(Arc::new(rows_of(&data, *at)));
     }
-    Ok(Matrices { columns, freshness, rows })
+    Ok(Matrices { columns, freshness, rows, reads })
 }
 
 /// Each column's current state and its events since the earliest time.

@@ -190,7 +190,12 @@ mod tests {
     }
 
     fn row(service: &str, stg: Option<Cell>, prod: Option<Cell>) -> Row {
-        Row { service: service.into(), cells: vec![stg, prod], flags: Flags::default() }
+        Row {
+            service: service.into(),
+            cells: vec![stg, prod],
+            flags: Flags::default(),
+            labels: Default::default(),
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use shared::model::HistoryEvent;
 
 use crate::compare::{self, Difference};
 use crate::matrix::{Flags, Row};
+use crate::policies::{Outcome, ReportLine};
 
 /// A matrix: a row per service, its versions per column (environment),
 /// and its flags.
@@ -28,6 +29,24 @@ pub fn matrix<'a>(
         );
         cells.push(flags.names());
         csv.row(cells.iter().map(String::as_str));
+    }
+    csv
+}
+
+/// A policy report: a line per service, rule and column pair (or column).
+pub fn policies(filename: String, lines: impl IntoIterator<Item = ReportLine>) -> Csv {
+    let header = ["service", "rule", "from", "to", "result", "reason", "since"];
+    let mut csv = Csv::new(filename, &header);
+    for line in lines {
+        let j = &line.judgement;
+        let result = match j.result {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Unknown => "unknown",
+        };
+        let since = j.since.map(|t| t.to_string()).unwrap_or_default();
+        let from = j.from.as_deref().unwrap_or_default();
+        csv.row([line.service.as_str(), j.rule.name(), from, &j.to, result, &j.reason, &since]);
     }
     csv
 }

@@ -23,6 +23,7 @@ use crate::csv;
 use crate::history::{self, Filter};
 use crate::load::{self, Visible};
 use crate::matrix::{Column, Flags, Row, RowView, Summary};
+use crate::policies::{self, Outcome, ReportLine, Tally};
 
 type AppState = State<Arc<Deps>>;
 
@@ -146,6 +147,86 @@ pub async fn get_dashboard(
     let columns = m.columns;
     Ok(Json(MatrixPage { dashboard: view(&visible), at, columns, summary, items, next })
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesQuery {
+    namespace: Option<String>,
+    q: Option<String>,
+    result: Option<String>,
+    format: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// Report lines by default per page.
+pub const POLICY_PAGE: u32 = 200;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyPage {
+    dashboard: DashboardView,
+    evaluated_at: Timestamp,
+    /// Counts over every line the filters other than `result` keep.
+    summary: Tally,
+    items: Vec<ReportLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// Every service × rule × column pair (or column) of a dashboard's
+/// policies, judged on what runs now, with its reason and since when.
+pub async fn get_policies(
+    State(context): AppState,
+    Authenticated(principal): Authenticated,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<PoliciesQuery>,
+) -> Result<Response, ApiError> {
+    let filter = RowFilter::new(query.namespace, query.q)?;
+    let result = match query.result.as_deref().filter(|r| !r.is_empty()) {
+        None => None,
+        Some("pass") => Some(Outcome::Pass),
+        Some("fail") => Some(Outcome::Fail),
+        Some("unknown") => Some(Outcome::Unknown),
+        Some(_) => {
+            return Err(ApiError::invalid_parameter("result", "must be pass, fail or unknown"));
+        }
+    };
+    let format = Format::negotiate(query.format, &headers)?;
+    let paging = Paging::with_default(query.limit, query.cursor, POLICY_PAGE)?;
+    let fleet = context.fleet().await?;
+    let visible = load::dashboard(&fleet, &principal, &name)?;
+    let m = matrices(&context, &visible, &filter, &[]).await?;
+    let now = context.now();
+    let sightings = m.sightings(&visible, now);
+    let environments: Vec<&str> = visible.columns.iter().map(|e| e.name.as_str()).collect();
+    let freshness: Vec<_> = m.columns.iter().map(|c| c.freshness.clone()).collect();
+    let judged = policies::Context {
+        environments: &environments,
+        freshness: &freshness,
+        sightings: &sightings,
+        now,
+    };
+    let rows = m.rows.iter().flat_map(|rows| rows.iter()).filter(|r| filter.keeps_row(r));
+    let lines = policies::report(rows, &visible.dashboard.policies, &judged);
+    let summary = Tally::of(&lines);
+    let selected = lines.into_iter().filter(|l| result.is_none_or(|r| l.judgement.result == r));
+    if format == Format::Csv {
+        return Ok(csv::policies(format!("{name}-policies.csv"), selected).into_response());
+    }
+    // Lines are in service order, each service's in a fixed order: the
+    // key is the service and the line's place in it.
+    let keyed = selected.scan((String::new(), 0u32), |(service, n), line| {
+        *n = if *service == line.service { *n + 1 } else { 0 };
+        service.clone_from(&line.service);
+        Some((format!("{}\u{1}{:05}", line.service, n), line))
+    });
+    let Paged { items, next } = page(keyed, |(key, _)| key.clone(), &paging)?;
+    let items = items.into_iter().map(|(_, line)| line).collect();
+    let dashboard = view(&visible);
+    Ok(Json(PolicyPage { dashboard, evaluated_at: now, summary, items, next }).into_response())
 }
 
 #[derive(Deserialize)]

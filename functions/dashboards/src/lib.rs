@@ -49,6 +49,7 @@ impl Settings {
     handlers::MatrixPage,
     handlers::ComparePage,
     handlers::DiffPage,
+    handlers::PolicyPage,
     handlers::ServiceView,
 )))]
 pub struct Schemas;
@@ -64,6 +65,7 @@ pub fn router(context: ApiContext) -> Router {
         .route("/dashboards/{name}", get(get_dashboard))
         .route("/dashboards/{name}/compare", get(compare))
         .route("/dashboards/{name}/diff", get(diff))
+        .route("/dashboards/{name}/policies", get(get_policies))
         .route("/dashboards/{name}/services/{service}", get(get_service))
         .route("/history", get(list_history))
         .route("/openapi.json", get(openapi))

@@ -265,6 +265,10 @@ pub struct Row {
     /// One per column, `null` where the service does not run.
     pub cells: Vec<Option<Cell>>,
     pub flags: Flags,
+    /// The labels of the service's first workload (in column order): what
+    /// a policy override's selector is matched against.
+    #[serde(skip)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -409,7 +413,9 @@ pub fn rows(data: &[ColumnData], sightings: &Sightings) -> Vec<Row> {
         .map(|(service, slots)| {
             let cells: Vec<Option<Cell>> = slots.iter().map(|placed| cell(placed)).collect();
             let flags = flags(service, data, &cells, sightings);
-            Row { service: service.to_owned(), cells, flags }
+            let labels =
+                slots.iter().flatten().next().map(|(_, _, w)| w.labels.clone()).unwrap_or_default();
+            Row { service: service.to_owned(), cells, flags, labels }
         })
         .collect()
 }

@@ -11,12 +11,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 use shared::freshness::Freshness;
-use shared::policy::{Rule, Rules};
+use shared::policy::{Policies, Rule, Rules};
 
 use crate::compare::semantic;
 use crate::matrix::{Cell, ImageView, Ran, Row, Sightings};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
     Pass,
@@ -25,9 +25,10 @@ pub enum Outcome {
 }
 
 /// One rule's verdict on one column pair (or one column).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Judgement {
+    #[schema(value_type = String)]
     pub rule: Rule,
     /// The earlier column of the pair; none for a rule on one column.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +48,55 @@ pub struct Context<'a> {
     pub freshness: &'a [Freshness],
     pub sightings: &'a Sightings,
     pub now: Timestamp,
+}
+
+/// One line of a dashboard's policy report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportLine {
+    pub service: String,
+    #[serde(flatten)]
+    #[schema(inline)]
+    pub judgement: Judgement,
+}
+
+/// How many lines of a report passed, failed or could not be judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Tally {
+    pub pass: u32,
+    pub fail: u32,
+    pub unknown: u32,
+}
+
+impl Tally {
+    pub fn of<'a>(lines: impl IntoIterator<Item = &'a ReportLine>) -> Self {
+        let mut tally = Self::default();
+        for line in lines {
+            match line.judgement.result {
+                Outcome::Pass => tally.pass += 1,
+                Outcome::Fail => tally.fail += 1,
+                Outcome::Unknown => tally.unknown += 1,
+            }
+        }
+        tally
+    }
+}
+
+/// Every row judged by the rules `policies` give its service: rows in
+/// order, each row's judgements in rule order, then column order.
+pub fn report<'a>(
+    rows: impl IntoIterator<Item = &'a Row>,
+    policies: &Policies,
+    context: &Context<'_>,
+) -> Vec<ReportLine> {
+    let mut lines = Vec::new();
+    for row in rows {
+        let rules = policies.for_service(&row.service, &row.labels);
+        for judgement in judge(row, &rules, context) {
+            lines.push(ReportLine { service: row.service.clone(), judgement });
+        }
+    }
+    lines
 }
 
 /// Every rule of `rules` that is on, on every column pair (or column) of
@@ -117,6 +167,11 @@ fn span(d: Duration) -> String {
     }
 }
 
+/// `1 release`, `2 releases`.
+fn releases(n: usize) -> String {
+    if n == 1 { "1 release".into() } else { format!("{n} releases") }
+}
+
 fn between(from: Timestamp, to: Timestamp) -> Duration {
     Duration::from_secs(u64::try_from(to.as_second() - from.as_second()).unwrap_or(0))
 }
@@ -134,8 +189,7 @@ fn staleness(
     let (Some(bound), Some(_)) = (rules.max_staleness, cell) else {
         return unknown("does not run here".into());
     };
-    let freshness = cell.map_or(column, |c| &c.freshness);
-    let Some(last) = freshness.last_success else {
+    let Some(last) = column.last_success else {
         return (Outcome::Fail, "never snapshotted".into(), None);
     };
     let age = between(last, context.now);
@@ -321,13 +375,14 @@ impl Pair<'_> {
             return match ahead.get(bound as usize) {
                 Some((_, since)) => {
                     let reason = format!(
-                        "{behind} releases behind {} (newest {newest}) > {bound}",
+                        "{} behind {} (newest {newest}) > {bound}",
+                        releases(behind),
                         self.earlier
                     );
                     (Outcome::Fail, reason, Some(*since))
                 }
                 None => {
-                    let reason = format!("{behind} releases behind {} ≤ {bound}", self.earlier);
+                    let reason = format!("{} behind {} ≤ {bound}", releases(behind), self.earlier);
                     (Outcome::Pass, reason, None)
                 }
             };
@@ -428,6 +483,7 @@ mod tests {
             service: "cart".into(),
             cells: vec![Some(cell(&["1.3.0"], &[("r/cart:1.3.0", "sha256:aa")], None)), Some(prod)],
             flags: Flags::default(),
+            labels: BTreeMap::new(),
         };
         let sightings = sightings();
         let now = at(96);
@@ -567,6 +623,7 @@ mod tests {
             service: "cart".into(),
             cells: vec![Some(prod(&["1.0.0"])), None],
             flags: Flags::default(),
+            labels: BTreeMap::new(),
         };
         let sightings = sightings();
         let freshness = [fresh(0, at(96)), fresh(0, at(96))];

@@ -465,3 +465,52 @@ async fn a_dashboard_costs_at_most_one_query_per_cluster_and_none_when_unchanged
     assert_eq!(bed.store.take_reads().1, 0);
     assert_eq!(bed.store.take_writes(), 0, "reading never writes");
 }
+
+#[tokio::test]
+async fn the_policy_report_judges_every_rule_on_every_column_pair_with_its_reason() {
+    let Rounds { bed, t1, .. } = two_rounds().await;
+    let reply = bed.get("/dashboards/shop/policies", &bed.platform).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let items = reply.body["items"].as_array().unwrap();
+    let line = |service: &str, rule: &str, to: &str| -> &Value {
+        items
+            .iter()
+            .find(|l| l["service"] == service && l["rule"] == rule && l["to"] == to)
+            .unwrap_or_else(|| panic!("{service} {rule} {to}: {}", reply.text))
+    };
+    // 7 services × 3 rules × 2 column pairs.
+    assert_eq!(items.len(), 42, "{}", reply.text);
+    let ledger = line("ledger", "promotionPath", "prod");
+    assert_eq!(ledger["result"], "fail");
+    assert_eq!(ledger["reason"], "5.0.0 never ran in stg");
+    assert_eq!(ledger["since"], t1.to_string());
+    let cart = line("cart", "maxLagReleases", "stg");
+    assert_eq!((cart["result"].as_str(), cart["from"].as_str()), (Some("fail"), Some("dev")));
+    assert_eq!(cart["reason"], "1 release behind dev (newest 1.3.0) > 0");
+    let billing = line("billing", "noDigestDrift", "prod");
+    assert_eq!(billing["result"], "fail", "re-tagged in prod: {billing}");
+    assert_eq!(line("checkout", "maxLagReleases", "prod")["result"], "pass");
+    assert_eq!(line("orders", "noDigestDrift", "stg")["result"], "unknown", "not in dev");
+    let summary = &reply.body["summary"];
+    let total =
+        ["pass", "fail", "unknown"].iter().map(|k| summary[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total, 42);
+
+    let fails = bed.all("/dashboards/shop/policies?result=fail&limit=2", &bed.platform).await;
+    assert_eq!(fails.len() as u64, summary["fail"].as_u64().unwrap(), "paged to the end");
+    assert!(fails.iter().all(|l| l["result"] == "fail"));
+    let csv = bed.get_csv("/dashboards/shop/policies?result=fail", &bed.platform).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.text.starts_with("service,rule,from,to,result,reason,since\r\n"), "{}", csv.text);
+    assert!(csv.text.contains("ledger,promotionPath,stg,prod,fail,5.0.0 never ran in stg,"));
+
+    // The dev team sees the dev column only: no pair, no line about prod.
+    let dev = bed.get("/dashboards/shop/policies", &bed.dev).await;
+    assert_eq!(dev.status, StatusCode::OK, "{}", dev.text);
+    assert!(dev.body["items"].as_array().unwrap().is_empty(), "{}", dev.text);
+    let bad = bed.get("/dashboards/shop/policies?result=maybe", &bed.platform).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("result"), "{}", bad.text);
+    let missing = bed.get("/dashboards/nope/policies", &bed.platform).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

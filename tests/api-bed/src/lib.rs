@@ -254,7 +254,7 @@ impl<S: Store + 'static> ApiBed<S> {
             }
         }
         yaml.push_str(
-            "dashboards:\n  - name: shop\n    title: Shop\n    columns: [dev, stg, prod]\n    selector: app.kubernetes.io/part-of=shop\n",
+            "dashboards:\n  - name: shop\n    title: Shop\n    columns: [dev, stg, prod]\n    selector: app.kubernetes.io/part-of=shop\n    policies: {maxLagReleases: 0, promotionPath: strict, noDigestDrift: true}\n",
         );
         let store = Arc::new(CountingStore::new(store));
         let dyn_store: Arc<dyn Store> = store.clone();

@@ -69,7 +69,9 @@ impl Demo {
         yaml.push_str(
             "dashboards:\n\
              \x20 - name: platform\n    title: DAB platform\n    columns: [dab-platform-loe, dab-platform-stg, dab-platform-prod]\n    selector: app.kubernetes.io/part-of=dab-platform\n\
-             \x20 - name: custsol\n    title: DAB customer solutions\n    columns: [dab-custsol-loe, dab-custsol-staging, dab-custsol-prod]\n    selector: app.kubernetes.io/part-of=dab-custsol\n",
+             \x20   policies: {maxLagReleases: 2, maxLagAge: 3d, minSoak: 1h, promotionPath: strict, noDigestDrift: true, maxRolloutDuration: 30m, maxStaleness: 10m}\n\
+             \x20 - name: custsol\n    title: DAB customer solutions\n    columns: [dab-custsol-loe, dab-custsol-staging, dab-custsol-prod]\n    selector: app.kubernetes.io/part-of=dab-custsol\n\
+             \x20   policies: {maxLagReleases: 1, promotionPath: strict, noDigestDrift: true, maxStaleness: 10m}\n",
         );
         yaml
     }

@@ -39,12 +39,14 @@ pub struct ClusterData {
 /// nor a column's rewind (`timeline.rs`).
 #[derive(Debug, Clone, Default)]
 pub struct Sightings {
-    /// `(environment, service, version)` → first seen in any of its clusters.
-    first_seen: HashMap<Key, Timestamp>,
-    /// `(environment, service, version)` → first seen by a snapshot of a
+    /// `(environment, service)` → version → first seen in any of its
+    /// clusters (by service, so that a service's versions in a column are
+    /// one lookup).
+    first_seen: HashMap<Key, HashMap<String, Timestamp>>,
+    /// `(environment, service)` → version → first seen by a snapshot of a
     /// cluster whose record had already begun: a deployment seen happening,
     /// not one found by a cluster's first snapshot.
-    deployed: HashMap<Key, Timestamp>,
+    deployed: HashMap<Key, HashMap<String, Timestamp>>,
     /// `(service, version)` found by some cluster's first snapshot: it may
     /// have gone anywhere before the record began.
     found_at_start: HashSet<(String, String)>,
@@ -52,7 +54,7 @@ pub struct Sightings {
     watched_since: HashMap<String, Timestamp>,
 }
 
-type Key = (String, String, String);
+type Key = (String, String);
 
 /// Whether a version ran in an earlier column before a later one took it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,16 +82,21 @@ impl Sightings {
         };
         let watched = self.watched_since.entry(environment.to_owned()).or_insert(since);
         *watched = (*watched).min(since);
+        let earliest = |map: &mut HashMap<Key, HashMap<String, Timestamp>>,
+                        service: &str,
+                        version: &str,
+                        at| {
+            let versions = map.entry((environment.to_owned(), service.to_owned())).or_default();
+            let first = versions.entry(version.to_owned()).or_insert(at);
+            *first = (*first).min(at);
+        };
         for (service, version, at) in seen {
-            let key = (environment.to_owned(), service.to_owned(), version.to_owned());
             if at > since {
-                let deployed = self.deployed.entry(key.clone()).or_insert(at);
-                *deployed = (*deployed).min(at);
+                earliest(&mut self.deployed, service, version, at);
             } else {
                 self.found_at_start.insert((service.to_owned(), version.to_owned()));
             }
-            let first = self.first_seen.entry(key).or_insert(at);
-            *first = (*first).min(at);
+            earliest(&mut self.first_seen, service, version, at);
         }
     }
 
@@ -132,11 +139,9 @@ impl Sightings {
     /// Every version `service` ran in the column `environment`, with when
     /// it first did.
     pub fn versions(&self, environment: &str, service: &str) -> Vec<(&str, Timestamp)> {
-        self.first_seen
-            .iter()
-            .filter(|((env, svc, _), _)| env == environment && svc == service)
-            .map(|((_, _, version), at)| (version.as_str(), *at))
-            .collect()
+        let key = (environment.to_owned(), service.to_owned());
+        let versions = self.first_seen.get(&key).into_iter().flatten();
+        versions.map(|(version, at)| (version.as_str(), *at)).collect()
     }
 
     /// When the record of the column `environment` begins.
@@ -145,15 +150,15 @@ impl Sightings {
     }
 
     fn get(
-        map: &HashMap<Key, Timestamp>,
+        map: &HashMap<Key, HashMap<String, Timestamp>>,
         environment: &str,
         service: &str,
         version: &str,
     ) -> Option<Timestamp> {
         // The key is owned; a lookup per cell version is cheap next to the
         // matrix it guards.
-        let key = (environment.to_owned(), service.to_owned(), version.to_owned());
-        map.get(&key).copied()
+        let key = (environment.to_owned(), service.to_owned());
+        map.get(&key)?.get(version).copied()
     }
 }
 

@@ -110,9 +110,10 @@ pub fn judge(row: &Row, rules: &Rules, context: &Context<'_>) -> Vec<Judgement> 
                 for (i, to) in envs.iter().enumerate() {
                     let cell = row.cells.get(i).and_then(Option::as_ref);
                     let (result, reason, since) = match rule {
-                        Rule::MaxStaleness => {
-                            staleness(cell, &context.freshness[i], rules, context)
-                        }
+                        Rule::MaxStaleness => match context.freshness.get(i) {
+                            Some(column) => staleness(cell, column, rules, context),
+                            None => unknown("no freshness known for this column".into()),
+                        },
                         _ => rollout(cell, rules, context),
                     };
                     out.push(Judgement {
